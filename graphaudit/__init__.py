@@ -1,0 +1,65 @@
+"""graphaudit: audit computation graphs for redundant backward work.
+
+Build a graph with the op functions below (or import one from a framework), ask for
+gradients with :func:`grad`, and compare one joint call against one call per parameter
+with :func:`audit`.
+"""
+
+from graphaudit.errors import (
+    DisconnectedInputError,
+    EvaluationError,
+    GraphauditError,
+    ShapeError,
+    UnknownOpError,
+)
+from graphaudit.evaluate import evaluate
+from graphaudit.grad import grad
+from graphaudit.graph import GradCall, Node, constant, parameter, placeholder, topological_order
+from graphaudit.ops import (
+    OPS,
+    Op,
+    add,
+    apply,
+    arange,
+    broadcast_to,
+    cast,
+    concat,
+    div,
+    equal,
+    exp,
+    greater,
+    log,
+    log_softmax,
+    matmul,
+    max,
+    maximum,
+    mean,
+    mul,
+    neg,
+    normal,
+    one_hot,
+    pow,
+    relu,
+    reshape,
+    sigmoid,
+    softmax,
+    sqrt,
+    sub,
+    sum,
+    take,
+    tanh,
+    transpose,
+    uniform,
+    where,
+    zeros,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DisconnectedInputError", "EvaluationError", "GradCall", "GraphauditError", "Node", "OPS", "Op", "ShapeError",
+    "UnknownOpError", "add", "apply", "arange", "broadcast_to", "cast", "concat", "constant", "div", "equal",
+    "evaluate", "exp", "grad", "greater", "log", "log_softmax", "matmul", "max", "maximum", "mean", "mul", "neg",
+    "normal", "one_hot", "parameter", "placeholder", "pow", "relu", "reshape", "sigmoid", "softmax", "sqrt", "sub",
+    "sum", "take", "tanh", "topological_order", "transpose", "uniform", "where", "zeros",
+]

@@ -1,0 +1,102 @@
+"""Reverse-mode differentiation with Theano's semantics.
+
+``grad(cost, wrt)`` walks the nodes that lie on a path from some ``wrt`` to ``cost``
+in reverse topological order, asks each op's vjp rule for the adjoints of its inputs,
+and sums the adjoints of a node with several consumers in a fixed order (the order in
+which the consumers are visited). Every call builds fresh nodes and shares nothing with
+other calls: that is exactly the redundancy graphaudit measures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from graphaudit.errors import DisconnectedInputError
+from graphaudit.graph import GradCall, Node, build_context, check_nodes, constant, topological_order
+from graphaudit.ops import add, get_op, zeros
+
+
+def grad(cost: Node, wrt: Node | Sequence[Node], *, disconnected: str = "raise") -> Node | list[Node]:
+    """The gradient of the scalar ``cost`` with respect to ``wrt``.
+
+    ``wrt`` is a node or a list of nodes; a list in gives a list out. A ``wrt`` that
+    appears twice gets the same gradient node twice. A ``wrt`` the cost does not depend
+    on raises :class:`DisconnectedInputError`, unless ``disconnected="zero"``, which
+    returns zeros of its shape.
+    """
+    if disconnected not in ("raise", "zero"):
+        raise ValueError(f"disconnected must be 'raise' or 'zero', got {disconnected!r}")
+    if not isinstance(cost, Node):
+        raise TypeError(f"grad: cost is a {type(cost).__name__}, not a graphaudit Node")
+    if cost.shape != ():
+        raise ValueError(f"grad: cost must be a scalar, got shape {cost.shape} ({cost!r})")
+    if cost.dtype.kind != "f":
+        raise TypeError(f"grad: cost must be floating point, got {cost.dtype} ({cost!r})")
+    single = isinstance(wrt, Node)
+    if not single and not isinstance(wrt, (list, tuple)):
+        raise TypeError(f"grad: wrt must be a Node or a list of Nodes, got {type(wrt).__name__}")
+    targets = [wrt] if single else check_nodes(wrt, "grad: wrt")
+    if not targets:
+        raise ValueError("grad: wrt is empty; pass at least one node")
+
+    order = topological_order([cost])
+    targets_by_id = {id(t): t for t in targets}
+    in_graph = {id(n) for n in order}
+    missing = [t for t in targets if id(t) not in in_graph]
+    if missing and disconnected == "raise":
+        raise DisconnectedInputError(
+            f"grad: cost does not depend on {missing[0]!r}; pass disconnected='zero' to get zeros for it"
+        )
+
+    # Nodes on a path from some target: a target, or a floating-point consumer of one.
+    on_path: set[int] = set()
+    for node in order:
+        if id(node) in targets_by_id or (
+            node.dtype.kind == "f" and any(id(i) in on_path for i in node.inputs)
+        ):
+            on_path.add(id(node))
+
+    call = GradCall([t.label for t in targets])
+    saved = build_context.call, build_context.origin
+    build_context.call = call
+    try:
+        adjoints = _backward(cost, order, on_path, targets_by_id)
+        grads = []
+        for target in targets:
+            if id(target) in adjoints:
+                grads.append(adjoints[id(target)])
+            else:
+                build_context.origin = target
+                grads.append(zeros(target.shape, target.dtype))
+    finally:
+        build_context.call, build_context.origin = saved
+    return grads[0] if single else grads
+
+
+def _backward(cost: Node, order: list[Node], on_path: set[int], targets: dict[int, Node]) -> dict[int, Node]:
+    """Run the vjp rules from ``cost`` down; returns the summed adjoint of every target."""
+    contributions: dict[int, list[Node]] = {}
+    if id(cost) in on_path:
+        build_context.origin = cost
+        contributions[id(cost)] = [constant(1, dtype=cost.dtype)]
+    found: dict[int, Node] = {}
+    for node in reversed(order):
+        parts = contributions.pop(id(node), None)
+        if parts is None:
+            continue
+        build_context.origin = node
+        total = parts[0]
+        for part in parts[1:]:
+            total = add(total, part)
+        if id(node) in targets:
+            found[id(node)] = total
+        wanted = tuple(id(i) in on_path for i in node.inputs)
+        if not any(wanted):
+            continue
+        rule = get_op(node.op).vjp
+        if rule is None:
+            continue
+        for source, adjoint in zip(node.inputs, rule(node, total, wanted)):
+            if adjoint is not None:
+                contributions.setdefault(id(source), []).append(adjoint)
+    return found

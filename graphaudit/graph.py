@@ -1,0 +1,262 @@
+"""The graph: immutable nodes, the three kinds of leaf, provenance, and walks.
+
+A :class:`Node` is one operation applied to input nodes (PyTensor calls this an
+Apply node with its output Variable; the two coincide here because every op has a
+single output). Nodes are small (``__slots__``) and never change once made, so a
+graph can be shared freely between the separate and the joint gradient forms.
+
+Provenance says who made a node: ``call`` is ``None`` for forward nodes and a
+:class:`GradCall` for nodes built by a ``grad`` call; ``origin`` is the forward node
+whose vector-Jacobian rule produced a backward node. Both are set from a small
+build context that :func:`graphaudit.grad` enters while it runs the rules.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+LEAF_OPS = frozenset({"placeholder", "parameter", "constant"})
+
+_next_id = itertools.count()
+
+
+class GradCall:
+    """One call of :func:`graphaudit.grad`: the provenance tag of the nodes it built."""
+
+    __slots__ = ("index", "wrt_names")
+
+    _counter = itertools.count()
+
+    def __init__(self, wrt_names: Sequence[str]):
+        self.index = next(GradCall._counter)
+        self.wrt_names = tuple(wrt_names)
+
+    @property
+    def label(self) -> str:
+        return "grad(cost, [" + ", ".join(self.wrt_names) + "])"
+
+    def __repr__(self) -> str:
+        return f"<GradCall #{self.index} {self.label}>"
+
+
+class _BuildContext:
+    """Which grad call, and which forward node's rule, is building nodes right now."""
+
+    __slots__ = ("call", "origin")
+
+    def __init__(self) -> None:
+        self.call: GradCall | None = None
+        self.origin: Node | None = None
+
+
+build_context = _BuildContext()
+
+
+class Node:
+    """One operation applied to input nodes; immutable once made.
+
+    ``attrs`` is a tuple of ``(key, value)`` pairs sorted by key (hashable, and cheap
+    to build); :meth:`attr` reads one. ``value`` holds a constant's or a parameter's
+    array, ``name`` a leaf's name. ``id`` is a process-wide creation counter: it
+    orders nodes deterministically and serves as a compact integer identity.
+    """
+
+    __slots__ = ("op", "inputs", "attrs", "shape", "dtype", "name", "value", "call", "origin", "id")
+
+    op: str
+    inputs: tuple[Node, ...]
+    attrs: tuple[tuple[str, Any], ...]
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    name: str | None
+    value: np.ndarray | None
+    call: GradCall | None
+    origin: Node | None
+    id: int
+
+    def __init__(self, op, inputs, attrs, shape, dtype, name=None, value=None):
+        setter = object.__setattr__
+        setter(self, "op", op)
+        setter(self, "inputs", inputs)
+        setter(self, "attrs", attrs)
+        setter(self, "shape", shape)
+        setter(self, "dtype", dtype)
+        setter(self, "name", name)
+        setter(self, "value", value)
+        setter(self, "call", build_context.call)
+        setter(self, "origin", build_context.origin)
+        setter(self, "id", next(_next_id))
+
+    def __setattr__(self, key, value):
+        raise AttributeError(f"graphaudit nodes are immutable (tried to set {key!r} on {self!r})")
+
+    def attr(self, key: str, default: Any = None) -> Any:
+        for k, v in self.attrs:
+            if k == key:
+                return v
+        return default
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.op in LEAF_OPS
+
+    @property
+    def is_backward(self) -> bool:
+        return self.call is not None
+
+    @property
+    def label(self) -> str:
+        """A short name: the leaf's name, else ``op#id``."""
+        return self.name if self.name is not None else f"{self.op}#{self.id}"
+
+    def __repr__(self) -> str:
+        shape = "x".join(map(str, self.shape)) or "scalar"
+        return f"<Node {self.label} {shape} {self.dtype}>"
+
+    # Operator overloading: every method defers to the op functions in ops.py.
+    def __add__(self, other):
+        return _ops().add(self, other)
+
+    def __radd__(self, other):
+        return _ops().add(other, self)
+
+    def __sub__(self, other):
+        return _ops().sub(self, other)
+
+    def __rsub__(self, other):
+        return _ops().sub(other, self)
+
+    def __mul__(self, other):
+        return _ops().mul(self, other)
+
+    def __rmul__(self, other):
+        return _ops().mul(other, self)
+
+    def __truediv__(self, other):
+        return _ops().div(self, other)
+
+    def __rtruediv__(self, other):
+        return _ops().div(other, self)
+
+    def __pow__(self, other):
+        return _ops().pow(self, other)
+
+    def __rpow__(self, other):
+        return _ops().pow(other, self)
+
+    def __matmul__(self, other):
+        return _ops().matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return _ops().matmul(other, self)
+
+    def __neg__(self):
+        return _ops().neg(self)
+
+    def __getitem__(self, index):
+        return _ops().getitem(self, index)
+
+    @property
+    def T(self) -> Node:
+        return _ops().transpose(self)
+
+    def __bool__(self):
+        raise TypeError("a graphaudit node has no truth value: it is symbolic (use graphaudit.where)")
+
+    __array_priority__ = 1000  # so that numpy_array + node calls Node.__radd__
+
+
+def _ops():
+    from graphaudit import ops
+
+    return ops
+
+
+def _as_dtype(dtype) -> np.dtype:
+    try:
+        return np.dtype(dtype)
+    except TypeError as error:
+        raise TypeError(f"not a dtype: {dtype!r}") from error
+
+
+def _as_shape(shape, what: str) -> tuple[int, ...]:
+    if isinstance(shape, (int, np.integer)):
+        shape = (shape,)
+    try:
+        shape = tuple(int(s) for s in shape)
+    except TypeError as error:
+        raise TypeError(f"{what}: shape must be a tuple of ints, got {shape!r}") from error
+    if any(s < 0 for s in shape):
+        raise ValueError(f"{what}: shape {shape} has a negative dimension")
+    return shape
+
+
+def placeholder(name: str, shape: Sequence[int], dtype="float32") -> Node:
+    """Data fed at run time (inputs, labels). Never differentiated through by default."""
+    return Node("placeholder", (), (), _as_shape(shape, f"placeholder {name!r}"), _as_dtype(dtype), name=str(name))
+
+
+def parameter(name: str, shape_or_value, dtype="float32") -> Node:
+    """What we differentiate: a weight. Give a shape (no array is allocated) or a value."""
+    if isinstance(shape_or_value, np.ndarray):
+        value = shape_or_value.copy()
+        value.flags.writeable = False
+        return Node("parameter", (), (), value.shape, value.dtype, name=str(name), value=value)
+    shape = _as_shape(shape_or_value, f"parameter {name!r}")
+    return Node("parameter", (), (), shape, _as_dtype(dtype), name=str(name))
+
+
+def constant(value, dtype=None, name: str | None = None) -> Node:
+    """A fixed value. Merged with other constants of the same dtype, shape and bytes."""
+    array = np.array(value, dtype=dtype)
+    if array.dtype == object:
+        raise TypeError(f"constant: cannot make an array of {type(value).__name__}")
+    array.flags.writeable = False
+    return Node("constant", (), (), array.shape, array.dtype, name=name, value=array)
+
+
+def topological_order(outputs: Iterable[Node]) -> list[Node]:
+    """Every node the outputs depend on, inputs before consumers, each once.
+
+    Iterative depth-first post-order (no recursion, so graphs of any depth work),
+    visiting inputs in their order: the result is deterministic.
+    """
+    order: list[Node] = []
+    done: set[int] = set()
+    for output in outputs:
+        if id(output) in done:
+            continue
+        stack = [(output, iter(output.inputs))]
+        done.add(id(output))
+        while stack:
+            node, pending = stack[-1]
+            for child in pending:
+                if id(child) not in done:
+                    done.add(id(child))
+                    stack.append((child, iter(child.inputs)))
+                    break
+            else:
+                stack.pop()
+                order.append(node)
+    return order
+
+
+def check_nodes(values, what: str) -> list[Node]:
+    """``values`` as a list of nodes, or a TypeError naming the first that is not one."""
+    nodes = list(values)
+    for position, value in enumerate(nodes):
+        if not isinstance(value, Node):
+            raise TypeError(f"{what}[{position}] is a {type(value).__name__}, not a graphaudit Node")
+    return nodes
