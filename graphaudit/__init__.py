@@ -5,6 +5,8 @@ gradients with :func:`grad`, and compare one joint call against one call per par
 with :func:`audit`.
 """
 
+from graphaudit.audit import audit, audit_graph
+from graphaudit.cost import Cost, total_cost
 from graphaudit.errors import (
     DisconnectedInputError,
     EvaluationError,
@@ -14,6 +16,8 @@ from graphaudit.errors import (
 )
 from graphaudit.evaluate import evaluate
 from graphaudit.grad import grad
+from graphaudit.merge import MergeResult, digests, merge
+from graphaudit.report import Report
 from graphaudit.graph import GradCall, Node, constant, parameter, placeholder, topological_order
 from graphaudit.ops import (
     OPS,
@@ -54,9 +58,12 @@ from graphaudit.ops import (
     zeros,
 )
 
+from graphaudit import models  # noqa: E402  (builders need the ops above)
+
 __version__ = "0.1.0"
 
 __all__ = [
+    "Cost", "MergeResult", "Report", "audit", "audit_graph", "digests", "merge", "total_cost", "models",
     "DisconnectedInputError", "EvaluationError", "GradCall", "GraphauditError", "Node", "OPS", "Op", "ShapeError",
     "UnknownOpError", "add", "apply", "arange", "broadcast_to", "cast", "concat", "constant", "div", "equal",
     "evaluate", "exp", "grad", "greater", "log", "log_softmax", "matmul", "max", "maximum", "mean", "mul", "neg",

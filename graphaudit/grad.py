@@ -88,6 +88,7 @@ def _backward(cost: Node, order: list[Node], on_path: set[int], targets: dict[in
         total = parts[0]
         for part in parts[1:]:
             total = add(total, part)
+        build_context.call.adjoint_of.setdefault(total.id, node)
         if id(node) in targets:
             found[id(node)] = total
         wanted = tuple(id(i) in on_path for i in node.inputs)

@@ -25,15 +25,20 @@ _next_id = itertools.count()
 
 
 class GradCall:
-    """One call of :func:`graphaudit.grad`: the provenance tag of the nodes it built."""
+    """One call of :func:`graphaudit.grad`: the provenance tag of the nodes it built.
 
-    __slots__ = ("index", "wrt_names")
+    ``adjoint_of`` maps the id of each summed adjoint node the call built to the
+    forward node it is the adjoint of, so that a report can print ``d(sigmoid_2)``.
+    """
+
+    __slots__ = ("index", "wrt_names", "adjoint_of")
 
     _counter = itertools.count()
 
     def __init__(self, wrt_names: Sequence[str]):
         self.index = next(GradCall._counter)
         self.wrt_names = tuple(wrt_names)
+        self.adjoint_of: dict[int, Node] = {}
 
     @property
     def label(self) -> str:
@@ -93,6 +98,16 @@ class Node:
 
     def __setattr__(self, key, value):
         raise AttributeError(f"graphaudit nodes are immutable (tried to set {key!r} on {self!r})")
+
+    def with_inputs(self, inputs: Sequence[Node]) -> Node:
+        """A copy of this node (same op, attrs and provenance) reading other inputs."""
+        clone = Node.__new__(Node)
+        setter = object.__setattr__
+        for slot in Node.__slots__:
+            setter(clone, slot, getattr(self, slot))
+        setter(clone, "inputs", tuple(inputs))
+        setter(clone, "id", next(_next_id))
+        return clone
 
     def attr(self, key: str, default: Any = None) -> Any:
         for k, v in self.attrs:

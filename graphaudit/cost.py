@@ -1,0 +1,68 @@
+"""FLOPs and bytes from shapes.
+
+Conventions (those of torch's flop counter and XLA's cost analysis): a matrix product
+``(m,k) @ (k,n)`` costs ``2*m*k*n`` FLOPs (times its batch); an elementwise op one FLOP
+per output element; a reduction one per input element; data movement (reshape,
+transpose, indexing, slicing) no FLOPs. Each op's rule sits in its registry entry
+(:mod:`graphaudit.ops`). ``bytes`` counts what every operation writes: its output's
+size times its itemsize. Leaves (inputs, parameters, constants) cost nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+
+from graphaudit.graph import Node
+from graphaudit.ops import get_op
+
+
+def node_flops(node: Node) -> int:
+    """FLOPs of one node (0 for leaves)."""
+    if node.is_leaf:
+        return 0
+    return int(get_op(node.op).cost(node))
+
+
+def node_bytes(node: Node) -> int:
+    """Bytes one node writes (0 for leaves)."""
+    if node.is_leaf:
+        return 0
+    return node.size * node.dtype.itemsize
+
+
+def is_matmul(node: Node) -> bool:
+    return not node.is_leaf and get_op(node.op).kind == "matmul"
+
+
+@dataclass(frozen=True)
+class Cost:
+    """Totals over a set of nodes; counts are of operations only (leaves excluded)."""
+
+    nodes: int = 0
+    backward_nodes: int = 0
+    flops: int = 0
+    backward_flops: int = 0
+    matmul_flops: int = 0
+    bytes: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def total_cost(nodes: Iterable[Node]) -> Cost:
+    """Add up the cost of ``nodes`` (e.g. a topological order, or a list of duplicates)."""
+    count = backward = flops = backward_flops = matmul = written = 0
+    for node in nodes:
+        if node.is_leaf:
+            continue
+        f = node_flops(node)
+        count += 1
+        flops += f
+        written += node_bytes(node)
+        if node.call is not None:
+            backward += 1
+            backward_flops += f
+        if is_matmul(node):
+            matmul += f
+    return Cost(count, backward, flops, backward_flops, matmul, written)

@@ -1,0 +1,77 @@
+"""Readable names for nodes: what reports and pictures print.
+
+Forward operations are named like jaxpr variables, by op and position: ``sigmoid_2`` is
+the second sigmoid of the forward pass. A backward node that is the summed adjoint of a
+forward node reads ``d(sigmoid_2)``; other backward nodes read as a short expression,
+``matmul(d(add_3), transpose(w3))``, cut at a fixed depth.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+
+import numpy as np
+
+from graphaudit.graph import Node
+
+
+def forward_names(order: Iterable[Node]) -> dict[Node, str]:
+    """``op_k`` for every forward operation in ``order`` (k counts per op, from 1)."""
+    counts: Counter = Counter()
+    names: dict[Node, str] = {}
+    for node in order:
+        if node.call is None and not node.is_leaf:
+            counts[node.op] += 1
+            names[node] = f"{node.op}_{counts[node.op]}"
+    return names
+
+
+def shape_text(shape: tuple[int, ...]) -> str:
+    return "x".join(map(str, shape)) if shape else "scalar"
+
+
+def operand_text(node: Node) -> str:
+    """Shapes worth printing beside an expression: ``128x3000 @ 3000x5000`` for a matmul."""
+    if node.op == "matmul":
+        return " @ ".join(shape_text(i.shape) for i in node.inputs)
+    return shape_text(node.shape)
+
+
+def leaf_text(node: Node) -> str:
+    if node.name is not None:
+        return node.name
+    if node.op == "constant" and node.value.size == 1:
+        return np.format_float_positional(node.value.item(), trim="-") if node.dtype.kind == "f" else str(
+            node.value.item()
+        )
+    return f"{node.op}({shape_text(node.shape)})"
+
+
+def adjoint_target(node: Node) -> Node | None:
+    """The forward node whose summed adjoint ``node`` is, if it is one."""
+    return node.call.adjoint_of.get(node.id) if node.call is not None else None
+
+
+def name_of(node: Node, names: dict[Node, str]) -> str:
+    """A leaf's or a named forward node's name; otherwise ``op#id``."""
+    return leaf_text(node) if node.is_leaf else names.get(node, node.label)
+
+
+def describe(node: Node, names: dict[Node, str], depth: int = 2) -> str:
+    """``node`` as a short expression: its op applied to its inputs' short forms."""
+    if node.is_leaf or node in names:
+        return name_of(node, names)
+    args = ", ".join(_term(i, names, depth - 1) for i in node.inputs)
+    return f"{node.op}({args})"
+
+
+def _term(node: Node, names: dict[Node, str], depth: int) -> str:
+    if node.is_leaf or node in names:
+        return name_of(node, names)
+    target = adjoint_target(node)
+    if target is not None:
+        return f"d({name_of(target, names)})"
+    if depth <= 0:
+        return "…"
+    return describe(node, names, depth)

@@ -1,0 +1,195 @@
+"""The Report: data first (``to_dict``), views second (text, JSON, DOT, PNG/SVG, notebook).
+
+``Report.to_dict()`` keys (all JSON types; FLOPs and bytes are integers):
+
+- ``kind``: ``"grad"`` (from :func:`audit`) or ``"graph"`` (from :func:`audit_graph`);
+- ``wrt``: names of the parameters, in order (empty for ``"graph"``);
+- ``forms``: ``separate``, ``joint``, ``separate_merged``, ``joint_merged`` (or ``original``,
+  ``merged``), each with ``nodes`` (operations only: leaves are not counted),
+  ``backward_nodes``, ``flops``, ``backward_flops``, ``matmul_flops``, ``bytes`` (written
+  by operations) and ``build_seconds`` (the grad calls' time; a merged form's is the
+  time merging took);
+- ``duplicated``: what merging removes from the separate (or original) form: ``nodes``,
+  ``flops``, ``matmul_flops``, ``bytes``, and ``by_op`` / ``by_call`` / ``by_forward_node``
+  (each a dict of name -> counts) and ``top`` (list of the costliest duplicated
+  subexpressions: ``expression``, ``shapes``, ``op``, ``copies``, ``wasted_flops``, ``calls``);
+- ``joint_duplicates``: the same for the joint form's own duplicates (``null`` for ``"graph"``);
+- ``merged_equals_joint``: whether merge(separate) is exactly merge(joint);
+- ``measured``: ``null`` unless ``measure=True``: median seconds per form and the ratio;
+- ``commutative``: whether merging put commutative inputs in order.
+
+``to_dict(timings=False)`` sets every measured time to ``null``: what is left is the same
+in every run, so two runs can be compared byte for byte.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from graphaudit.cost import Cost
+from graphaudit.describe import shape_text
+from graphaudit.graph import Node
+from graphaudit.merge import MergeResult
+
+
+@dataclass
+class Form:
+    """One gradient form: its outputs, their cost, and how long building it took."""
+
+    outputs: list[Node]
+    cost: Cost
+    build_seconds: float | None
+
+    def to_dict(self, timings: bool = True) -> dict[str, Any]:
+        return {**self.cost.to_dict(), "build_seconds": self.build_seconds if timings else None}
+
+
+@dataclass
+class Report:
+    """The result of :func:`graphaudit.audit` or :func:`graphaudit.audit_graph`.
+
+    Besides the data of ``to_dict``, it keeps the graphs themselves: ``forms[name].outputs``,
+    ``merges[name]`` (the :class:`MergeResult` of the separate, joint or original form),
+    and ``names`` (the readable names of forward nodes) for drawing.
+    """
+
+    kind: str
+    wrt: list[str]
+    forms: dict[str, Form]
+    subject: str
+    merges: dict[str, MergeResult]
+    duplicated: dict[str, Any]
+    joint_duplicates: dict[str, Any] | None
+    merged_equals_joint: bool | None
+    measured: dict[str, Any] | None
+    names: dict[Node, str]
+    commutative: bool = False
+
+    # --- data --------------------------------------------------------------------------
+
+    def to_dict(self, timings: bool = True) -> dict[str, Any]:
+        measured = self.measured
+        if measured is not None and not timings:
+            measured = {k: (v if k in ("repeats", "max_abs_difference") else None) for k, v in measured.items()}
+        return {
+            "kind": self.kind,
+            "wrt": list(self.wrt),
+            "forms": {name: form.to_dict(timings) for name, form in self.forms.items()},
+            "duplicated": self.duplicated,
+            "joint_duplicates": self.joint_duplicates,
+            "merged_equals_joint": self.merged_equals_joint,
+            "measured": measured,
+            "commutative": self.commutative,
+        }
+
+    def to_json(self, timings: bool = True, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(timings), indent=indent)
+
+    # --- text --------------------------------------------------------------------------
+
+    def to_text(self) -> str:
+        """A readable table: what ``print(report)`` shows."""
+        lines = [self._headline(), ""]
+        header = f"{'form':<17}{'nodes':>8}{'backward':>10}{'FLOPs':>14}{'matmul FLOPs':>14}{'bytes':>12}{'build':>11}"
+        lines += [header, "-" * len(header)]
+        for name, form in self.forms.items():
+            c = form.cost
+            lines.append(
+                f"{name.replace('_', ' '):<17}{c.nodes:>8}{c.backward_nodes:>10}{si(c.flops, 'FLOP'):>14}"
+                f"{si(c.matmul_flops, 'FLOP'):>14}{si(c.bytes, 'B'):>12}{seconds_text(form.build_seconds):>11}"
+            )
+        dup = self.duplicated
+        lines += ["", self._verdict()]
+        if self.kind == "grad":
+            same = "yes" if self.merged_equals_joint else "NO"
+            lines.append(f"merge(separate) == merge(joint): {same}")
+            own = self.joint_duplicates
+            lines.append(
+                f"the joint form's own duplicates: {own['nodes']} nodes, {si(own['flops'], 'FLOP')}"
+                + (" (" + ", ".join(f"{op} x{e['nodes']}" for op, e in own["by_op"].items()) + ")" if own["nodes"] else "")
+            )
+        if self.measured is not None:
+            m = self.measured
+            lines.append(
+                f"numpy run time (median of {m['repeats']}): separate {seconds_text(m['separate_seconds'])}, "
+                f"joint {seconds_text(m['joint_seconds'])} ({m['separate_over_joint']:.2f}x), merged separate "
+                f"{seconds_text(m['separate_merged_seconds'])}; max |separate - joint| = {m['max_abs_difference']:.3g}"
+            )
+        if dup["nodes"]:
+            lines += ["", "duplicated work by op:"]
+            lines += [f"  {op:<14}{e['nodes']:>6} nodes {si(e['flops'], 'FLOP'):>12}" for op, e in dup["by_op"].items()]
+            lines += ["", "by grad call (copies of work an earlier call had built):"]
+            lines += [f"  {call:<40}{e['nodes']:>6} nodes {si(e['flops'], 'FLOP'):>12}" for call, e in dup["by_call"].items()]
+            lines += ["", "by forward node (whose vjp rule ran in several grad calls):"]
+            lines += [
+                f"  {name} {shape_text(tuple(e['shape']))}: rule ran in {e['calls']} calls, "
+                f"{e['nodes']} duplicated nodes, {si(e['flops'], 'FLOP')}"
+                for name, e in list(dup["by_forward_node"].items())[:12]
+            ]
+            lines += ["", "top duplicated subexpressions:"]
+            for rank, row in enumerate(dup["top"], start=1):
+                lines.append(
+                    f"  {rank:>2}. {row['expression']}  {row['shapes']}  x{row['copies']} copies, "
+                    f"{si(row['wasted_flops'], 'FLOP')} wasted"
+                )
+        return "\n".join(lines)
+
+    __str__ = to_text
+
+    def _headline(self) -> str:
+        if self.kind == "grad":
+            return f"graphaudit: {len(self.wrt)} separate grad calls vs one joint call, wrt {', '.join(self.wrt)}"
+        return "graphaudit: what merging equal subexpressions removes from this graph"
+
+    def _verdict(self) -> str:
+        dup = self.duplicated
+        subject = self.forms[self.subject].cost
+        text = (
+            f"duplicated work in the {self.subject} form: {dup['nodes']} of {subject.nodes} nodes, "
+            f"{si(dup['flops'], 'FLOP')} ({si(dup['matmul_flops'], 'FLOP')} in matmuls)"
+        )
+        if self.kind == "grad":
+            joint_backward = self.forms["joint"].cost.backward_flops
+            separate_backward = subject.backward_flops
+            if joint_backward:
+                text += f"; separate backward = {separate_backward / joint_backward:.2f}x joint backward FLOPs"
+        return text
+
+    # --- pictures (graphaudit.draw) ------------------------------------------------------
+
+    def to_dot(self, view: str = "merged", **options: Any) -> str:
+        """DOT source of the ``"merged"`` or ``"separate"`` view (see :mod:`graphaudit.draw`)."""
+        from graphaudit.draw import report_dot
+
+        return report_dot(self, view, **options)
+
+    def render(self, path: str, view: str = "merged", **options: Any) -> str:
+        """Write the view to ``path``: PNG, SVG or DOT by its suffix. Returns the path."""
+        from graphaudit.draw import render_report
+
+        return render_report(self, path, view, **options)
+
+    def _repr_html_(self) -> str:
+        from graphaudit.draw import report_html
+
+        return report_html(self)
+
+
+def si(value: float, unit: str) -> str:
+    """``5.05 GFLOP``, ``12.3 MB``: three significant digits and an SI prefix."""
+    for factor, prefix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= factor:
+            return f"{value / factor:.3g} {prefix}{unit}"
+    return f"{value:g} {unit}"
+
+
+def seconds_text(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.0f} us"
+    if seconds < 1:
+        return f"{seconds * 1e3:.3g} ms"
+    return f"{seconds:.3g} s"

@@ -1,0 +1,72 @@
+"""Shared helpers for the core-engine tests: central finite differences and numpy references.
+
+The repository root is put on ``sys.path`` so that ``pytest`` works without installing
+the package (``python -m pytest`` already does this).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+EPS = 1e-6
+
+
+def central_difference(f, arrays, which, eps=EPS):
+    """d f(*arrays) / d arrays[which] by central differences; ``f`` returns a float.
+
+    Works on float64 copies; the caller's arrays are never touched.
+    """
+    arrays = [np.array(a, copy=True) for a in arrays]
+    x = arrays[which]
+    grad = np.zeros(x.shape, dtype=np.float64)
+    flat = x.reshape(-1)  # a view: writing it perturbs arrays[which]
+    for i in range(flat.size):
+        saved = flat[i]
+        flat[i] = saved + eps
+        plus = f(*arrays)
+        flat[i] = saved - eps
+        minus = f(*arrays)
+        flat[i] = saved
+        grad.reshape(-1)[i] = (plus - minus) / (2 * eps)
+    return grad
+
+
+# --- numpy references for the shared models (independent of graphaudit) --------------------
+
+
+def np_sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def np_nll(logits, labels):
+    """-mean(log(softmax(logits))[arange(n), labels]), written directly in numpy."""
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p = e / e.sum(axis=1, keepdims=True)
+    return -np.mean(np.log(p[np.arange(logits.shape[0]), labels]))
+
+
+def np_mlp_loss(x, y, params, activation=np_sigmoid):
+    """The loss of graphaudit.models.mlp: params = [w1, b1, w2, b2, ...]."""
+    h = x
+    pairs = list(zip(params[0::2], params[1::2]))
+    for layer, (w, b) in enumerate(pairs, start=1):
+        h = h @ w + b
+        if layer < len(pairs):
+            h = activation(h)
+    return np_nll(h, y)
+
+
+def np_residual_loss(x, y, params):
+    """The loss of graphaudit.models.residual_mlp: params = [w1, b1, ..., w_out, b_out]."""
+    h = x
+    blocks = list(zip(params[0:-2:2], params[1:-2:2]))
+    for w, b in blocks:
+        h = h + np.tanh(h @ w + b)
+    return np_nll(h @ params[-2] + params[-1], y)
