@@ -1,0 +1,465 @@
+"""The command line: ``graphaudit demo``, ``graphaudit audit TARGET``, ``graphaudit examples``.
+
+Also reachable as ``python -m graphaudit``. :func:`main` takes ``argv`` (without the program
+name) and returns the exit code: 0 when all went well, 2 for bad usage or bad input, which is
+reported as one line on stderr (``graphaudit: error: ...``), never as a traceback (pass
+``--traceback`` to see one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import inspect
+import os
+import re
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple, NoReturn
+
+from graphaudit import models
+from graphaudit.audit import audit
+from graphaudit.errors import GraphauditError
+from graphaudit.graph import Node
+
+PROG = "graphaudit"
+INSTALL_HINT = "install Graphviz (Debian/Ubuntu: apt-get install graphviz; macOS: brew install graphviz)"
+
+
+class Example(NamedTuple):
+    build: Callable[..., models.Model]
+    options: tuple[str, ...]  # which of --batch, --depth, --width apply
+    summary: str
+
+
+EXAMPLES: dict[str, Example] = {
+    "seed_mlp": Example(
+        models.seed_mlp,
+        ("batch",),
+        "the network of the seed question: sigmoid layers 16384-5000-3000-512, softmax over 40 classes",
+    ),
+    "deep_chain": Example(
+        models.deep_chain,
+        ("depth", "width", "batch"),
+        "DEPTH sigmoid layers of WIDTH units, then softmax: separate calls repeat work quadratically",
+    ),
+    "residual_mlp": Example(
+        models.residual_mlp,
+        ("depth", "width", "batch"),
+        "h = h + tanh(h @ w + b), DEPTH times, then softmax: every adjoint is a sum of two paths",
+    ),
+}
+
+
+class UsageError(Exception):
+    """Bad usage or bad input: reported as one line on stderr, exit code 2."""
+
+
+# --- the parser ------------------------------------------------------------------------------
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (and exit code 2), not a usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _example_lines(indent: str = "  ") -> list[str]:
+    width = max(map(len, EXAMPLES))
+    lines = []
+    for name, example in EXAMPLES.items():
+        lines.append(f"{indent}{name:<{width}}  {example.summary}")
+        lines.append(f"{indent}{'':<{width}}  options: {_options_text(example)}")
+    return lines
+
+
+def _options_text(example: Example) -> str:
+    defaults = {
+        name: p.default
+        for name, p in inspect.signature(example.build).parameters.items()
+        if p.default is not inspect.Parameter.empty
+    }
+    return ", ".join(f"--{opt} (default {defaults[opt]})" for opt in example.options)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = _Parser(
+        prog=PROG,
+        formatter_class=formatter,
+        description=(
+            "Audit computation graphs for redundant backward work.\n\n"
+            "Asking for gradients one parameter at a time (one grad call per parameter) makes\n"
+            "every call rebuild the backward pass of the layers above that parameter; one joint\n"
+            "call builds each adjoint once. graphaudit builds both forms, merges identical\n"
+            "subexpressions by hashing, and reports how much work the separate form repeats\n"
+            "(nodes, FLOPs, bytes), where (by op, by grad call, by forward node), and draws it."
+        ),
+        epilog=(
+            "examples:\n"
+            "  graphaudit demo                       audit the seed network, write graphaudit-out/\n"
+            "  graphaudit audit deep_chain --depth 32 --json report.json\n"
+            "  graphaudit audit model.py:build --png merged.png\n"
+            "  graphaudit audit seed_mlp --json - --no-timings\n\n"
+            "Run 'graphaudit COMMAND --help' for the options of a command.\n"
+            "Exit codes: 0 ok, 2 bad usage or bad input (one line on stderr)."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    debug = argparse.ArgumentParser(add_help=False)
+    debug.add_argument(
+        "--traceback", action="store_true", help="on an error, show the full Python traceback instead of one line"
+    )
+
+    demo = commands.add_parser(
+        "demo",
+        parents=[debug],
+        formatter_class=formatter,
+        help="audit the seed network and write the report and its pictures to a folder",
+        description=(
+            "Audit the network of the seed question (graphaudit.models.seed_mlp: sigmoid layers\n"
+            "16384-5000-3000-512, softmax over 40 classes, 8 parameters), print the report, and\n"
+            "write into DIR:\n"
+            "  report.json   the report as data (Report.to_dict)\n"
+            "  report.dot    the merged view as Graphviz DOT source\n"
+            "  separate.png  every node of the 8 separate grad calls, duplicated nodes in red\n"
+            "  merged.png    the merged graph, backward nodes shaded by how many calls built them\n"
+            "The PNGs need Graphviz's 'dot'; without it the JSON and DOT are still written."
+        ),
+    )
+    demo.add_argument("--out", metavar="DIR", default="graphaudit-out", help="output folder (default: %(default)s/)")
+    demo.add_argument("--batch", type=_positive_int, default=128, help="batch size (default: %(default)s)")
+
+    target = commands.add_parser(
+        "audit",
+        parents=[debug],
+        formatter_class=formatter,
+        help="audit a built-in example or your own function (path/to/file.py:function)",
+        description=(
+            "Audit one joint grad call against one grad call per parameter, and print the report.\n\n"
+            "TARGET is a built-in example:\n"
+            + "\n".join(_example_lines())
+            + "\n\nor path/to/file.py:function, where function() takes no arguments and returns\n"
+            "(cost, wrt) or (cost, wrt, feed): cost a scalar graphaudit Node, wrt a Node or a list\n"
+            "of Nodes, feed a dict {leaf node: numpy array} (only needed for --measure).\n"
+            "The file is imported as a module, with its folder on sys.path."
+        ),
+        epilog=(
+            "examples:\n"
+            "  graphaudit audit seed_mlp --batch 32\n"
+            "  graphaudit audit deep_chain --depth 32 --width 64 --png merged.png --view merged\n"
+            "  graphaudit audit residual_mlp --measure\n"
+            "  graphaudit audit my_model.py:build --json report.json --svg separate.svg --view separate"
+        ),
+    )
+    target.add_argument("target", metavar="TARGET", help="an example name or path/to/file.py:function")
+    sizes = target.add_argument_group("example sizes (built-in examples only)")
+    sizes.add_argument("--batch", type=_positive_int, help="batch size")
+    sizes.add_argument("--depth", type=_positive_int, help="number of hidden layers / blocks")
+    sizes.add_argument("--width", type=_positive_int, help="units per hidden layer")
+    outputs = target.add_argument_group("outputs")
+    outputs.add_argument("--json", metavar="PATH", help="write the report as JSON to PATH ('-' for stdout only)")
+    outputs.add_argument("--png", metavar="PATH", help="draw the chosen view to a PNG file (needs Graphviz)")
+    outputs.add_argument("--svg", metavar="PATH", help="draw the chosen view to an SVG file (needs Graphviz)")
+    outputs.add_argument("--dot", metavar="PATH", help="write the chosen view as Graphviz DOT source")
+    outputs.add_argument(
+        "--view",
+        choices=("merged", "separate"),
+        default="merged",
+        help="which picture --png/--svg/--dot draw: 'merged' (the merged graph, shaded by how many "
+        "calls built each node) or 'separate' (every grad call in its own cluster, duplicates in red); "
+        "default: %(default)s",
+    )
+    outputs.add_argument(
+        "--no-timings", action="store_true", help="leave measured times out of the JSON (null), so runs compare byte for byte"
+    )
+    analysis = target.add_argument_group("analysis")
+    analysis.add_argument(
+        "--measure",
+        action="store_true",
+        help="also run each form with numpy and time it (needs a feed: the examples make one; "
+        "a function target must return (cost, wrt, feed))",
+    )
+    analysis.add_argument("--repeats", type=_positive_int, default=5, help="runs per form for --measure (default: 5)")
+    analysis.add_argument(
+        "--commutative", action="store_true", help="let merging treat a+b and b+a (and a*b, b*a, ...) as equal"
+    )
+
+    commands.add_parser(
+        "examples",
+        formatter_class=formatter,
+        help="list the built-in examples that 'audit' accepts",
+        description="List the built-in examples that 'graphaudit audit NAME' accepts, with their options.",
+    )
+    return parser
+
+
+def _version() -> str:
+    from graphaudit import __version__
+
+    return __version__
+
+
+# --- commands ----------------------------------------------------------------------------------
+
+
+def cmd_examples(args: argparse.Namespace) -> int:
+    print("\n".join(_example_lines(indent="")))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from graphaudit.draw import GraphvizMissingError
+
+    start = time.perf_counter()
+    out = Path(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create output folder {out}: {exc.strerror or exc}") from None
+    _check_output(out / "report.json", "--out")
+
+    model = models.seed_mlp(batch=args.batch)
+    report = audit(model.loss, model.params)
+    print(report.to_text())
+    print()
+
+    written = [
+        (_write_text(out / "report.json", report.to_json() + "\n"), "the report as JSON"),
+        (_write_text(out / "report.dot", report.to_dot("merged")), "the merged view as Graphviz DOT"),
+    ]
+    missing = None
+    try:
+        for view, what in (
+            ("separate", "every node of the separate grad calls, duplicates in red"),
+            ("merged", "the merged graph, shaded by how many calls built each node"),
+        ):
+            written.append((Path(report.render(str(out / f"{view}.png"), view=view)), what))
+    except GraphvizMissingError:
+        missing = "note: Graphviz 'dot' was not found, so no PNGs were drawn; " + INSTALL_HINT + " and run again"
+
+    width = max(len(str(path)) for path, _ in written)
+    print(f"wrote to {out}/ in {time.perf_counter() - start:.1f} s:")
+    for path, what in written:
+        print(f"  {str(path):<{width}}  {what}")
+    if missing:
+        print(missing, file=sys.stderr)
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    outputs = {flag: getattr(args, flag) for flag in ("json", "png", "svg", "dot")}
+    for flag, path in outputs.items():
+        if path is None or (flag == "json" and path == "-"):
+            continue
+        _check_output(Path(path), f"--{flag}")
+        if flag in ("png", "svg") and Path(path).suffix.lower() != f".{flag}":
+            raise UsageError(f"--{flag} {path}: the file name must end in .{flag}")
+
+    cost, wrt, feed = load_target(args)
+    if args.measure and feed is None:
+        raise UsageError(
+            f"--measure needs a feed: make {args.target} return (cost, wrt, feed), feed a dict {{node: array}}"
+        )
+    report = audit(cost, wrt, measure=args.measure, feed=feed, commutative=args.commutative, repeats=args.repeats)
+
+    json_to_stdout = outputs["json"] == "-"
+    notes = sys.stderr if json_to_stdout else sys.stdout
+    if json_to_stdout:
+        sys.stdout.write(report.to_json(timings=not args.no_timings) + "\n")
+    else:
+        print(report.to_text())
+    written = []
+    if outputs["json"] and not json_to_stdout:
+        written.append(_write_text(Path(outputs["json"]), report.to_json(timings=not args.no_timings) + "\n"))
+    if outputs["dot"]:
+        written.append(_write_text(Path(outputs["dot"]), report.to_dot(args.view)))
+    for flag in ("png", "svg"):
+        if outputs[flag]:
+            written.append(Path(report.render(outputs[flag], view=args.view)))
+    if written:
+        if not json_to_stdout:
+            print(file=notes)
+        for path in written:
+            print(f"wrote {path}", file=notes)
+    return 0
+
+
+# --- targets -----------------------------------------------------------------------------------
+
+
+def load_target(args: argparse.Namespace) -> tuple[Node, Node | list[Node], Mapping | None]:
+    """``(cost, wrt, feed)`` from a built-in example name or ``path/to/file.py:function``."""
+    target: str = args.target
+    sizes = {name: getattr(args, name) for name in ("batch", "depth", "width") if getattr(args, name) is not None}
+    if target in EXAMPLES:
+        example = EXAMPLES[target]
+        extra = sorted(set(sizes) - set(example.options))
+        if extra:
+            raise UsageError(
+                f"--{extra[0]} does not apply to {target} (it takes {', '.join('--' + o for o in example.options)})"
+            )
+        model = example.build(**sizes)
+        return model.loss, model.params, model.make_feed() if args.measure else None
+    if ":" not in target:
+        hint = " (a function target is path/to/file.py:function)" if target.endswith(".py") else ""
+        raise UsageError(f"unknown example {target!r}: choose from {', '.join(EXAMPLES)}, or give path/to/file.py:function{hint}")
+    if sizes:
+        raise UsageError(f"--{sorted(sizes)[0]} applies only to the built-in examples, not to {target}")
+    path_text, _, function_name = target.rpartition(":")
+    if not path_text or not function_name:
+        raise UsageError(f"bad target {target!r}: expected path/to/file.py:function")
+    function = load_function(Path(path_text), function_name)
+    try:
+        result = function()
+    except (GraphauditError, ValueError, TypeError) as exc:
+        raise UsageError(f"{target} raised {type(exc).__name__}: {exc}") from exc
+    return check_result(result, target)
+
+
+def load_function(path: Path, name: str) -> Callable[[], Any]:
+    """Import ``path`` as a module (with its folder on ``sys.path``) and return its ``name``."""
+    if not path.exists():
+        raise UsageError(f"target file {path} does not exist")
+    if not path.is_file():
+        raise UsageError(f"target {path} is not a file")
+    if not name.isidentifier():
+        raise UsageError(f"{name!r} is not a Python function name (target is path/to/file.py:function)")
+    module_name = "_graphaudit_target_" + re.sub(r"\W", "_", path.stem)
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise UsageError(f"cannot import {path} as a Python module (does its name end in .py?)")
+    module = importlib.util.module_from_spec(spec)
+    folder = str(path.resolve().parent)
+    sys.modules[module_name] = module
+    sys.path.insert(0, folder)
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as exc:
+        sys.modules.pop(module_name, None)
+        where = f", line {exc.lineno}" if exc.lineno else ""
+        raise UsageError(f"syntax error in {path}{where}: {exc.msg}") from exc
+    except Exception as exc:
+        sys.modules.pop(module_name, None)
+        raise UsageError(f"importing {path} failed: {type(exc).__name__}: {exc}") from exc
+    finally:
+        try:
+            sys.path.remove(folder)
+        except ValueError:
+            pass
+    function = getattr(module, name, None)
+    if function is None:
+        defined = sorted(
+            n for n, v in vars(module).items()
+            if inspect.isfunction(v) and v.__module__ == module_name and not n.startswith("_")
+        )
+        found = f"; functions defined there: {', '.join(defined)}" if defined else ""
+        raise UsageError(f"{path} has no function {name!r}{found}")
+    if not callable(function):
+        raise UsageError(f"{path}:{name} is a {type(function).__name__}, not a function")
+    return function
+
+
+def check_result(result: Any, target: str) -> tuple[Node, Node | list[Node], Mapping | None]:
+    """Check what a target function returned: ``(cost, wrt)`` or ``(cost, wrt, feed)``."""
+    expected = "(cost, wrt) or (cost, wrt, feed)"
+    if not isinstance(result, (tuple, list)) or len(result) not in (2, 3):
+        got = f"a {len(result)}-tuple" if isinstance(result, (tuple, list)) else f"a {type(result).__name__}"
+        raise UsageError(f"{target} must return {expected}, got {got}")
+    cost, wrt, feed = (*result, None) if len(result) == 2 else result
+    if not isinstance(cost, Node):
+        raise UsageError(f"{target} must return {expected}: cost is a {type(cost).__name__}, not a graphaudit Node")
+    if isinstance(wrt, (tuple, list)):
+        bad = [i for i, w in enumerate(wrt) if not isinstance(w, Node)]
+        if bad:
+            raise UsageError(f"{target}: wrt[{bad[0]}] is a {type(wrt[bad[0]]).__name__}, not a graphaudit Node")
+        if not wrt:
+            raise UsageError(f"{target}: wrt is empty; return at least one node to differentiate with respect to")
+        wrt = list(wrt)
+    elif not isinstance(wrt, Node):
+        raise UsageError(f"{target} must return {expected}: wrt is a {type(wrt).__name__}, not a Node or a list of Nodes")
+    if feed is not None and not isinstance(feed, Mapping):
+        raise UsageError(f"{target}: feed is a {type(feed).__name__}, not a dict {{node: array}}")
+    return cost, wrt, feed
+
+
+# --- files -------------------------------------------------------------------------------------
+
+
+def _check_output(path: Path, flag: str) -> None:
+    """Fail early, before any work, if ``path`` cannot be written."""
+    folder = path.parent
+    if not folder.is_dir():
+        raise UsageError(f"{flag} {path}: folder {folder} does not exist")
+    if path.is_dir():
+        raise UsageError(f"{flag} {path}: is a folder, not a file")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"{flag} {path}: folder {folder} is not writable")
+
+
+def _write_text(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# --- entry point -------------------------------------------------------------------------------
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "demo": cmd_demo,
+    "audit": cmd_audit,
+    "examples": cmd_examples,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
+    parser = build_parser()
+    args = None
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help(sys.stderr)
+            return 2
+        return COMMANDS[args.command](args)
+    except SystemExit as exc:  # --help and --version
+        return exc.code if isinstance(exc.code, int) else 0
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except (UsageError, GraphauditError, ValueError, TypeError, OSError) as exc:
+        if args is not None and getattr(args, "traceback", False):
+            raise
+        _error(exc)
+        return 2
+
+
+def _error(exc: BaseException) -> None:
+    if isinstance(exc, UsageError):
+        message = str(exc)
+    elif isinstance(exc, OSError) and exc.filename is not None:
+        message = f"{exc.filename}: {exc.strerror or exc}"
+    elif isinstance(exc, GraphauditError):
+        message = str(exc)
+    else:
+        message = f"{type(exc).__name__}: {exc}"
+    message = " ".join(part.strip() for part in message.splitlines() if part.strip()) or type(exc).__name__
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

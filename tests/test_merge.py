@@ -1,0 +1,152 @@
+"""merge: value numbering, and digests as its export form."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import graphaudit as ga
+from graphaudit.merge import digests, merge
+
+
+def op_count(outputs):
+    return sum(1 for n in ga.topological_order(outputs) if not n.is_leaf)
+
+
+def small_separate(model):
+    return [ga.grad(model.loss, p) for p in model.params]
+
+
+def test_equal_subexpressions_merge_and_values_stay_bit_identical():
+    x = ga.placeholder("x", (3, 4), "float64")
+    w = ga.parameter("w", (4, 2), "float64")
+    a = ga.sigmoid(x @ w)
+    b = ga.sigmoid(x @ w)  # the same expression, built twice
+    out = [ga.sum(a * 2.0), ga.sum(b * 2.0)]
+    result = merge(out)
+    assert result.nodes_before == op_count(out) == 8
+    assert result.nodes_after == op_count(result.outputs) == 4
+    assert result.outputs[0] is result.outputs[1]
+    rng = np.random.default_rng(1)
+    feed = {x: rng.standard_normal((3, 4)), w: rng.standard_normal((4, 2))}
+    for original, merged in zip(ga.evaluate(out, feed), ga.evaluate(result.outputs, feed)):
+        assert np.array_equal(original, merged)
+
+
+def test_merge_is_idempotent_and_never_grows():
+    model = ga.models.deep_chain(depth=5, width=4, batch=3)
+    outputs = small_separate(model)
+    once = merge(outputs)
+    twice = merge(once.outputs)
+    assert once.nodes_after <= once.nodes_before
+    assert twice.nodes_before == twice.nodes_after == once.nodes_after
+    assert not twice.duplicates
+    assert all(a is b for a, b in zip(once.outputs, twice.outputs))
+
+
+def test_merge_mutates_nothing():
+    model = ga.models.deep_chain(depth=3, width=4, batch=3)
+    outputs = small_separate(model)
+    before = [(n, n.inputs, n.op, n.attrs) for n in ga.topological_order(outputs)]
+    merge(outputs)
+    after = [(n, n.inputs, n.op, n.attrs) for n in ga.topological_order(outputs)]
+    assert before == after
+
+
+def test_impure_ops_are_never_merged():
+    a = ga.uniform((3,), key=7)
+    b = ga.uniform((3,), key=7)
+    result = merge([a + 1.0, b + 1.0])
+    assert result.outputs[0] is not result.outputs[1]
+    assert result.nodes_after == result.nodes_before == 4
+    da, db = digests([a, b]).values()
+    assert da != db
+
+
+@pytest.mark.parametrize(
+    "left, right",
+    [(0.0, -0.0), (1, 1.0), (np.float32(1), np.float64(1)), (np.zeros(2), np.zeros(3))],
+)
+def test_constants_that_differ_in_dtype_shape_or_bytes_stay_apart(left, right):
+    x = ga.placeholder("x", (2,), "float64")
+    out = [x * ga.constant(left), x * ga.constant(right)] if np.ndim(left) == 0 else [
+        ga.sum(ga.constant(left)), ga.sum(ga.constant(right))]
+    result = merge(out)
+    assert result.outputs[0] is not result.outputs[1]
+
+
+def test_nan_constants_merge_by_their_bytes():
+    quiet = np.array(np.nan)
+    payload = np.frombuffer((quiet.view(np.uint64) | np.uint64(1)).tobytes(), dtype=np.float64)[0]
+    x = ga.placeholder("x", (), "float64")
+    same = merge([x + ga.constant(np.nan), x + ga.constant(np.nan)])
+    assert same.outputs[0] is same.outputs[1]
+    other = merge([x + ga.constant(np.nan), x + ga.constant(payload)])
+    assert other.outputs[0] is not other.outputs[1]
+
+
+def test_commutative_inputs_merge_only_when_asked():
+    a = ga.placeholder("a", (2,), "float64")
+    b = ga.placeholder("b", (2,), "float64")
+    out = [a + b, b + a, a * b, b * a, a - b, b - a]
+    plain = merge(out)
+    assert plain.nodes_after == 6
+    ordered = merge(out, commutative=True)
+    assert ordered.nodes_after == 4  # add and mul merge; sub is not commutative
+    feed = {a: np.array([1.5, -2.0]), b: np.array([0.25, 3.0])}
+    for original, merged in zip(ga.evaluate(out, feed), ga.evaluate(ordered.outputs, feed)):
+        assert np.array_equal(original, merged)
+
+
+def test_leaves_merge_by_identity_not_by_name():
+    a1 = ga.placeholder("a", (2,), "float64")
+    a2 = ga.placeholder("a", (2,), "float64")
+    result = merge([ga.exp(a1), ga.exp(a2)])
+    assert result.outputs[0] is not result.outputs[1]
+
+
+def test_duplicates_share_the_digest_of_their_canonical_node():
+    model = ga.models.residual_mlp(depth=3, width=4, batch=2)
+    outputs = small_separate(model)
+    result = merge(outputs)
+    digest = digests(outputs)
+    assert result.duplicates
+    merged_digest = digests(result.outputs)
+    for duplicate, canonical in result.duplicates.items():
+        assert digest[duplicate] == merged_digest[canonical]
+    # distinct canonical nodes have distinct digests (no false merges in the export form)
+    canonical = [n for n in ga.topological_order(result.outputs)]
+    assert len({merged_digest[n] for n in canonical}) == len(canonical)
+
+
+DIGEST_SCRIPT = """
+import graphaudit as ga
+from graphaudit.merge import digests
+m = ga.models.seed_mlp()
+outs = ga.grad(m.loss, m.params)
+d = digests(outs)
+print([d[o] for o in outs])
+"""
+
+
+def test_digests_are_stable_across_processes():
+    runs = [
+        subprocess.run([sys.executable, "-c", DIGEST_SCRIPT], capture_output=True, text=True, check=True,
+                       env={"PYTHONHASHSEED": seed, "PATH": ""}).stdout
+        for seed in ("1", "2")
+    ]
+    assert runs[0] == runs[1] and len(runs[0]) > 100
+
+
+def test_a_million_node_chain_merges_without_recursion():
+    x = ga.placeholder("x", (2,), "float64")
+    h = x
+    for _ in range(200_000):
+        h = ga.neg(h)
+    twin = x
+    for _ in range(200_000):
+        twin = ga.neg(twin)
+    result = merge([h, twin])
+    assert result.outputs[0] is result.outputs[1]
+    assert result.nodes_after == 200_000
