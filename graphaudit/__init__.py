@@ -5,7 +5,7 @@ gradients with :func:`grad`, and compare one joint call against one call per par
 with :func:`audit`.
 """
 
-from graphaudit.audit import audit, audit_graph
+from graphaudit.audit import audit, audit_graph, compare_forms
 from graphaudit.convert import from_networkx, to_networkx
 from graphaudit.cost import Cost, total_cost
 from graphaudit.errors import (
@@ -64,7 +64,7 @@ from graphaudit import models  # noqa: E402  (builders need the ops above)
 __version__ = "0.1.0"
 
 __all__ = [
-    "Cost", "MergeResult", "Report", "audit", "audit_graph", "digests", "merge", "total_cost", "models",
+    "Cost", "MergeResult", "Report", "audit", "audit_graph", "compare_forms", "digests", "merge", "total_cost", "models",
     "from_networkx", "to_networkx",
     "DisconnectedInputError", "EvaluationError", "GradCall", "GraphauditError", "Node", "OPS", "Op", "ShapeError",
     "UnknownOpError", "add", "apply", "arange", "broadcast_to", "cast", "concat", "constant", "div", "equal",

@@ -52,16 +52,49 @@ def audit(
     joint = grad(cost, targets)
     joint_seconds = time.perf_counter() - start
 
+    names = forward_names(topological_order([cost]))
+    report = compare_forms(
+        separate,
+        joint,
+        wrt=[name_of(t, names) for t in targets],
+        names=names,
+        build_seconds=(separate_seconds, joint_seconds),
+        commutative=commutative,
+    )
+    if measure:
+        report.measured = _measure(report.forms, feed, repeats)
+    return report
+
+
+def compare_forms(
+    separate: Sequence[Node],
+    joint: Sequence[Node],
+    *,
+    wrt: Sequence[str],
+    names: dict[Node, str] | None = None,
+    build_seconds: tuple[float | None, float | None] = (None, None),
+    commutative: bool = False,
+) -> Report:
+    """The comparison behind :func:`audit`, for gradient forms built elsewhere.
+
+    ``separate[i]`` and ``joint[i]`` are the gradients for ``wrt[i]``, built by one call
+    per parameter and by one joint call. Framework front-ends import both and call this.
+    """
+    separate, joint = list(separate), list(joint)
+    if len(separate) != len(joint) or len(separate) != len(wrt):
+        raise ValueError(f"compare_forms: {len(separate)} separate, {len(joint)} joint outputs for {len(wrt)} wrt")
     separate_merge, separate_merge_seconds = _timed_merge(separate, commutative)
     joint_merge, joint_merge_seconds = _timed_merge(joint, commutative)
     both = merge(separate + joint, commutative=commutative)
     merged_equals_joint = _same_graph(both.outputs[: len(separate)], both.outputs[len(separate):])
 
     separate_order = topological_order(separate)
-    names = forward_names(topological_order([cost]))
+    joint_order = topological_order(joint)
+    if names is None:
+        names = forward_names(topological_order(separate + joint))
     forms = {
-        "separate": Form(separate, total_cost(separate_order), separate_seconds),
-        "joint": Form(joint, total_cost(topological_order(joint)), joint_seconds),
+        "separate": Form(separate, total_cost(separate_order), build_seconds[0]),
+        "joint": Form(joint, total_cost(joint_order), build_seconds[1]),
         "separate_merged": Form(
             separate_merge.outputs, total_cost(topological_order(separate_merge.outputs)), separate_merge_seconds
         ),
@@ -69,17 +102,16 @@ def audit(
             joint_merge.outputs, total_cost(topological_order(joint_merge.outputs)), joint_merge_seconds
         ),
     }
-    measured = _measure(forms, feed, repeats) if measure else None
     return Report(
         kind="grad",
-        wrt=[name_of(t, names) for t in targets],
+        wrt=list(wrt),
         forms=forms,
         subject="separate",
         merges={"separate": separate_merge, "joint": joint_merge},
         duplicated=duplicated_work(separate_order, separate_merge, names),
-        joint_duplicates=duplicated_work(topological_order(joint), joint_merge, names, top=0),
+        joint_duplicates=duplicated_work(joint_order, joint_merge, names, top=0),
         merged_equals_joint=merged_equals_joint,
-        measured=measured,
+        measured=None,
         names=names,
         commutative=commutative,
     )

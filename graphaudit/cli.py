@@ -14,7 +14,6 @@ import inspect
 import os
 import re
 import sys
-import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, NoReturn
@@ -38,17 +37,17 @@ EXAMPLES: dict[str, Example] = {
     "seed_mlp": Example(
         models.seed_mlp,
         ("batch",),
-        "the network of the seed question: sigmoid layers 16384-5000-3000-512, softmax over 40 classes",
+        "the seed question's network: sigmoid 16384-5000-3000-512, softmax over 40",
     ),
     "deep_chain": Example(
         models.deep_chain,
         ("depth", "width", "batch"),
-        "DEPTH sigmoid layers of WIDTH units, then softmax: separate calls repeat work quadratically",
+        "DEPTH sigmoid layers of WIDTH units, softmax: repeated work grows as DEPTH^2",
     ),
     "residual_mlp": Example(
         models.residual_mlp,
         ("depth", "width", "batch"),
-        "h = h + tanh(h @ w + b), DEPTH times, then softmax: every adjoint is a sum of two paths",
+        "DEPTH blocks h = h + tanh(h @ w + b), softmax: adjoints sum two paths",
     ),
 }
 
@@ -226,7 +225,6 @@ def cmd_examples(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from graphaudit.draw import GraphvizMissingError
 
-    start = time.perf_counter()
     out = Path(args.out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -254,7 +252,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         missing = "note: Graphviz 'dot' was not found, so no PNGs were drawn; " + INSTALL_HINT + " and run again"
 
     width = max(len(str(path)) for path, _ in written)
-    print(f"wrote to {out}/ in {time.perf_counter() - start:.1f} s:")
+    print(f"wrote to {out}/:")
     for path, what in written:
         print(f"  {str(path):<{width}}  {what}")
     if missing:
@@ -291,7 +289,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         written.append(_write_text(Path(outputs["dot"]), report.to_dot(args.view)))
     for flag in ("png", "svg"):
         if outputs[flag]:
-            written.append(Path(report.render(outputs[flag], view=args.view)))
+            written.append(_render(report, Path(outputs[flag]), args.view))
     if written:
         if not json_to_stdout:
             print(file=notes)
@@ -317,8 +315,9 @@ def load_target(args: argparse.Namespace) -> tuple[Node, Node | list[Node], Mapp
         model = example.build(**sizes)
         return model.loss, model.params, model.make_feed() if args.measure else None
     if ":" not in target:
-        hint = " (a function target is path/to/file.py:function)" if target.endswith(".py") else ""
-        raise UsageError(f"unknown example {target!r}: choose from {', '.join(EXAMPLES)}, or give path/to/file.py:function{hint}")
+        if target.endswith(".py"):
+            raise UsageError(f"name the function too: {target}:FUNCTION")
+        raise UsageError(f"unknown example {target!r}: choose from {', '.join(EXAMPLES)}, or give path/to/file.py:function")
     if sizes:
         raise UsageError(f"--{sorted(sizes)[0]} applies only to the built-in examples, not to {target}")
     path_text, _, function_name = target.rpartition(":")
@@ -327,8 +326,8 @@ def load_target(args: argparse.Namespace) -> tuple[Node, Node | list[Node], Mapp
     function = load_function(Path(path_text), function_name)
     try:
         result = function()
-    except (GraphauditError, ValueError, TypeError) as exc:
-        raise UsageError(f"{target} raised {type(exc).__name__}: {exc}") from exc
+    except Exception as exc:  # the user's code failed: say so in one line (--traceback shows where)
+        raise UsageError(f"{target} raised {type(exc).__name__}: {exc} (--traceback shows where)") from exc
     return check_result(result, target)
 
 
@@ -356,7 +355,7 @@ def load_function(path: Path, name: str) -> Callable[[], Any]:
         raise UsageError(f"syntax error in {path}{where}: {exc.msg}") from exc
     except Exception as exc:
         sys.modules.pop(module_name, None)
-        raise UsageError(f"importing {path} failed: {type(exc).__name__}: {exc}") from exc
+        raise UsageError(f"importing {path} failed: {type(exc).__name__}: {exc} (--traceback shows where)") from exc
     finally:
         try:
             sys.path.remove(folder)
@@ -371,7 +370,7 @@ def load_function(path: Path, name: str) -> Callable[[], Any]:
         found = f"; functions defined there: {', '.join(defined)}" if defined else ""
         raise UsageError(f"{path} has no function {name!r}{found}")
     if not callable(function):
-        raise UsageError(f"{path}:{name} is a {type(function).__name__}, not a function")
+        raise UsageError(f"{path}:{name} is {_a(function)}, not a function")
     return function
 
 
@@ -379,23 +378,29 @@ def check_result(result: Any, target: str) -> tuple[Node, Node | list[Node], Map
     """Check what a target function returned: ``(cost, wrt)`` or ``(cost, wrt, feed)``."""
     expected = "(cost, wrt) or (cost, wrt, feed)"
     if not isinstance(result, (tuple, list)) or len(result) not in (2, 3):
-        got = f"a {len(result)}-tuple" if isinstance(result, (tuple, list)) else f"a {type(result).__name__}"
+        got = f"a {len(result)}-tuple" if isinstance(result, (tuple, list)) else _a(result)
         raise UsageError(f"{target} must return {expected}, got {got}")
     cost, wrt, feed = (*result, None) if len(result) == 2 else result
     if not isinstance(cost, Node):
-        raise UsageError(f"{target} must return {expected}: cost is a {type(cost).__name__}, not a graphaudit Node")
+        raise UsageError(f"{target} must return {expected}: cost is {_a(cost)}, not a graphaudit Node")
     if isinstance(wrt, (tuple, list)):
         bad = [i for i, w in enumerate(wrt) if not isinstance(w, Node)]
         if bad:
-            raise UsageError(f"{target}: wrt[{bad[0]}] is a {type(wrt[bad[0]]).__name__}, not a graphaudit Node")
+            raise UsageError(f"{target}: wrt[{bad[0]}] is {_a(wrt[bad[0]])}, not a graphaudit Node")
         if not wrt:
             raise UsageError(f"{target}: wrt is empty; return at least one node to differentiate with respect to")
         wrt = list(wrt)
     elif not isinstance(wrt, Node):
-        raise UsageError(f"{target} must return {expected}: wrt is a {type(wrt).__name__}, not a Node or a list of Nodes")
+        raise UsageError(f"{target} must return {expected}: wrt is {_a(wrt)}, not a Node or a list of Nodes")
     if feed is not None and not isinstance(feed, Mapping):
-        raise UsageError(f"{target}: feed is a {type(feed).__name__}, not a dict {{node: array}}")
+        raise UsageError(f"{target}: feed is {_a(feed)}, not a dict {{node: array}}")
     return cost, wrt, feed
+
+
+def _a(value: Any) -> str:
+    """``an int``, ``a tuple``: the type of ``value`` with its article."""
+    name = type(value).__name__
+    return ("an " if name[:1].lower() in "aeiou" else "a ") + name
 
 
 # --- files -------------------------------------------------------------------------------------
@@ -410,6 +415,17 @@ def _check_output(path: Path, flag: str) -> None:
         raise UsageError(f"{flag} {path}: is a folder, not a file")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise UsageError(f"{flag} {path}: folder {folder} is not writable")
+
+
+def _render(report: Any, path: Path, view: str) -> Path:
+    """``report.render``; a missing Graphviz becomes a one-line error with the install hint."""
+    from graphaudit.draw import GraphvizMissingError
+
+    try:
+        return Path(report.render(str(path), view=view))
+    except GraphvizMissingError as exc:
+        message = str(exc)
+        raise UsageError(message if "install" in message.lower() else f"{message}; {INSTALL_HINT}") from exc
 
 
 def _write_text(path: Path, text: str) -> Path:

@@ -17,7 +17,7 @@ import networkx as nx
 import numpy as np
 
 from graphaudit.errors import GraphauditError, ShapeError
-from graphaudit.graph import GradCall, Node, build_context, check_nodes, constant, parameter, placeholder
+from graphaudit.graph import LEAF_OPS, GradCall, Node, build_context, check_nodes, constant, parameter, placeholder
 from graphaudit.graph import topological_order
 from graphaudit.ops import apply, get_op
 
@@ -92,7 +92,9 @@ def _attribute(graph: nx.DiGraph, key: Any, name: str) -> Any:
 def _build(graph: nx.DiGraph, key: Any, built: dict[Any, Node], calls: dict[Any, GradCall]) -> Node:
     data = graph.nodes[key]
     op = _attribute(graph, key, "op")
-    get_op(op)  # unknown op: UnknownOpError naming it
+    if op not in LEAF_OPS:
+        get_op(op)  # unknown op: UnknownOpError naming it
+    _set_provenance(data, built, calls)
     if op in ("placeholder", "parameter"):
         shape = tuple(_attribute(graph, key, "shape"))
         dtype = _attribute(graph, key, "dtype")
@@ -108,7 +110,6 @@ def _build(graph: nx.DiGraph, key: Any, built: dict[Any, Node], calls: dict[Any,
     if input_keys is None:
         edges = graph.in_edges(key, data="position")
         input_keys = [u for _, u in sorted((p if p is not None else 0, u) for u, _, p in edges)]
-    _set_provenance(data, built, calls)
     attrs = {k: _hashable(v) for k, v in (data.get("attrs") or {}).items()}
     try:
         node = apply(op, [built[k] for k in input_keys], **attrs)

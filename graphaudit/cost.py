@@ -18,10 +18,11 @@ from graphaudit.ops import get_op
 
 
 def node_flops(node: Node) -> int:
-    """FLOPs of one node (0 for leaves)."""
+    """FLOPs of one node (0 for leaves and for ops without a cost rule)."""
     if node.is_leaf:
         return 0
-    return int(get_op(node.op).cost(node))
+    rule = get_op(node.op).cost
+    return int(rule(node)) if rule is not None else 0
 
 
 def node_bytes(node: Node) -> int:
@@ -37,7 +38,11 @@ def is_matmul(node: Node) -> bool:
 
 @dataclass(frozen=True)
 class Cost:
-    """Totals over a set of nodes; counts are of operations only (leaves excluded)."""
+    """Totals over a set of nodes; counts are of operations only (leaves excluded).
+
+    ``no_cost_rule`` counts, by op, the nodes whose FLOPs are unknown (imported ops
+    without a rule): they are in ``nodes`` and ``bytes`` but add nothing to ``flops``.
+    """
 
     nodes: int = 0
     backward_nodes: int = 0
@@ -45,17 +50,23 @@ class Cost:
     backward_flops: int = 0
     matmul_flops: int = 0
     bytes: int = 0
+    no_cost_rule: tuple[tuple[str, int], ...] = ()
 
-    def to_dict(self) -> dict[str, int]:
-        return asdict(self)
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["no_cost_rule"] = dict(self.no_cost_rule)
+        return data
 
 
 def total_cost(nodes: Iterable[Node]) -> Cost:
     """Add up the cost of ``nodes`` (e.g. a topological order, or a list of duplicates)."""
     count = backward = flops = backward_flops = matmul = written = 0
+    unknown: dict[str, int] = {}
     for node in nodes:
         if node.is_leaf:
             continue
+        if get_op(node.op).cost is None:
+            unknown[node.op] = unknown.get(node.op, 0) + 1
         f = node_flops(node)
         count += 1
         flops += f
@@ -65,4 +76,4 @@ def total_cost(nodes: Iterable[Node]) -> Cost:
             backward_flops += f
         if is_matmul(node):
             matmul += f
-    return Cost(count, backward, flops, backward_flops, matmul, written)
+    return Cost(count, backward, flops, backward_flops, matmul, written, tuple(sorted(unknown.items())))

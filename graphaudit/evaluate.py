@@ -85,11 +85,17 @@ def _leaf_value(node: Node, by_node: dict, by_name: dict) -> np.ndarray:
 
 
 def _run(node: Node, arrays: list[np.ndarray]) -> np.ndarray:
+    impl = get_op(node.op).impl
+    if impl is None:
+        raise EvaluationError(f"evaluate: op {node.op!r} (node {node.label}) has no numpy implementation")
     try:
         with np.errstate(all="ignore"):  # inf and nan propagate as in numpy; not our error
-            result = get_op(node.op).impl(node, *arrays)
+            result = impl(node, *arrays)
     except GraphauditError:
         raise
     except Exception as error:  # numpy's message, with the node that raised it
         raise EvaluationError(f"evaluate: {node.op} node {node.label} {node.shape} failed: {error}") from error
-    return np.asarray(result, dtype=node.dtype)
+    result = np.asarray(result, dtype=node.dtype)
+    if result.shape != node.shape:  # a rule and its numpy code disagree: never pass it on silently
+        raise EvaluationError(f"evaluate: {node.op} node {node.label} gave shape {result.shape}, expected {node.shape}")
+    return result

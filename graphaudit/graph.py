@@ -99,6 +99,9 @@ class Node:
     def __setattr__(self, key, value):
         raise AttributeError(f"graphaudit nodes are immutable (tried to set {key!r} on {self!r})")
 
+    def __delattr__(self, key):
+        raise AttributeError(f"graphaudit nodes are immutable (tried to delete {key!r} of {self!r})")
+
     def with_inputs(self, inputs: Sequence[Node]) -> Node:
         """A copy of this node (same op, attrs and provenance) reading other inputs."""
         clone = Node.__new__(Node)
@@ -210,9 +213,12 @@ def _as_shape(shape, what: str) -> tuple[int, ...]:
     if isinstance(shape, (int, np.integer)):
         shape = (shape,)
     try:
-        shape = tuple(int(s) for s in shape)
+        dims = tuple(shape)
     except TypeError as error:
         raise TypeError(f"{what}: shape must be a tuple of ints, got {shape!r}") from error
+    if not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in dims):
+        raise TypeError(f"{what}: shape must be a tuple of ints, got {shape!r}")
+    shape = tuple(int(s) for s in dims)
     if any(s < 0 for s in shape):
         raise ValueError(f"{what}: shape {shape} has a negative dimension")
     return shape
@@ -225,8 +231,8 @@ def placeholder(name: str, shape: Sequence[int], dtype="float32") -> Node:
 
 def parameter(name: str, shape_or_value, dtype="float32") -> Node:
     """What we differentiate: a weight. Give a shape (no array is allocated) or a value."""
-    if isinstance(shape_or_value, np.ndarray):
-        value = shape_or_value.copy()
+    if isinstance(shape_or_value, (np.ndarray, np.generic, float)):
+        value = np.array(shape_or_value, dtype=None if isinstance(shape_or_value, np.ndarray) else dtype)
         value.flags.writeable = False
         return Node("parameter", (), (), value.shape, value.dtype, name=str(name), value=value)
     shape = _as_shape(shape_or_value, f"parameter {name!r}")

@@ -20,6 +20,7 @@ the builtins are reached through :mod:`builtins` here.
 from __future__ import annotations
 
 import builtins
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -35,14 +36,19 @@ Shape = tuple[int, ...]
 
 @dataclass(frozen=True)
 class Op:
-    """One entry of the registry."""
+    """One entry of the registry.
+
+    Ops imported from a framework (:func:`define_imported`) may lack parts: no ``infer``
+    (their shapes come from the framework), no ``impl`` (they cannot be evaluated), no
+    ``vjp``, or no ``cost`` rule (reports list them as "no cost rule", never drop them).
+    """
 
     name: str
-    infer: Callable[..., tuple[Shape, np.dtype]]
-    impl: Callable[..., np.ndarray]
+    infer: Callable[..., tuple[Shape, np.dtype]] | None
+    impl: Callable[..., np.ndarray] | None
     vjp: Callable[[Node, Node, tuple[bool, ...]], list[Node | None]] | None
-    cost: Callable[[Node], int]
-    kind: str  # "elementwise", "matmul", "reduction", "data", "source", "random"
+    cost: Callable[[Node], int] | None
+    kind: str  # "elementwise", "matmul", "reduction", "data", "source", "random", "imported"
     pure: bool = True
     commutative: bool = False
     doc: str = ""
@@ -53,6 +59,30 @@ OPS: dict[str, Op] = {}
 
 def define(name, infer, impl, vjp, cost, kind, *, pure=True, commutative=False, doc="") -> Op:
     op = Op(name, infer, impl, vjp, cost, kind, pure, commutative, doc)
+    OPS[name] = op
+    return op
+
+
+def define_imported(
+    name: str,
+    *,
+    kind: str = "imported",
+    cost: Callable[[Node], int] | None = None,
+    impl: Callable[..., np.ndarray] | None = None,
+    pure: bool = True,
+    commutative: bool = False,
+    doc: str = "",
+) -> Op:
+    """Register an op that a front-end imports from a framework (e.g. ``jax.dot_general``).
+
+    Nodes of such ops are built directly with :class:`Node` (the framework knows their
+    shapes). Registering the same name again with the same parts is a no-op; with
+    different parts it is an error, so two front-ends cannot silently disagree.
+    """
+    op = Op(name, None, impl, None, cost, kind, pure, commutative, doc)
+    existing = OPS.get(name)
+    if existing is not None and existing != op:
+        raise ValueError(f"op {name!r} is already registered differently")
     OPS[name] = op
     return op
 
@@ -191,9 +221,15 @@ def _one(like: Node) -> Node:
 # --- elementwise binary ops ---------------------------------------------------------------
 
 
-def _binary_infer(name):
+@functools.lru_cache(maxsize=None)
+def numpy_dtype(function, *dtypes: np.dtype) -> np.dtype:
+    """The dtype numpy's ``function`` gives for arrays of ``dtypes`` (asked once, then cached)."""
+    return np.asarray(function(*(np.ones(1, dtype=d) for d in dtypes))).dtype
+
+
+def _binary_infer(name, function):
     def infer(a: Node, b: Node):
-        return _broadcast(name, a, b), np.result_type(a.dtype, b.dtype)
+        return _broadcast(name, a, b), numpy_dtype(function, a.dtype, b.dtype)
 
     return infer
 
@@ -238,13 +274,13 @@ def _maximum_vjp(node, g, wanted):
     ]
 
 
-define("add", _binary_infer("add"), lambda n, a, b: a + b, _add_vjp, elementwise_cost, "elementwise", commutative=True)
-define("sub", _binary_infer("sub"), lambda n, a, b: a - b, _sub_vjp, elementwise_cost, "elementwise")
-define("mul", _binary_infer("mul"), lambda n, a, b: a * b, _mul_vjp, elementwise_cost, "elementwise", commutative=True)
-define("div", _binary_infer("div"), lambda n, a, b: a / b, _div_vjp, elementwise_cost, "elementwise")
-define("pow", _binary_infer("pow"), lambda n, a, b: np.power(a, b), _pow_vjp, elementwise_cost, "elementwise")
+define("add", _binary_infer("add", np.add), lambda n, a, b: a + b, _add_vjp, elementwise_cost, "elementwise", commutative=True)
+define("sub", _binary_infer("sub", np.subtract), lambda n, a, b: a - b, _sub_vjp, elementwise_cost, "elementwise")
+define("mul", _binary_infer("mul", np.multiply), lambda n, a, b: a * b, _mul_vjp, elementwise_cost, "elementwise", commutative=True)
+define("div", _binary_infer("div", np.true_divide), lambda n, a, b: a / b, _div_vjp, elementwise_cost, "elementwise")
+define("pow", _binary_infer("pow", np.power), lambda n, a, b: np.power(a, b), _pow_vjp, elementwise_cost, "elementwise")
 define(
-    "maximum", _binary_infer("maximum"), lambda n, a, b: np.maximum(a, b), _maximum_vjp, elementwise_cost,
+    "maximum", _binary_infer("maximum", np.maximum), lambda n, a, b: np.maximum(a, b), _maximum_vjp, elementwise_cost,
     "elementwise", commutative=True,
 )
 
@@ -454,15 +490,16 @@ def matmul(a, b) -> Node:
 # --- reductions -----------------------------------------------------------------------------
 
 
-def _reduce_infer(name):
+def _reduce_infer(name, function):
     def infer(x: Node, axis, keepdims):
         if axis != _axes(name, x.shape, axis):
             raise ShapeError(f"{name}: axis must be given normalised, got {axis!r}")
         if name == "max" and any(x.shape[a] == 0 for a in axis):
             raise ShapeError(f"max: cannot reduce an empty axis of shape {x.shape}")
+        dtype = numpy_dtype(function, x.dtype) if name != "max" else x.dtype
         if keepdims:
-            return _kept_shape(x.shape, axis), x.dtype
-        return tuple(d for i, d in enumerate(x.shape) if i not in axis), x.dtype
+            return _kept_shape(x.shape, axis), dtype
+        return tuple(d for i, d in enumerate(x.shape) if i not in axis), dtype
 
     return infer
 
@@ -486,11 +523,11 @@ def _max_vjp(node, g, wanted):
     return [mask * (_with_kept_dims(node, g) / count)]
 
 
-define("sum", _reduce_infer("sum"), lambda n, x: np.sum(x, axis=n.attr("axis"), keepdims=n.attr("keepdims")),
+define("sum", _reduce_infer("sum", np.sum), lambda n, x: np.sum(x, axis=n.attr("axis"), keepdims=n.attr("keepdims")),
        _sum_vjp, reduction_cost, "reduction")
-define("mean", _reduce_infer("mean"), lambda n, x: np.mean(x, axis=n.attr("axis"), keepdims=n.attr("keepdims")),
+define("mean", _reduce_infer("mean", np.mean), lambda n, x: np.mean(x, axis=n.attr("axis"), keepdims=n.attr("keepdims")),
        _mean_vjp, reduction_cost, "reduction")
-define("max", _reduce_infer("max"), lambda n, x: np.max(x, axis=n.attr("axis"), keepdims=n.attr("keepdims")),
+define("max", _reduce_infer("max", np.max), lambda n, x: np.max(x, axis=n.attr("axis"), keepdims=n.attr("keepdims")),
        _max_vjp, reduction_cost, "reduction")
 
 
@@ -564,7 +601,7 @@ def log_softmax(x, axis: int = -1) -> Node:
 
 
 def _reshape_infer(x: Node, shape):
-    if math.prod(shape) != x.size:
+    if any(s < 0 for s in shape) or math.prod(shape) != x.size:
         raise ShapeError(f"reshape: cannot reshape {x.shape} ({x.size} elements) to {shape}")
     return shape, x.dtype
 
@@ -576,6 +613,8 @@ define("reshape", _reshape_infer, lambda n, x: np.reshape(x, n.attr("shape")),
 def reshape(x, shape) -> Node:
     x = _lift(x)
     shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(int(s) for s in shape)
+    if shape.count(-1) > 1:
+        raise ShapeError(f"reshape: only one dimension can be -1, got {shape}")
     if shape.count(-1) == 1:
         known = math.prod(s for s in shape if s != -1)
         if known == 0 or x.size % known:
@@ -667,8 +706,17 @@ def _slice_infer(x: Node, bounds):
     return tuple(len(range(*b)) for b in bounds), x.dtype
 
 
+def _slices(bounds) -> tuple[slice, ...]:
+    """Python slices for normalised ``(start, stop, step)`` bounds.
+
+    ``slice.indices`` gives ``stop = -1`` for a reversed slice that runs through index 0;
+    numpy would read -1 as the last element, so it becomes ``None``.
+    """
+    return tuple(slice(start, None if stop < 0 else stop, step) for start, stop, step in bounds)
+
+
 def _slice_impl(node, x):
-    return x[tuple(slice(*b) for b in node.attr("bounds"))]
+    return x[_slices(node.attr("bounds"))]
 
 
 def _unslice_infer(g: Node, bounds, shape):
@@ -677,7 +725,7 @@ def _unslice_infer(g: Node, bounds, shape):
 
 def _unslice_impl(node, g):
     out = np.zeros(node.shape, dtype=node.dtype)
-    out[tuple(slice(*b) for b in node.attr("bounds"))] = g
+    out[_slices(node.attr("bounds"))] = g
     return out
 
 

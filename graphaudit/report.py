@@ -7,7 +7,7 @@
 - ``forms``: ``separate``, ``joint``, ``separate_merged``, ``joint_merged`` (or ``original``,
   ``merged``), each with ``nodes`` (operations only: leaves are not counted),
   ``backward_nodes``, ``flops``, ``backward_flops``, ``matmul_flops``, ``bytes`` (written
-  by operations) and ``build_seconds`` (the grad calls' time; a merged form's is the
+  by operations), ``no_cost_rule`` (op -> nodes whose FLOPs are unknown) and ``build_seconds`` (the grad calls' time; a merged form's is the
   time merging took);
 - ``duplicated``: what merging removes from the separate (or original) form: ``nodes``,
   ``flops``, ``matmul_flops``, ``bytes``, and ``by_op`` / ``by_call`` / ``by_forward_node``
@@ -100,6 +100,13 @@ class Report:
                 f"{name.replace('_', ' '):<17}{c.nodes:>8}{c.backward_nodes:>10}{si(c.flops, 'FLOP'):>14}"
                 f"{si(c.matmul_flops, 'FLOP'):>14}{si(c.bytes, 'B'):>12}{seconds_text(form.build_seconds):>11}"
             )
+        unknown: dict[str, int] = {}
+        for form in self.forms.values():
+            for op, count in form.cost.no_cost_rule:
+                unknown[op] = max(unknown.get(op, 0), count)
+        if unknown:
+            listed = ", ".join(f"{op} ({count})" for op, count in sorted(unknown.items()))
+            lines.append(f"no cost rule, FLOPs not counted: {listed}")
         dup = self.duplicated
         lines += ["", self._verdict()]
         if self.kind == "grad":

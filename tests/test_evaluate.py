@@ -76,9 +76,10 @@ def test_evaluation_keeps_dtypes(dtype):
 def test_float64_feed_is_cast_into_a_float32_placeholder():
     x = ga.placeholder("x", (3,), "float32")
     value = np.array([0.1, 0.2, 0.3])
-    got = ga.evaluate(x * 1.0, {x: value})
-    assert got.dtype == np.float32
-    np.testing.assert_array_equal(got, value.astype(np.float32))
+    for output in (x, x * 1.0):
+        got = ga.evaluate(output, {x: value})
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got, value.astype(np.float32))
 
 
 def test_single_node_in_array_out_and_list_in_list_out():

@@ -234,6 +234,28 @@ def test_provenance_of_forward_and_backward_nodes():
         assert param in g.origin.inputs
 
 
+def _nodes_built_by(build):
+    """``build()`` and the number of nodes (leaves included) created while it ran."""
+    before = ga.constant(0.0).id
+    result = build()
+    return result, ga.constant(0.0).id - before - 1
+
+
+@pytest.mark.parametrize(
+    "build",
+    [lambda: models.seed_mlp(batch=2, widths=(4, 3, 3, 2)), lambda: models.residual_mlp(depth=2, width=3, batch=2)],
+    ids=["seed_mlp", "residual_mlp"],
+)
+def test_a_call_builds_only_what_its_outputs_use(build):
+    """Rules build only what is wanted: every node a call makes is reachable from its result."""
+    model = build()
+    for wrt in [model.params, *model.params]:
+        grads, built = _nodes_built_by(lambda: ga.grad(model.loss, wrt))
+        outputs = grads if isinstance(grads, list) else [grads]
+        used = [n for n in ga.topological_order(outputs) if n.is_backward]
+        assert built == len(used), wrt
+
+
 def _per_call_backward_ops(layers: int, layer: int, kind: str) -> Counter:
     """Backward op nodes of ``grad(loss, w_layer)`` or ``grad(loss, b_layer)`` in models.mlp.
 
