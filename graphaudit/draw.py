@@ -63,6 +63,7 @@ class _View:
 
     group_noun = "grad call"
     clusters = True
+    summary_legend = "double border: a summary of many nodes"
 
     def __init__(self, order: list[Node], names: dict[Node, str], title: str):
         self.order = order
@@ -112,6 +113,8 @@ class _View:
 class _SeparateView(_View):
     """Every node of the separate form: red where merging finds an equal, earlier node."""
 
+    summary_legend = "double border: a summary; its red share is the duplicated share"
+
     def __init__(self, order: list[Node], names: dict[Node, str], title: str, result: MergeResult):
         super().__init__(order, names, title)
         self.duplicates = result.duplicates
@@ -148,6 +151,7 @@ class _MergedView(_View):
 
     group_noun = "vjp rule"
     clusters = False
+    summary_legend = "double border: a summary, shaded by its largest xN"
 
     def __init__(self, order: list[Node], names: dict[Node, str], title: str, result: MergeResult):
         super().__init__(order, names, title)
@@ -193,7 +197,8 @@ class _MergedView(_View):
             runs.setdefault(_shade(copies, self.most)[0], []).append(copies)
         for colour, run in runs.items():
             low, high = run[0], run[-1]
-            rows.append((colour, f"x{low}: built {low} times" if low == high else f"x{low}-x{high}: built {low} to {high} times"))
+            text = f"x{low}: built {low} times" if low == high else f"x{low}-x{high}: built {low} to {high} times"
+            rows.append((colour, text))
         return rows
 
 
@@ -232,6 +237,7 @@ class _Box:
 
     nodes: list[Node]
     title: str = ""
+    forward: bool = False  # the summary of the whole forward part
 
 
 def _plan(view: _View, max_nodes: int) -> tuple[list[_Box], list[str]]:
@@ -243,9 +249,9 @@ def _plan(view: _View, max_nodes: int) -> tuple[list[_Box], list[str]]:
     forward = [n for n in order if n.call is None]
     backward = [n for n in order if n.call is not None]
     if not backward:
-        boxes = _pack([_Box([n], f"node {i + 1}") for i, n in enumerate(order)], max_nodes, "nodes")
+        boxes = [_Box(order[a:b], f"nodes {a + 1}-{b}") for a, b in _runs(len(order), max_nodes)]
         return boxes, notes + [f"runs of nodes in topological order collapsed into {len(boxes)} boxes"]
-    head = [_Box(forward, "forward")] if forward else []
+    head = [_Box(forward, "forward", forward=True)] if forward else []
     notes.append(f"the forward part ({_operations(forward)} operations) collapsed into one box")
     if len(head) + len(backward) <= max_nodes:
         return head + [_Box([n]) for n in backward], notes
@@ -257,24 +263,20 @@ def _plan(view: _View, max_nodes: int) -> tuple[list[_Box], list[str]]:
             box = groups[key] = _Box([], title)
         box.nodes.append(node)
     notes.append(f"the backward nodes of each {view.group_noun} collapsed into one box")
+    boxes = list(groups.values())
     budget = max_nodes - len(head)
-    if len(groups) <= budget:
-        return head + list(groups.values()), notes
-    packed = _pack(list(groups.values()), budget, f"{view.group_noun}s")
-    return head + packed, notes + [f"runs of those {len(groups)} boxes packed into {len(packed)}"]
+    if len(boxes) <= budget:
+        return head + boxes, notes
+    packed = []
+    for a, b in _runs(len(boxes), budget):
+        title = f"{b - a} {view.group_noun}s\n{boxes[a].title}\n...\n{boxes[b - 1].title}"
+        packed.append(_Box([n for box in boxes[a:b] for n in box.nodes], title))
+    return head + packed, notes + [f"runs of those {len(boxes)} boxes packed into {len(packed)}"]
 
 
-def _pack(boxes: list[_Box], budget: int, noun: str) -> list[_Box]:
-    """``boxes`` merged into at most ``budget`` runs of neighbours, each titled by its ends."""
-    count = len(boxes)
-    if count <= budget:
-        return boxes
-    runs = []
-    for k in range(budget):
-        run = boxes[k * count // budget : (k + 1) * count // budget]
-        title = f"{len(run)} {noun}: {run[0].title} ... {run[-1].title}"
-        runs.append(_Box([n for box in run for n in box.nodes], title))
-    return runs
+def _runs(count: int, budget: int) -> list[tuple[int, int]]:
+    """``range(count)`` cut into ``budget`` runs of (nearly) equal length, as ``(start, stop)``."""
+    return [(k * count // budget, (k + 1) * count // budget) for k in range(budget)]
 
 
 # --- DOT -------------------------------------------------------------------------------------
@@ -318,8 +320,9 @@ def _draw(view: _View, max_nodes: int) -> str:
             box_of[node] = index
 
     graph = graphviz.Digraph("graphaudit")
-    # nslimit caps dot's network-simplex passes, which otherwise take minutes on long summarised chains
-    graph.attr(rankdir="TB", labelloc="t", fontname="Helvetica", fontsize="14", nodesep="0.2", ranksep="0.3", nslimit="5")
+    # nslimit caps dot's network-simplex passes, which otherwise take minutes on long summarised chains.
+    graph.attr(rankdir="TB", labelloc="t", fontname="Helvetica", fontsize="14", nodesep="0.2", ranksep="0.3")
+    graph.attr(nslimit="5")
     graph.attr("node", shape="box", style="rounded,filled", fontname="Helvetica", fontsize="10", height="0.3")
     graph.attr("edge", arrowsize="0.6")
 
@@ -343,10 +346,10 @@ def _draw(view: _View, max_nodes: int) -> str:
             for source in node.inputs:
                 start = box_of[source]
                 summary = boxes[start].title
-                # A summary's constants and its forward part feed everything: edges from them are noise.
-                if start != index and not (summary and (source.is_leaf or _is_forward_summary(boxes[start]))):
+                # The forward box and a summary's constants feed everything: edges from them are noise.
+                if start != index and not (boxes[start].forward or (summary and source.is_leaf)):
                     edges[start, index] = None
-    if any(_is_forward_summary(box) for box in boxes):
+    if boxes[0].forward:
         notes.append("edges out of the forward box not drawn: every backward box reads it")
     limit = EDGES_PER_NODE * max_nodes
     if len(edges) > limit:
@@ -357,13 +360,10 @@ def _draw(view: _View, max_nodes: int) -> str:
         graph.edge(f"n{start}", f"n{end}", **({"color": FEED_EDGE} if feed else {}))
     _wrap(graph, boxes, drawn)
 
-    graph.node("legend", _legend(view.legend()), shape="plaintext", style="", fontsize="9")
+    legend = view.legend() + ([(CANONICAL_FILL, view.summary_legend)] if any(box.title for box in boxes) else [])
+    graph.node("legend", _legend(legend), shape="plaintext", style="", fontsize="9")
     graph.attr(label=_text(view.title, *notes, limit=TITLE_LENGTH))
     return graph.source
-
-
-def _is_forward_summary(box: _Box) -> bool:
-    return bool(box.title) and box.nodes[-1].call is None
 
 
 def _wrap(graph: graphviz.Digraph, boxes: list[_Box], edges: list[tuple[int, int]]) -> None:
@@ -398,7 +398,8 @@ def to_dot(outputs: Node | Sequence[Node], *, max_nodes: int = MAX_NODES) -> str
     outputs = [outputs] if isinstance(outputs, Node) else check_nodes(outputs, "to_dot: outputs")
     order = topological_order(outputs)
     title = f"graph: {_operations(order)} operations"
-    return _draw(_View(order, forward_names(order), title), max_nodes)
+    names = forward_names(order) if len(order) <= max_nodes else {}  # only drawn nodes need names
+    return _draw(_View(order, names, title), max_nodes)
 
 
 def report_dot(report: Report, view: str = "merged", *, max_nodes: int = MAX_NODES) -> str:
@@ -444,7 +445,8 @@ def render_report(report: Report, path: str | Path, view: str = "merged", **opti
 def report_html(report: Report) -> str:
     """The notebook view: the forms as a table, then the merged picture (when ``dot`` is installed)."""
     data = report.to_dict()
-    head = "<tr>" + "".join(f"<th>{h}</th>" for h in ("form", "nodes", "backward", "FLOPs", "matmul FLOPs", "bytes", "build")) + "</tr>"
+    columns = ("form", "nodes", "backward", "FLOPs", "matmul FLOPs", "bytes", "build")
+    head = "<tr>" + "".join(f"<th>{c}</th>" for c in columns) + "</tr>"
     rows = "".join(
         f"<tr><td>{html.escape(name.replace('_', ' '))}</td><td>{f['nodes']}</td><td>{f['backward_nodes']}</td>"
         f"<td>{si(f['flops'], 'FLOP')}</td><td>{si(f['matmul_flops'], 'FLOP')}</td><td>{si(f['bytes'], 'B')}</td>"
