@@ -16,7 +16,13 @@
 - ``joint_duplicates``: the same for the joint form's own duplicates (``null`` for ``"graph"``);
 - ``merged_equals_joint``: whether merge(separate) is exactly merge(joint);
 - ``measured``: ``null`` unless ``measure=True``: median seconds per form and the ratio;
-- ``commutative``: whether merging put commutative inputs in order.
+- ``commutative``: whether merging put commutative inputs in order;
+- ``framework`` (only when a framework front-end made the report): ``name``, ``version``,
+  ``build_seconds`` (``repeats``, ``calls`` per form, and per form ``median``, ``mean``,
+  ``stdev``, ``q1``, ``q3``, ``min``, ``max`` of the framework's own grad-building time, and
+  ``separate_over_joint``), and optionally ``compile_check``: ``title`` and ``rows`` (each
+  ``graph`` and, per form, ``nodes``, ``dots`` and ``seconds``) of what the framework's own
+  rewrites keep, plus whatever counts the front-end adds.
 
 ``to_dict(timings=False)`` sets every measured time to ``null``: what is left is the same
 in every run, so two runs can be compared byte for byte.
@@ -66,6 +72,7 @@ class Report:
     measured: dict[str, Any] | None
     names: dict[Node, str]
     commutative: bool = False
+    framework: dict[str, Any] | None = None
 
     # --- data --------------------------------------------------------------------------
 
@@ -73,7 +80,7 @@ class Report:
         measured = self.measured
         if measured is not None and not timings:
             measured = {k: (v if k in ("repeats", "max_abs_difference") else None) for k, v in measured.items()}
-        return {
+        data = {
             "kind": self.kind,
             "wrt": list(self.wrt),
             "forms": {name: form.to_dict(timings) for name, form in self.forms.items()},
@@ -83,6 +90,9 @@ class Report:
             "measured": measured,
             "commutative": self.commutative,
         }
+        if self.framework is not None:
+            data["framework"] = self.framework if timings else _without_timings(self.framework)
+        return data
 
     def to_json(self, timings: bool = True, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(timings), indent=indent)
@@ -124,17 +134,21 @@ class Report:
                 f"joint {seconds_text(m['joint_seconds'])} ({m['separate_over_joint']:.2f}x), merged separate "
                 f"{seconds_text(m['separate_merged_seconds'])}; max |separate - joint| = {m['max_abs_difference']:.3g}"
             )
+        if self.framework is not None:
+            lines += framework_lines(self.framework)
         if dup["nodes"]:
             lines += ["", "duplicated work by op:"]
-            lines += [f"  {op:<14}{e['nodes']:>6} nodes {si(e['flops'], 'FLOP'):>12}" for op, e in dup["by_op"].items()]
+            width = max([14] + [len(op) + 1 for op in dup["by_op"]])  # imported ops have long names
+            lines += [f"  {op:<{width}}{e['nodes']:>6} nodes {si(e['flops'], 'FLOP'):>12}" for op, e in dup["by_op"].items()]
             lines += ["", "by grad call (copies of work an earlier call had built):"]
             lines += [f"  {call:<40}{e['nodes']:>6} nodes {si(e['flops'], 'FLOP'):>12}" for call, e in dup["by_call"].items()]
-            lines += ["", "by forward node (whose vjp rule ran in several grad calls):"]
-            lines += [
-                f"  {name} {shape_text(tuple(e['shape']))}: rule ran in {e['calls']} calls, "
-                f"{e['nodes']} duplicated nodes, {si(e['flops'], 'FLOP')}"
-                for name, e in list(dup["by_forward_node"].items())[:12]
-            ]
+            if dup["by_forward_node"]:  # empty for imported graphs, whose nodes carry no vjp origin
+                lines += ["", "by forward node (whose vjp rule ran in several grad calls):"]
+                lines += [
+                    f"  {name} {shape_text(tuple(e['shape']))}: rule ran in {e['calls']} calls, "
+                    f"{e['nodes']} duplicated nodes, {si(e['flops'], 'FLOP')}"
+                    for name, e in list(dup["by_forward_node"].items())[:12]
+                ]
             lines += ["", "top duplicated subexpressions:"]
             for rank, row in enumerate(dup["top"], start=1):
                 lines.append(
@@ -182,6 +196,54 @@ class Report:
         from graphaudit.draw import report_html
 
         return report_html(self)
+
+
+def _without_timings(value: Any, timed: bool = False) -> Any:
+    """``value`` with every measured time (a float under a key naming seconds) set to None."""
+    if isinstance(value, dict):
+        return {k: v if k in ("repeats", "calls") else _without_timings(v, timed or "seconds" in k)
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_timings(v, timed) for v in value]
+    return None if timed and isinstance(value, float) else value
+
+
+def framework_lines(framework: dict[str, Any]) -> list[str]:
+    """The text of a front-end's ``framework`` section: build-time spread and compile check."""
+    name = f"{framework.get('name', 'framework')} {framework.get('version', '')}".strip()
+    lines = []
+    build = framework.get("build_seconds")
+    if build:
+        lines += ["", f"{name}: time to build the symbolic gradients, {build['repeats']} builds of each form"]
+        lines.append(f"  {'form':<10}{'calls':>6}{'median':>11}{'quartiles':>22}{'mean +- std':>22}{'min .. max':>22}")
+        for form in ("joint", "separate"):
+            s = build[form]
+            lines.append(
+                f"  {form:<10}{build['calls'][form]:>6}{seconds_text(s['median']):>11}"
+                f"{seconds_text(s['q1']) + ' .. ' + seconds_text(s['q3']):>22}"
+                f"{seconds_text(s['mean']) + ' +- ' + seconds_text(s['stdev']):>22}"
+                f"{seconds_text(s['min']) + ' .. ' + seconds_text(s['max']):>22}"
+            )
+        lines.append(f"  separate / joint (medians): {build['separate_over_joint']:.2f}x")
+    check = framework.get("compile_check")
+    if check:
+        lines += ["", f"{check.get('title', 'compile check')} (op nodes / matmuls):"]
+        lines.append(f"  {'graph':<44}{'separate':>20}{'joint':>20}")
+        for row in check["rows"]:
+            cells = []
+            for form in ("separate", "joint"):
+                r = row[form]
+                took = f" {seconds_text(r['seconds'])}" if r.get("seconds") is not None else ""
+                cells.append(f"{r['nodes']} / {r['dots']}{took}")
+            lines.append(f"  {row['graph']:<44}{cells[0]:>20}{cells[1]:>20}")
+        missed = check.get("merges_graphaudit_missed")
+        if missed is not None:
+            merges = check.get("merge_optimizer_merges", {})
+            lines.append(
+                "  MergeOptimizer's merges that graphaudit's merge does not make: "
+                + ", ".join(f"{form} {missed[form]} of {merges.get(form, '?')}" for form in missed)
+            )
+    return lines
 
 
 def si(value: float, unit: str) -> str:
