@@ -8,6 +8,7 @@ with :func:`audit`.
 from graphaudit.audit import audit, audit_graph, compare_forms
 from graphaudit.convert import from_networkx, to_networkx
 from graphaudit.cost import Cost, total_cost
+from graphaudit.draw import render, to_dot
 from graphaudit.errors import (
     DisconnectedInputError,
     EvaluationError,
@@ -65,7 +66,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Cost", "MergeResult", "Report", "audit", "audit_graph", "compare_forms", "digests", "merge", "total_cost", "models",
-    "from_networkx", "to_networkx",
+    "from_networkx", "to_networkx", "render", "to_dot",
     "DisconnectedInputError", "EvaluationError", "GradCall", "GraphauditError", "Node", "OPS", "Op", "ShapeError",
     "UnknownOpError", "add", "apply", "arange", "broadcast_to", "cast", "concat", "constant", "div", "equal",
     "evaluate", "exp", "grad", "greater", "log", "log_softmax", "matmul", "max", "maximum", "mean", "mul", "neg",

@@ -96,10 +96,10 @@ def compare_forms(
         "separate": Form(separate, total_cost(separate_order), build_seconds[0]),
         "joint": Form(joint, total_cost(joint_order), build_seconds[1]),
         "separate_merged": Form(
-            separate_merge.outputs, total_cost(topological_order(separate_merge.outputs)), separate_merge_seconds
+            separate_merge.outputs, total_cost(separate_merge.order), separate_merge_seconds
         ),
         "joint_merged": Form(
-            joint_merge.outputs, total_cost(topological_order(joint_merge.outputs)), joint_merge_seconds
+            joint_merge.outputs, total_cost(joint_merge.order), joint_merge_seconds
         ),
     }
     return Report(
@@ -127,7 +127,7 @@ def audit_graph(outputs: Node | Sequence[Node], *, commutative: bool = False) ->
     names = forward_names(order)
     forms = {
         "original": Form(outputs, total_cost(order), None),
-        "merged": Form(result.outputs, total_cost(topological_order(result.outputs)), seconds),
+        "merged": Form(result.outputs, total_cost(result.order), seconds),
     }
     return Report(
         kind="graph",

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
-from graphaudit.graph import Node
+from graphaudit.graph import LEAF_OPS, Node
 from graphaudit.ops import get_op
 
 
@@ -63,17 +63,20 @@ def total_cost(nodes: Iterable[Node]) -> Cost:
     count = backward = flops = backward_flops = matmul = written = 0
     unknown: dict[str, int] = {}
     for node in nodes:
-        if node.is_leaf:
+        if node.op in LEAF_OPS:
             continue
-        if get_op(node.op).cost is None:
+        op = get_op(node.op)
+        if op.cost is None:
             unknown[node.op] = unknown.get(node.op, 0) + 1
-        f = node_flops(node)
+            f = 0
+        else:
+            f = int(op.cost(node))
         count += 1
         flops += f
-        written += node_bytes(node)
+        written += node.size * node.dtype.itemsize
         if node.call is not None:
             backward += 1
             backward_flops += f
-        if is_matmul(node):
+        if op.kind == "matmul":
             matmul += f
     return Cost(count, backward, flops, backward_flops, matmul, written, tuple(sorted(unknown.items())))

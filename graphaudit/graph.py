@@ -14,6 +14,7 @@ build context that :func:`graphaudit.grad` enters while it runs the rules.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -84,17 +85,7 @@ class Node:
     id: int
 
     def __init__(self, op, inputs, attrs, shape, dtype, name=None, value=None):
-        setter = object.__setattr__
-        setter(self, "op", op)
-        setter(self, "inputs", inputs)
-        setter(self, "attrs", attrs)
-        setter(self, "shape", shape)
-        setter(self, "dtype", dtype)
-        setter(self, "name", name)
-        setter(self, "value", value)
-        setter(self, "call", build_context.call)
-        setter(self, "origin", build_context.origin)
-        setter(self, "id", next(_next_id))
+        _fill(self, op, inputs, attrs, shape, dtype, name, value, build_context.call, build_context.origin)
 
     def __setattr__(self, key, value):
         raise AttributeError(f"graphaudit nodes are immutable (tried to set {key!r} on {self!r})")
@@ -104,12 +95,9 @@ class Node:
 
     def with_inputs(self, inputs: Sequence[Node]) -> Node:
         """A copy of this node (same op, attrs and provenance) reading other inputs."""
-        clone = Node.__new__(Node)
-        setter = object.__setattr__
-        for slot in Node.__slots__:
-            setter(clone, slot, getattr(self, slot))
-        setter(clone, "inputs", tuple(inputs))
-        setter(clone, "id", next(_next_id))
+        clone = object.__new__(Node)
+        _fill(clone, self.op, tuple(inputs), self.attrs, self.shape, self.dtype, self.name, self.value, self.call,
+              self.origin)
         return clone
 
     def attr(self, key: str, default: Any = None) -> Any:
@@ -124,7 +112,7 @@ class Node:
 
     @property
     def size(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
+        return math.prod(self.shape)
 
     @property
     def is_leaf(self) -> bool:
@@ -196,6 +184,25 @@ class Node:
     __array_priority__ = 1000  # so that numpy_array + node calls Node.__radd__
 
 
+# Writing a slot through its descriptor is the one way past Node.__setattr__, and the
+# fastest: nodes are made by the million.
+(_set_op, _set_inputs, _set_attrs, _set_shape, _set_dtype, _set_name, _set_value, _set_call, _set_origin,
+ _set_id) = (Node.__dict__[slot].__set__ for slot in Node.__slots__)
+
+
+def _fill(node, op, inputs, attrs, shape, dtype, name, value, call, origin) -> None:
+    _set_op(node, op)
+    _set_inputs(node, inputs)
+    _set_attrs(node, attrs)
+    _set_shape(node, shape)
+    _set_dtype(node, dtype)
+    _set_name(node, name)
+    _set_value(node, value)
+    _set_call(node, call)
+    _set_origin(node, origin)
+    _set_id(node, next(_next_id))
+
+
 def _ops():
     from graphaudit import ops
 
@@ -252,25 +259,28 @@ def topological_order(outputs: Iterable[Node]) -> list[Node]:
     """Every node the outputs depend on, inputs before consumers, each once.
 
     Iterative depth-first post-order (no recursion, so graphs of any depth work),
-    visiting inputs in their order: the result is deterministic.
+    visiting inputs in their order: the result is deterministic. A node on the stack is
+    "entered" the first time it is seen (its inputs are pushed above it) and "done" the
+    second time; copies pushed by several consumers are skipped once it is done.
     """
     order: list[Node] = []
-    done: set[int] = set()
+    entered: set[Node] = set()
+    done: set[Node] = set()
     for output in outputs:
-        if id(output) in done:
-            continue
-        stack = [(output, iter(output.inputs))]
-        done.add(id(output))
+        stack = [output]
         while stack:
-            node, pending = stack[-1]
-            for child in pending:
-                if id(child) not in done:
-                    done.add(id(child))
-                    stack.append((child, iter(child.inputs)))
-                    break
-            else:
+            node = stack[-1]
+            if node in entered:
                 stack.pop()
-                order.append(node)
+                if node not in done:
+                    done.add(node)
+                    order.append(node)
+                continue
+            entered.add(node)
+            inputs = node.inputs
+            for position in range(len(inputs) - 1, -1, -1):
+                if inputs[position] not in entered:
+                    stack.append(inputs[position])
     return order
 
 

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from graphaudit.graph import Node, check_nodes, topological_order
-from graphaudit.ops import get_op
+from graphaudit.ops import OPS, get_op
 
 
 @dataclass
@@ -30,10 +30,13 @@ class MergeResult:
 
     ``mapping`` sends every node of the original graph to its node in the merged graph
     (itself when nothing changed); ``duplicates`` holds only the nodes that were merged
-    into an earlier, equal node. Node counts are of operations (leaves not counted).
+    into an earlier, equal node; ``order`` is the merged graph's topological order (its
+    nodes in the order merging made them). Node counts are of operations (leaves not
+    counted).
     """
 
     outputs: list[Node]
+    order: list[Node]
     mapping: dict[Node, Node]
     duplicates: dict[Node, Node]
     nodes_before: int
@@ -58,42 +61,42 @@ def merge(outputs: Sequence[Node], *, commutative: bool = False) -> MergeResult:
     are put in a canonical order first, so ``a + b`` and ``b + a`` merge too.
     """
     outputs = check_nodes(outputs, "merge: outputs")
-    order = topological_order(outputs)
     canonical_by_key: dict[tuple, Node] = {}
+    merged_order: list[Node] = []
     mapping: dict[Node, Node] = {}
     duplicates: dict[Node, Node] = {}
     nodes_before = nodes_after = 0
-    for node in order:
-        if node.op in ("placeholder", "parameter"):
+    for node in topological_order(outputs):
+        op_name = node.op
+        if op_name == "placeholder" or op_name == "parameter":
             mapping[node] = node
+            merged_order.append(node)
             continue
-        inputs = tuple(mapping[i] for i in node.inputs)
-        if node.op == "constant":
+        inputs = tuple([mapping[i] for i in node.inputs])
+        if op_name == "constant":
             key = ("constant", node.dtype.str, node.shape, node.value.tobytes())
         else:
             nodes_before += 1
-            op = get_op(node.op)
+            op = OPS.get(op_name) or get_op(op_name)
             if not op.pure:
                 key = ("impure", node.id)
             else:
-                ids = tuple(i.id for i in inputs)
+                ids = [i.id for i in inputs]
                 if commutative and op.commutative:
-                    ids = tuple(sorted(ids))
-                key = (node.op, node.attrs, ids)
+                    ids.sort()
+                key = (op_name, node.attrs, *ids)
         found = canonical_by_key.get(key)
         if found is not None:
             mapping[node] = found
             duplicates[node] = found
             continue
-        if any(new is not old for new, old in zip(inputs, node.inputs)):
-            merged = node.with_inputs(inputs)
-        else:
-            merged = node
+        merged = node if inputs == node.inputs else node.with_inputs(inputs)
         canonical_by_key[key] = merged
+        merged_order.append(merged)
         mapping[node] = merged
-        if node.op != "constant":
+        if op_name != "constant":
             nodes_after += 1
-    return MergeResult([mapping[o] for o in outputs], mapping, duplicates, nodes_before, nodes_after)
+    return MergeResult([mapping[o] for o in outputs], merged_order, mapping, duplicates, nodes_before, nodes_after)
 
 
 def digests(outputs: Sequence[Node]) -> dict[Node, str]:

@@ -153,6 +153,9 @@ def _lift(value, like: Node | None = None) -> Node:
 
 
 def _broadcast(op: str, *nodes: Node) -> Shape:
+    first = nodes[0].shape
+    if all(n.shape == first for n in nodes):
+        return first
     try:
         return tuple(np.broadcast_shapes(*(n.shape for n in nodes)))
     except ValueError:

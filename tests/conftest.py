@@ -70,3 +70,25 @@ def np_residual_loss(x, y, params):
     for w, b in blocks:
         h = h + np.tanh(h @ w + b)
     return np_nll(h @ params[-2] + params[-1], y)
+
+
+# --- hypothesis profiles: derandomised and fixed in every run; `pytest --slow` digs deeper --------
+
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+settings.register_profile(
+    "default", max_examples=200, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile(
+    "slow", max_examples=2000, derandomize=False, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("default")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--slow", action="store_true", help="run the property tests with 2000 random examples each")
+
+
+def pytest_configure(config):
+    if config.getoption("--slow"):
+        settings.load_profile("slow")
