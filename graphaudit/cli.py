@@ -143,6 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--out", metavar="DIR", default="graphaudit-out", help="output folder (default: %(default)s/)")
     demo.add_argument("--batch", type=_positive_int, default=128, help="batch size (default: %(default)s)")
+    demo.add_argument(
+        "--no-timings", action="store_true", help="leave measured times out of report.json (byte-identical runs)"
+    )
 
     target = commands.add_parser(
         "audit",
@@ -155,7 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
             + "\n".join(_example_lines())
             + "\n\nor path/to/file.py:function, where function() takes no arguments and returns\n"
             "(cost, wrt) or (cost, wrt, feed): cost a scalar graphaudit Node, wrt a Node or a list\n"
-            "of Nodes, feed a dict {leaf node: numpy array} (only needed for --measure).\n"
+            "of Nodes, feed a dict {leaf node: numpy array} (only needed for --measure);\n"
+            "or, for a JAX function, (fn, args, argnums): fn(*args) a scalar, argnums the positions\n"
+            "of the arguments to differentiate (arrays or pytrees of arrays; one jax.grad per leaf\n"
+            "against one joint jax.grad). With a JAX target, --xla compiles both forms and counts\n"
+            "what XLA keeps, and --measure times the jitted forms.\n"
             "The file is imported as a module, with its folder on sys.path."
         ),
         epilog=(
@@ -163,7 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
             "  graphaudit audit seed_mlp --batch 32\n"
             "  graphaudit audit deep_chain --depth 32 --width 64 --png merged.png --view merged\n"
             "  graphaudit audit residual_mlp --measure\n"
-            "  graphaudit audit my_model.py:build --json report.json --svg separate.svg --view separate"
+            "  graphaudit audit my_model.py:build --json report.json --svg separate.svg --view separate\n"
+            "  graphaudit audit examples/jax_seed_mlp.py:target --xla"
         ),
     )
     target.add_argument("target", metavar="TARGET", help="an example name or path/to/file.py:function")
@@ -195,6 +203,12 @@ def build_parser() -> argparse.ArgumentParser:
         "a function target must return (cost, wrt, feed))",
     )
     analysis.add_argument("--repeats", type=_positive_int, default=5, help="runs per form for --measure (default: 5)")
+    analysis.add_argument(
+        "--xla",
+        action="store_true",
+        help="JAX targets only: also compile the separate grads (in one jit) and the joint grad with XLA and "
+        "count the instructions and dots of the optimised HLO",
+    )
     analysis.add_argument(
         "--commutative", action="store_true", help="let merging treat a+b and b+a (and a*b, b*a, ...) as equal"
     )
@@ -238,7 +252,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print()
 
     written = [
-        (_write_text(out / "report.json", report.to_json() + "\n"), "the report as JSON"),
+        (_write_text(out / "report.json", report.to_json(timings=not args.no_timings) + "\n"), "the report as JSON"),
         (_write_text(out / "report.dot", report.to_dot("merged")), "the merged view as Graphviz DOT"),
     ]
     missing = None
@@ -269,12 +283,18 @@ def cmd_audit(args: argparse.Namespace) -> int:
         if flag in ("png", "svg") and Path(path).suffix.lower() != f".{flag}":
             raise UsageError(f"--{flag} {path}: the file name must end in .{flag}")
 
-    cost, wrt, feed = load_target(args)
-    if args.measure and feed is None:
-        raise UsageError(
-            f"--measure needs a feed: make {args.target} return (cost, wrt, feed), feed a dict {{node: array}}"
-        )
-    report = audit(cost, wrt, measure=args.measure, feed=feed, commutative=args.commutative, repeats=args.repeats)
+    loaded = load_target(args)
+    if isinstance(loaded, JaxTarget):
+        report = audit_jax(loaded, args)
+    else:
+        cost, wrt, feed = loaded
+        if args.xla:
+            raise UsageError(f"--xla applies to JAX targets only; {args.target} is a graphaudit graph")
+        if args.measure and feed is None:
+            raise UsageError(
+                f"--measure needs a feed: make {args.target} return (cost, wrt, feed), feed a dict {{node: array}}"
+            )
+        report = audit(cost, wrt, measure=args.measure, feed=feed, commutative=args.commutative, repeats=args.repeats)
 
     json_to_stdout = outputs["json"] == "-"
     notes = sys.stderr if json_to_stdout else sys.stdout
@@ -298,11 +318,37 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def audit_jax(target: JaxTarget, args: argparse.Namespace) -> Any:
+    """The JAX front-end's audit of ``target``; a failure inside JAX becomes a one-line usage error."""
+    from graphaudit.frontends import MissingFrameworkError
+    from graphaudit.frontends.jax import audit as jax_audit
+
+    try:
+        return jax_audit(
+            target.fn, *target.args, argnums=target.argnums, xla=args.xla, measure=args.measure,
+            commutative=args.commutative, repeats=args.repeats,
+        )
+    except MissingFrameworkError as exc:
+        raise UsageError(str(exc)) from exc
+    except GraphauditError:
+        raise
+    except Exception as exc:  # bad arguments, or JAX failed tracing or compiling the user's function
+        raise UsageError(f"auditing {args.target} with JAX failed: {type(exc).__name__}: {exc}") from exc
+
+
 # --- targets -----------------------------------------------------------------------------------
 
 
-def load_target(args: argparse.Namespace) -> tuple[Node, Node | list[Node], Mapping | None]:
-    """``(cost, wrt, feed)`` from a built-in example name or ``path/to/file.py:function``."""
+class JaxTarget(NamedTuple):
+    """What a JAX target function returns: ``fn(*args)`` is a scalar; differentiate ``argnums``."""
+
+    fn: Callable[..., Any]
+    args: tuple
+    argnums: int | tuple[int, ...]
+
+
+def load_target(args: argparse.Namespace) -> tuple[Node, Node | list[Node], Mapping | None] | JaxTarget:
+    """``(cost, wrt, feed)`` or a :class:`JaxTarget`, from an example name or ``path/to/file.py:function``."""
     target: str = args.target
     sizes = {name: getattr(args, name) for name in ("batch", "depth", "width") if getattr(args, name) is not None}
     if target in EXAMPLES:
@@ -374,9 +420,11 @@ def load_function(path: Path, name: str) -> Callable[[], Any]:
     return function
 
 
-def check_result(result: Any, target: str) -> tuple[Node, Node | list[Node], Mapping | None]:
-    """Check what a target function returned: ``(cost, wrt)`` or ``(cost, wrt, feed)``."""
-    expected = "(cost, wrt) or (cost, wrt, feed)"
+def check_result(result: Any, target: str) -> tuple[Node, Node | list[Node], Mapping | None] | JaxTarget:
+    """Check what a target function returned: ``(cost, wrt)``, ``(cost, wrt, feed)`` or ``(fn, args, argnums)``."""
+    expected = "(cost, wrt) or (cost, wrt, feed), or (fn, args, argnums) for a JAX function"
+    if isinstance(result, (tuple, list)) and len(result) == 3 and callable(result[0]):
+        return check_jax_result(result, target)
     if not isinstance(result, (tuple, list)) or len(result) not in (2, 3):
         got = f"a {len(result)}-tuple" if isinstance(result, (tuple, list)) else _a(result)
         raise UsageError(f"{target} must return {expected}, got {got}")
@@ -395,6 +443,20 @@ def check_result(result: Any, target: str) -> tuple[Node, Node | list[Node], Map
     if feed is not None and not isinstance(feed, Mapping):
         raise UsageError(f"{target}: feed is {_a(feed)}, not a dict {{node: array}}")
     return cost, wrt, feed
+
+
+def check_jax_result(result: Sequence[Any], target: str) -> JaxTarget:
+    """Check a JAX target's ``(fn, args, argnums)``: args a tuple or list, argnums an int or ints."""
+    fn, arguments, argnums = result
+    if not isinstance(arguments, (tuple, list)):
+        raise UsageError(f"{target} returned (fn, args, argnums), but args is {_a(arguments)}, not a tuple or list")
+    if isinstance(argnums, (tuple, list)):
+        if not argnums or not all(isinstance(a, int) and not isinstance(a, bool) for a in argnums):
+            raise UsageError(f"{target}: argnums must be an int or a non-empty tuple of ints, got {argnums!r}")
+        argnums = tuple(argnums)
+    elif not isinstance(argnums, int) or isinstance(argnums, bool):
+        raise UsageError(f"{target}: argnums must be an int or a non-empty tuple of ints, got {_a(argnums)}")
+    return JaxTarget(fn, tuple(arguments), argnums)
 
 
 def _a(value: Any) -> str:

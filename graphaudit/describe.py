@@ -14,6 +14,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from graphaudit.graph import Node
+from graphaudit.ops import get_op
 
 
 def forward_names(order: Iterable[Node]) -> dict[Node, str]:
@@ -32,8 +33,11 @@ def shape_text(shape: tuple[int, ...]) -> str:
 
 
 def operand_text(node: Node) -> str:
-    """Shapes worth printing beside an expression: ``128x3000 @ 3000x5000`` for a matmul."""
-    if node.op == "matmul":
+    """Shapes worth printing beside an expression: ``128x3000 @ 3000x5000`` for a matmul.
+
+    Any two-input op of kind ``matmul`` qualifies, so imported products (``jax.dot_general``) read the same.
+    """
+    if len(node.inputs) == 2 and get_op(node.op).kind == "matmul":
         return " @ ".join(shape_text(i.shape) for i in node.inputs)
     return shape_text(node.shape)
 

@@ -404,3 +404,71 @@ def test_python_m_graphaudit_bad_input(tmp_path):
     assert result.stdout == ""
     assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
 
+
+
+# --- audit: JAX targets (fn, args, argnums) ------------------------------------------------------
+
+JAX_MODEL_FILE = """
+import jax.numpy as jnp
+import numpy as np
+
+def loss(w1, w2, x):
+    return jnp.sum(jnp.tanh(jnp.tanh(x @ w1) @ w2))
+
+def target():
+    rng = np.random.default_rng(0)
+    w1, w2, x = (rng.standard_normal(s).astype(np.float32) for s in [(3, 5), (5, 2), (4, 3)])
+    return loss, (w1, w2, x), (0, 1)
+
+def args_not_a_tuple():
+    return loss, 3, 0
+
+def argnums_not_ints():
+    return target()[0], target()[1], ("w1",)
+
+def fails_in_jax():
+    return (lambda w: jnp.sum(w @ w), (np.ones((2, 3), np.float32),), 0)
+"""
+
+
+@pytest.fixture(scope="module")
+def jax_model_file(tmp_path_factory):
+    pytest.importorskip("jax")
+    path = tmp_path_factory.mktemp("jax_target") / "jax_model.py"
+    path.write_text(JAX_MODEL_FILE)
+    return path
+
+
+def test_audit_jax_target_with_xla(jax_model_file, capsys):
+    code, out, err = run(["audit", f"{jax_model_file}:target", "--xla", "--json", "-", "--no-timings"], capsys)
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["wrt"] == ["w1", "w2"] and report["merged_equals_joint"] is True
+    framework = report["framework"]
+    assert framework["name"] == "JAX"
+    compiled, without_cse = framework["compile_check"]["rows"]
+    assert compiled["separate"]["dots"] == compiled["joint"]["dots"]
+    assert compiled["separate"]["seconds"] is None  # --no-timings
+    code, out, err = run(["audit", f"{jax_model_file}:target"], capsys)
+    assert code == 0, err
+    assert "2 separate grad calls" in out and "JAX " in out and "after XLA" not in out
+
+
+def test_xla_flag_needs_a_jax_target(capsys):
+    code, out, err = run(["audit", "deep_chain", "--depth", 2, "--xla"], capsys)
+    assert_one_line_error(code, out, err)
+    assert "--xla applies to JAX targets only" in err
+
+
+@pytest.mark.parametrize(
+    "function, expected",
+    [
+        ("args_not_a_tuple", "args is an int, not a tuple or list"),
+        ("argnums_not_ints", "argnums must be an int or a non-empty tuple of ints"),
+        ("fails_in_jax", "auditing"),
+    ],
+)
+def test_bad_jax_target_exits_2_with_one_line(jax_model_file, function, expected, capsys):
+    code, out, err = run(["audit", f"{jax_model_file}:{function}"], capsys)
+    assert_one_line_error(code, out, err)
+    assert expected in err
