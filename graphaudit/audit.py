@@ -15,15 +15,15 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from graphaudit.cost import is_matmul, node_bytes, node_flops, total_cost
-from graphaudit.describe import describe, forward_names, name_of, operand_text
+from graphaudit.cost import total_cost
+from graphaudit.counting import count_separate
+from graphaudit.describe import forward_names, name_of
+from graphaudit.duplicates import TOP, duplicated_work
 from graphaudit.evaluate import evaluate
-from graphaudit.grad import grad
-from graphaudit.graph import Node, check_nodes, topological_order
+from graphaudit.grad import grad, grad_with_record
+from graphaudit.graph import GradCall, Node, check_nodes, topological_order
 from graphaudit.merge import MergeResult, merge
 from graphaudit.report import Form, Report
-
-TOP = 10  # how many duplicated subexpressions a report lists
 
 
 def audit(
@@ -34,16 +34,27 @@ def audit(
     feed: Mapping | None = None,
     commutative: bool = False,
     repeats: int = 5,
+    materialize: bool = True,
 ) -> Report:
     """Audit one joint ``grad(cost, wrt)`` against one ``grad(cost, w)`` per ``w`` in ``wrt``.
 
     With ``measure=True`` and a ``feed``, also times (median of ``repeats`` runs) the
     numpy evaluation of the separate, joint and merged forms and checks that the
     separate and joint gradients agree.
+
+    With ``materialize=False`` the separate form is counted, not built
+    (:mod:`graphaudit.counting`): the same counts and breakdowns in time and memory
+    proportional to the joint form, for graphs whose separate form is too big to build.
+    Such a report has no separate graph to draw or evaluate, and takes merge(separate)
+    to be merge(joint), which the materialised audit verifies.
     """
     targets = [wrt] if isinstance(wrt, Node) else check_nodes(wrt, "audit: wrt")
     if measure and feed is None:
         raise ValueError("audit: measure=True needs a feed (e.g. make_feed() of a graphaudit.models model)")
+    if not materialize:
+        if measure:
+            raise ValueError("audit: measure=True needs the separate form built; drop materialize=False")
+        return _counted_audit(cost, targets, commutative)
 
     start = time.perf_counter()
     separate = [grad(cost, w) for w in targets]
@@ -64,6 +75,38 @@ def audit(
     if measure:
         report.measured = _measure(report.forms, feed, repeats)
     return report
+
+
+def _counted_audit(cost: Node, targets: list[Node], commutative: bool) -> Report:
+    start = time.perf_counter()
+    joint, record = grad_with_record(cost, targets)
+    joint_seconds = time.perf_counter() - start
+    joint_merge, merge_seconds = _timed_merge(joint, commutative)
+    names = forward_names(topological_order([cost]))
+    joint_order = topological_order(joint)
+    labels = [GradCall.label_for([t.label]) for t in targets]
+    separate_cost, duplicated = count_separate(cost, targets, joint, record, joint_merge, names, labels, top=TOP)
+    merged_cost = total_cost(joint_merge.order)
+    forms = {
+        "separate": Form(None, separate_cost, None),
+        "joint": Form(joint, total_cost(joint_order), joint_seconds),
+        "separate_merged": Form(joint_merge.outputs, merged_cost, None),
+        "joint_merged": Form(joint_merge.outputs, merged_cost, merge_seconds),
+    }
+    return Report(
+        kind="grad",
+        wrt=[name_of(t, names) for t in targets],
+        forms=forms,
+        subject="separate",
+        merges={"joint": joint_merge},
+        duplicated=duplicated,
+        joint_duplicates=duplicated_work(joint_order, joint_merge, names, top=0),
+        merged_equals_joint=None,
+        measured=None,
+        names=names,
+        commutative=commutative,
+        materialized=False,
+    )
 
 
 def compare_forms(
@@ -155,106 +198,6 @@ def _same_graph(left: list[Node], right: list[Node]) -> bool:
     if any(a is not b for a, b in zip(left, right)) or len(left) != len(right):
         return False
     return {id(n) for n in topological_order(left)} == {id(n) for n in topological_order(right)}
-
-
-def duplicated_work(order: list[Node], result: MergeResult, names: dict[Node, str], *, top: int = TOP) -> dict:
-    """What merging removed from the graph ``order``: totals, by op, by call, by forward node, top list.
-
-    ``order`` is the topological order of the graph that was merged into ``result``.
-    """
-    dups = [node for node in order if node in result.duplicates and not node.is_leaf]
-    totals = total_cost(dups)
-
-    by_op: dict[str, dict] = {}
-    by_call: dict[str, dict] = {}
-    call_keys: dict[int, str] = {}
-    for node in dups:
-        flops = node_flops(node)
-        entry = by_op.setdefault(node.op, {"nodes": 0, "flops": 0, "bytes": 0})
-        entry["nodes"] += 1
-        entry["flops"] += flops
-        entry["bytes"] += node_bytes(node)
-        key = _call_key(node, call_keys)
-        entry = by_call.setdefault(key, {"nodes": 0, "flops": 0, "matmul_flops": 0})
-        entry["nodes"] += 1
-        entry["flops"] += flops
-        entry["matmul_flops"] += flops if is_matmul(node) else 0
-
-    return {
-        **{k: v for k, v in totals.to_dict().items() if k in ("nodes", "flops", "matmul_flops", "bytes")},
-        "by_op": dict(sorted(by_op.items(), key=lambda kv: (-kv[1]["flops"], -kv[1]["nodes"], kv[0]))),
-        "by_call": by_call,
-        "by_forward_node": _by_forward_node(order, result, names),
-        "top": _top(dups, result, names, top),
-    }
-
-
-def _call_key(node: Node, call_keys: dict[int, str]) -> str:
-    """A readable key for the grad call that built ``node`` ("forward" for forward nodes)."""
-    if node.call is None:
-        return "forward"
-    key = call_keys.get(node.call.index)
-    if key is None:
-        key = node.call.label
-        taken = set(call_keys.values())
-        suffix = 2
-        while key in taken:
-            key, suffix = f"{node.call.label} #{suffix}", suffix + 1
-        call_keys[node.call.index] = key
-    return key
-
-
-def _by_forward_node(order: list[Node], result: MergeResult, names: dict[Node, str]) -> dict[str, dict]:
-    """For each forward node whose vjp rule ran in several calls: how often, and the cost of the copies."""
-    calls: dict[Node, set[int]] = {}
-    cost: dict[Node, list[int]] = {}
-    for node in order:
-        if node.origin is None or node.is_leaf:
-            continue
-        calls.setdefault(node.origin, set()).add(node.call.index)
-        if node in result.duplicates:
-            entry = cost.setdefault(node.origin, [0, 0])
-            entry[0] += 1
-            entry[1] += node_flops(node)
-    rows = []
-    for position, (origin, (nodes, flops)) in enumerate(cost.items()):
-        rows.append((-flops, -nodes, position, name_of(origin, names), {
-            "op": origin.op,
-            "shape": list(origin.shape),
-            "calls": len(calls[origin]),
-            "rebuilt": len(calls[origin]) - 1,
-            "nodes": nodes,
-            "flops": flops,
-        }))
-    return {name: row for *_, name, row in sorted(rows, key=lambda r: r[:3])}
-
-
-def _top(dups: list[Node], result: MergeResult, names: dict[Node, str], top: int) -> list[dict]:
-    """The duplicated subexpressions that waste most FLOPs, one row per canonical node."""
-    if top <= 0:
-        return []
-    groups: dict[Node, list[Node]] = {}
-    for node in dups:
-        groups.setdefault(result.duplicates[node], []).append(node)
-    canonical_of: dict[Node, Node] = {}
-    for node, merged in result.mapping.items():
-        if merged in groups and node not in result.duplicates:
-            canonical_of[merged] = node  # the first copy, as the user built it
-    rows = []
-    for position, (merged, copies) in enumerate(groups.items()):
-        first = canonical_of.get(merged, copies[0])
-        wasted = node_flops(first) * len(copies)
-        labels = [c.call.label if c.call is not None else "forward" for c in [first, *copies]]
-        rows.append((-wasted, position, {
-            "expression": describe(first, names),
-            "shapes": operand_text(first),
-            "op": first.op,
-            "copies": len(copies) + 1,
-            "wasted_flops": wasted,
-            "calls": labels,
-        }))
-    rows.sort(key=lambda r: r[:2])
-    return [row for *_, row in rows[:top]]
 
 
 def _measure(forms: dict[str, Form], feed: Mapping, repeats: int) -> dict:

@@ -10,9 +10,10 @@ other calls: that is exactly the redundancy graphaudit measures.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 from graphaudit.errors import DisconnectedInputError
-from graphaudit.graph import GradCall, Node, build_context, check_nodes, constant, topological_order
+from graphaudit.graph import GradCall, Node, build_context, check_nodes, constant, new_id_mark, topological_order
 from graphaudit.ops import add, get_op, zeros
 
 
@@ -24,6 +25,10 @@ def grad(cost: Node, wrt: Node | Sequence[Node], *, disconnected: str = "raise")
     on raises :class:`DisconnectedInputError`, unless ``disconnected="zero"``, which
     returns zeros of its shape.
     """
+    return _grad(cost, wrt, disconnected, None)
+
+
+def _grad(cost, wrt, disconnected: str, record: list | None):
     if disconnected not in ("raise", "zero"):
         raise ValueError(f"disconnected must be 'raise' or 'zero', got {disconnected!r}")
     if not isinstance(cost, Node):
@@ -60,7 +65,7 @@ def grad(cost: Node, wrt: Node | Sequence[Node], *, disconnected: str = "raise")
     saved = build_context.call, build_context.origin
     build_context.call = call
     try:
-        adjoints = _backward(cost, order, on_path, targets_by_id)
+        adjoints = _backward(cost, order, on_path, targets_by_id, record)
         grads = []
         for target in targets:
             if id(target) in adjoints:
@@ -73,8 +78,14 @@ def grad(cost: Node, wrt: Node | Sequence[Node], *, disconnected: str = "raise")
     return grads[0] if single else grads
 
 
-def _backward(cost: Node, order: list[Node], on_path: set[int], targets: dict[int, Node]) -> dict[int, Node]:
-    """Run the vjp rules from ``cost`` down; returns the summed adjoint of every target."""
+def _backward(
+    cost: Node, order: list[Node], on_path: set[int], targets: dict[int, Node], record: list | None = None
+) -> dict[int, Node]:
+    """Run the vjp rules from ``cost`` down; returns the summed adjoint of every target.
+
+    With ``record``, appends one :class:`RuleRecord` per forward node processed, for the
+    counting mode (:mod:`graphaudit.counting`).
+    """
     contributions: dict[int, list[Node]] = {}
     if id(cost) in on_path:
         build_context.origin = cost
@@ -85,6 +96,7 @@ def _backward(cost: Node, order: list[Node], on_path: set[int], targets: dict[in
         if parts is None:
             continue
         build_context.origin = node
+        sum_start = new_id_mark() if record is not None else 0
         total = parts[0]
         for part in parts[1:]:
             total = add(total, part)
@@ -92,12 +104,33 @@ def _backward(cost: Node, order: list[Node], on_path: set[int], targets: dict[in
         if id(node) in targets:
             found[id(node)] = total
         wanted = tuple(id(i) in on_path for i in node.inputs)
-        if not any(wanted):
-            continue
-        rule = get_op(node.op).vjp
-        if rule is None:
-            continue
-        for source, adjoint in zip(node.inputs, rule(node, total, wanted)):
+        rule = get_op(node.op).vjp if any(wanted) else None
+        rule_start = new_id_mark() if record is not None else 0
+        adjoints = rule(node, total, wanted) if rule is not None else [None] * len(wanted)
+        for source, adjoint in zip(node.inputs, adjoints):
             if adjoint is not None:
                 contributions.setdefault(id(source), []).append(adjoint)
+        if record is not None:
+            record.append(RuleRecord(node, total, sum_start, rule_start, tuple(adjoints)))
     return found
+
+
+def grad_with_record(cost: Node, wrt: Sequence[Node]) -> tuple[list[Node], list[RuleRecord]]:
+    """``grad(cost, wrt)`` and, in processing order, what each forward node's turn built."""
+    record: list[RuleRecord] = []
+    return _grad(cost, list(wrt), "raise", record), record
+
+
+class RuleRecord(NamedTuple):
+    """What one forward node's turn in a grad call built.
+
+    Node ids grow with creation, so the nodes the summation of ``node``'s adjoint built
+    are those behind ``total`` with ids from ``sum_start``, and the nodes its vjp rule
+    built for input ``i`` are those behind ``adjoints[i]`` with ids from ``rule_start``.
+    """
+
+    node: Node
+    total: Node
+    sum_start: int
+    rule_start: int
+    adjoints: tuple[Node | None, ...]

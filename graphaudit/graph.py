@@ -43,7 +43,12 @@ class GradCall:
 
     @property
     def label(self) -> str:
-        return "grad(cost, [" + ", ".join(self.wrt_names) + "])"
+        return GradCall.label_for(self.wrt_names)
+
+    @staticmethod
+    def label_for(wrt_names: Sequence[str]) -> str:
+        """How reports name the grad call over ``wrt_names``: ``grad(cost, [w1])``."""
+        return "grad(cost, [" + ", ".join(wrt_names) + "])"
 
     def __repr__(self) -> str:
         return f"<GradCall #{self.index} {self.label}>"
@@ -201,6 +206,11 @@ def _fill(node, op, inputs, attrs, shape, dtype, name, value, call, origin) -> N
     _set_call(node, call)
     _set_origin(node, origin)
     _set_id(node, next(_next_id))
+
+
+def new_id_mark() -> int:
+    """An id no node has, and greater than every node made so far: nodes made after it compare greater."""
+    return next(_next_id)
 
 
 def _ops():

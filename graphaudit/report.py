@@ -17,6 +17,8 @@
 - ``merged_equals_joint``: whether merge(separate) is exactly merge(joint);
 - ``measured``: ``null`` unless ``measure=True``: median seconds per form and the ratio;
 - ``commutative``: whether merging put commutative inputs in order;
+- ``materialized``: ``false`` for a counting-mode report (``audit(..., materialize=False)``),
+  whose separate form was counted, not built (``merged_equals_joint`` is then ``null``);
 - ``framework`` (only when a framework front-end made the report): ``name``, ``version``,
   ``build_seconds`` (``repeats``, ``calls`` per form, and per form ``median``, ``mean``,
   ``stdev``, ``q1``, ``q3``, ``min``, ``max`` of the framework's own grad-building time, and
@@ -44,7 +46,7 @@ from graphaudit.merge import MergeResult
 class Form:
     """One gradient form: its outputs, their cost, and how long building it took."""
 
-    outputs: list[Node]
+    outputs: list[Node] | None  # None: counted, not built (audit(..., materialize=False))
     cost: Cost
     build_seconds: float | None
 
@@ -73,6 +75,7 @@ class Report:
     names: dict[Node, str]
     commutative: bool = False
     framework: dict[str, Any] | None = None
+    materialized: bool = True
 
     # --- data --------------------------------------------------------------------------
 
@@ -89,6 +92,7 @@ class Report:
             "merged_equals_joint": self.merged_equals_joint,
             "measured": measured,
             "commutative": self.commutative,
+            "materialized": self.materialized,
         }
         if self.framework is not None:
             data["framework"] = self.framework if timings else _without_timings(self.framework)
@@ -120,8 +124,11 @@ class Report:
         dup = self.duplicated
         lines += ["", self._verdict()]
         if self.kind == "grad":
-            same = "yes" if self.merged_equals_joint else "NO"
-            lines.append(f"merge(separate) == merge(joint): {same}")
+            if self.materialized:
+                same = "yes" if self.merged_equals_joint else "NO"
+                lines.append(f"merge(separate) == merge(joint): {same}")
+            else:
+                lines.append("counting mode: the separate form was counted, not built (merged forms = merge(joint))")
             own = self.joint_duplicates
             lines.append(
                 f"the joint form's own duplicates: {own['nodes']} nodes, {si(own['flops'], 'FLOP')}"
@@ -184,13 +191,20 @@ class Report:
         """DOT source of the ``"merged"`` or ``"separate"`` view (see :mod:`graphaudit.draw`)."""
         from graphaudit.draw import report_dot
 
+        self._check_drawable()
         return report_dot(self, view, **options)
 
     def render(self, path: str, view: str = "merged", **options: Any) -> str:
         """Write the view to ``path``: PNG, SVG or DOT by its suffix. Returns the path."""
         from graphaudit.draw import render_report
 
+        self._check_drawable()
         return render_report(self, path, view, **options)
+
+    def _check_drawable(self) -> None:
+        if not self.materialized:
+            raise ValueError("this report was counted (materialize=False): there is no separate graph to draw; "
+                             "audit with materialize=True for pictures")
 
     def _repr_html_(self) -> str:
         from graphaudit.draw import report_html
