@@ -20,7 +20,7 @@ from graphaudit.counting import count_separate
 from graphaudit.describe import forward_names, name_of
 from graphaudit.duplicates import TOP, duplicated_work
 from graphaudit.evaluate import evaluate
-from graphaudit.grad import grad, grad_with_record
+from graphaudit.grad import grad, grad_with_record, separate_grads
 from graphaudit.graph import GradCall, Node, check_nodes, topological_order
 from graphaudit.merge import MergeResult, merge
 from graphaudit.report import Form, Report
@@ -57,7 +57,7 @@ def audit(
         return _counted_audit(cost, targets, commutative)
 
     start = time.perf_counter()
-    separate = [grad(cost, w) for w in targets]
+    separate = separate_grads(cost, targets)
     separate_seconds = time.perf_counter() - start
     start = time.perf_counter()
     joint = grad(cost, targets)
@@ -128,7 +128,8 @@ def compare_forms(
         raise ValueError(f"compare_forms: {len(separate)} separate, {len(joint)} joint outputs for {len(wrt)} wrt")
     separate_merge, separate_merge_seconds = _timed_merge(separate, commutative)
     joint_merge, joint_merge_seconds = _timed_merge(joint, commutative)
-    both = merge(separate + joint, commutative=commutative)
+    # Merging is transitive: the merged forms merge together exactly when the forms do.
+    both = merge(separate_merge.outputs + joint_merge.outputs, commutative=commutative)
     merged_equals_joint = _same_graph(both.outputs[: len(separate)], both.outputs[len(separate):])
 
     separate_order = topological_order(separate)

@@ -212,6 +212,12 @@ def build_parser() -> argparse.ArgumentParser:
     analysis.add_argument(
         "--commutative", action="store_true", help="let merging treat a+b and b+a (and a*b, b*a, ...) as equal"
     )
+    analysis.add_argument(
+        "--count",
+        action="store_true",
+        help="count the separate form instead of building it (audit(..., materialize=False)): same numbers, "
+        "for graphs whose separate form is too big to build; no pictures, no --measure",
+    )
 
     commands.add_parser(
         "examples",
@@ -294,7 +300,12 @@ def cmd_audit(args: argparse.Namespace) -> int:
             raise UsageError(
                 f"--measure needs a feed: make {args.target} return (cost, wrt, feed), feed a dict {{node: array}}"
             )
-        report = audit(cost, wrt, measure=args.measure, feed=feed, commutative=args.commutative, repeats=args.repeats)
+        if args.count and (args.measure or args.png or args.svg or args.dot):
+            raise UsageError("--count builds no separate graph: it cannot be drawn (--png/--svg/--dot) or --measure'd")
+        report = audit(
+            cost, wrt, measure=args.measure, feed=feed, commutative=args.commutative, repeats=args.repeats,
+            materialize=not args.count,
+        )
 
     json_to_stdout = outputs["json"] == "-"
     notes = sys.stderr if json_to_stdout else sys.stdout

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from graphaudit.duplicates import top_order, top_row
+from graphaudit.duplicates import select_top, top_row
 from graphaudit.cost import Cost, node_bytes, node_flops, total_cost
 from graphaudit.describe import name_of
 from graphaudit.grad import RuleRecord
@@ -288,16 +288,14 @@ def _top(rows, names, call_labels, top) -> list[dict]:
     """The costliest duplicated subexpressions; call lists are spelled out only for the rows shown."""
     if top <= 0:
         return []
-    drafts = [(top_row(first, copies, [], names), members, backward) for first, copies, members, backward in rows]
-    drafts.sort(key=lambda d: top_order(d[0])[:-1])
-    cut = drafts[:top]
-    for draft in drafts[top:]:  # rows tied with the last one shown are ordered by their calls
-        if not cut or top_order(draft[0])[:-1] != top_order(cut[-1][0])[:-1]:
-            break
-        cut.append(draft)
-    shown = []
-    for row, members, backward in cut:
+    candidates = []
+    for first, copies, members, backward in rows:
+        partial = (-node_flops(first) * (copies - 1), -copies, first.op)
+        candidates.append((partial, first, copies, members, backward))
+
+    def row(first: Node, copies: int, members: list[Node], backward: list[_Occurrence]) -> dict:
         calls = sorted(k for o in backward for k in _calls_in(o.bits))
-        row["calls"] = ["forward"] * len(members) + [call_labels[k] for k in calls]
-        shown.append(row)
-    return sorted(shown, key=top_order)[:top]
+        labels = ["forward"] * len(members) + [call_labels[k] for k in calls]
+        return top_row(first, copies, labels, names)
+
+    return select_top(candidates, row, top)

@@ -7,7 +7,9 @@ forward node whose vjp rule built them, and the costliest duplicated subexpressi
 
 from __future__ import annotations
 
-from graphaudit.cost import is_matmul, node_bytes, node_flops, total_cost
+from collections.abc import Callable
+
+from graphaudit.cost import is_matmul, node_bytes, node_flops
 from graphaudit.describe import describe, name_of, operand_text
 from graphaudit.graph import Node
 from graphaudit.merge import MergeResult
@@ -20,30 +22,35 @@ def duplicated_work(order: list[Node], result: MergeResult, names: dict[Node, st
 
     ``order`` is the topological order of the graph that was merged into ``result``.
     """
-    dups = [node for node in order if node in result.duplicates and not node.is_leaf]
-    totals = total_cost(dups)
-
+    duplicates = result.duplicates
+    dups = [node for node in order if node in duplicates and not node.is_leaf]
+    totals = {"nodes": 0, "flops": 0, "matmul_flops": 0, "bytes": 0}
     by_op: dict[str, dict] = {}
     by_call: dict[str, dict] = {}
     call_keys: dict[int, str] = {}
     for node in dups:
         flops = node_flops(node)
+        written = node_bytes(node)
+        matmul = flops if is_matmul(node) else 0
+        totals["nodes"] += 1
+        totals["flops"] += flops
+        totals["matmul_flops"] += matmul
+        totals["bytes"] += written
         entry = by_op.setdefault(node.op, {"nodes": 0, "flops": 0, "bytes": 0})
         entry["nodes"] += 1
         entry["flops"] += flops
-        entry["bytes"] += node_bytes(node)
-        key = _call_key(node, call_keys)
-        entry = by_call.setdefault(key, {"nodes": 0, "flops": 0, "matmul_flops": 0})
+        entry["bytes"] += written
+        entry = by_call.setdefault(_call_key(node, call_keys), {"nodes": 0, "flops": 0, "matmul_flops": 0})
         entry["nodes"] += 1
         entry["flops"] += flops
-        entry["matmul_flops"] += flops if is_matmul(node) else 0
+        entry["matmul_flops"] += matmul
 
     return {
-        **{k: v for k, v in totals.to_dict().items() if k in ("nodes", "flops", "matmul_flops", "bytes")},
+        **totals,
         "by_op": dict(sorted(by_op.items(), key=lambda kv: (-kv[1]["flops"], -kv[1]["nodes"], kv[0]))),
         "by_call": by_call,
         "by_forward_node": _by_forward_node(order, result, names),
-        "top": _top(dups, result, names, top),
+        "top": _top(order, dups, result, names, top),
     }
 
 
@@ -87,23 +94,44 @@ def _by_forward_node(order: list[Node], result: MergeResult, names: dict[Node, s
     return {name: row for *_, name, row in sorted(rows, key=lambda r: r[:3])}  # names are unique
 
 
-def _top(dups: list[Node], result: MergeResult, names: dict[Node, str], top: int) -> list[dict]:
+def _top(order: list[Node], dups: list[Node], result: MergeResult, names: dict[Node, str], top: int) -> list[dict]:
     """The duplicated subexpressions that waste most FLOPs, one row per canonical node."""
     if top <= 0:
         return []
     groups: dict[Node, list[Node]] = {}
     for node in dups:
         groups.setdefault(result.duplicates[node], []).append(node)
-    canonical_of: dict[Node, Node] = {}
-    for node, merged in result.mapping.items():
-        if merged in groups and node not in result.duplicates:
-            canonical_of[merged] = node  # the first copy, as the user built it
-    rows = []
+    first_of: dict[Node, Node] = {}
+    for node in order:  # the first copy, as the user built it
+        merged = result.mapping[node]
+        if merged in groups and merged not in first_of and node not in result.duplicates:
+            first_of[merged] = node
+    candidates = []
     for merged, copies in groups.items():
-        first = canonical_of.get(merged, copies[0])
+        first = first_of.get(merged, copies[0])
+        partial = (-node_flops(first) * len(copies), -(len(copies) + 1), first.op)
+        candidates.append((partial, first, copies))
+
+    def row(first: Node, copies: list[Node]) -> dict:
         labels = [c.call.label if c.call is not None else "forward" for c in [first, *copies]]
-        rows.append(top_row(first, len(copies) + 1, labels, names))
-    return sorted(rows, key=top_order)[:top]
+        return top_row(first, len(copies) + 1, labels, names)
+
+    return select_top(candidates, row, top)
+
+
+def select_top(candidates: list[tuple], row: Callable[..., dict], top: int) -> list[dict]:
+    """The ``top`` rows in :func:`top_order`, building (describing) only the rows that can make it.
+
+    ``candidates`` are ``(partial key, *arguments of row)``; the partial key is the first
+    three fields of :func:`top_order`, which decide the order unless they tie.
+    """
+    candidates.sort(key=lambda c: c[0])
+    cut = candidates[:top]
+    for candidate in candidates[top:]:  # rows tied with the last one shown are ordered by content
+        if candidate[0] != cut[-1][0]:
+            break
+        cut.append(candidate)
+    return sorted((row(*arguments) for _, *arguments in cut), key=top_order)[:top]
 
 
 def top_row(first: Node, copies: int, calls: list[str], names: dict[Node, str]) -> dict:

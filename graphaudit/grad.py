@@ -28,7 +28,8 @@ def grad(cost: Node, wrt: Node | Sequence[Node], *, disconnected: str = "raise")
     return _grad(cost, wrt, disconnected, None)
 
 
-def _grad(cost, wrt, disconnected: str, record: list | None):
+def _grad(cost, wrt, disconnected: str, record: list | None, order: list[Node] | None = None):
+    """:func:`grad`; ``order`` may pass ``topological_order([cost])`` when many calls share a cost."""
     if disconnected not in ("raise", "zero"):
         raise ValueError(f"disconnected must be 'raise' or 'zero', got {disconnected!r}")
     if not isinstance(cost, Node):
@@ -44,32 +45,33 @@ def _grad(cost, wrt, disconnected: str, record: list | None):
     if not targets:
         raise ValueError("grad: wrt is empty; pass at least one node")
 
-    order = topological_order([cost])
-    targets_by_id = {id(t): t for t in targets}
-    in_graph = {id(n) for n in order}
-    missing = [t for t in targets if id(t) not in in_graph]
+    if order is None:
+        order = topological_order([cost])
+    wanted_targets = set(targets)
+    in_graph = set(order)
+    missing = [t for t in targets if t not in in_graph]
     if missing and disconnected == "raise":
         raise DisconnectedInputError(
             f"grad: cost does not depend on {missing[0]!r}; pass disconnected='zero' to get zeros for it"
         )
 
     # Nodes on a path from some target: a target, or a floating-point consumer of one.
-    on_path: set[int] = set()
+    on_path: set[Node] = set()
+    path: list[Node] = []
     for node in order:
-        if id(node) in targets_by_id or (
-            node.dtype.kind == "f" and any(id(i) in on_path for i in node.inputs)
-        ):
-            on_path.add(id(node))
+        if node in wanted_targets or (node.dtype.kind == "f" and not on_path.isdisjoint(node.inputs)):
+            on_path.add(node)
+            path.append(node)
 
     call = GradCall([t.label for t in targets])
     saved = build_context.call, build_context.origin
     build_context.call = call
     try:
-        adjoints = _backward(cost, order, on_path, targets_by_id, record)
+        adjoints = _backward(cost, path, on_path, wanted_targets, record)
         grads = []
         for target in targets:
-            if id(target) in adjoints:
-                grads.append(adjoints[id(target)])
+            if target in adjoints:
+                grads.append(adjoints[target])
             else:
                 build_context.origin = target
                 grads.append(zeros(target.shape, target.dtype))
@@ -79,20 +81,21 @@ def _grad(cost, wrt, disconnected: str, record: list | None):
 
 
 def _backward(
-    cost: Node, order: list[Node], on_path: set[int], targets: dict[int, Node], record: list | None = None
-) -> dict[int, Node]:
-    """Run the vjp rules from ``cost`` down; returns the summed adjoint of every target.
+    cost: Node, path: list[Node], on_path: set[Node], targets: set[Node], record: list | None = None
+) -> dict[Node, Node]:
+    """Run the vjp rules from ``cost`` down ``path`` (the on-path nodes in topological order).
 
-    With ``record``, appends one :class:`RuleRecord` per forward node processed, for the
-    counting mode (:mod:`graphaudit.counting`).
+    Returns the summed adjoint of every target reached. With ``record``, appends one
+    :class:`RuleRecord` per forward node processed, for the counting mode
+    (:mod:`graphaudit.counting`).
     """
-    contributions: dict[int, list[Node]] = {}
-    if id(cost) in on_path:
+    contributions: dict[Node, list[Node]] = {}
+    if cost in on_path:
         build_context.origin = cost
-        contributions[id(cost)] = [constant(1, dtype=cost.dtype)]
-    found: dict[int, Node] = {}
-    for node in reversed(order):
-        parts = contributions.pop(id(node), None)
+        contributions[cost] = [constant(1, dtype=cost.dtype)]
+    found: dict[Node, Node] = {}
+    for node in reversed(path):
+        parts = contributions.pop(node, None)
         if parts is None:
             continue
         build_context.origin = node
@@ -101,15 +104,15 @@ def _backward(
         for part in parts[1:]:
             total = add(total, part)
         build_context.call.adjoint_of.setdefault(total.id, node)
-        if id(node) in targets:
-            found[id(node)] = total
-        wanted = tuple(id(i) in on_path for i in node.inputs)
-        rule = get_op(node.op).vjp if any(wanted) else None
+        if node in targets:
+            found[node] = total
+        wanted = tuple([source in on_path for source in node.inputs])
+        rule = get_op(node.op).vjp if True in wanted else None
         rule_start = new_id_mark() if record is not None else 0
         adjoints = rule(node, total, wanted) if rule is not None else [None] * len(wanted)
         for source, adjoint in zip(node.inputs, adjoints):
             if adjoint is not None:
-                contributions.setdefault(id(source), []).append(adjoint)
+                contributions.setdefault(source, []).append(adjoint)
         if record is not None:
             record.append(RuleRecord(node, total, sum_start, rule_start, tuple(adjoints)))
     return found
@@ -119,6 +122,12 @@ def grad_with_record(cost: Node, wrt: Sequence[Node]) -> tuple[list[Node], list[
     """``grad(cost, wrt)`` and, in processing order, what each forward node's turn built."""
     record: list[RuleRecord] = []
     return _grad(cost, list(wrt), "raise", record), record
+
+
+def separate_grads(cost: Node, wrt: Sequence[Node]) -> list[Node]:
+    """``[grad(cost, w) for w in wrt]``: the same separate calls, walking the forward graph once."""
+    order = topological_order([cost]) if isinstance(cost, Node) else None
+    return [_grad(cost, w, "raise", None, order) for w in wrt]
 
 
 class RuleRecord(NamedTuple):

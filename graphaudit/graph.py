@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import operator
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -214,9 +215,16 @@ def new_id_mark() -> int:
 
 
 def _ops():
-    from graphaudit import ops
+    """graphaudit.ops, which imports this module: found on first use, then kept."""
+    global _ops_module
+    if _ops_module is None:
+        from graphaudit import ops
 
-    return ops
+        _ops_module = ops
+    return _ops_module
+
+
+_ops_module = None
 
 
 def _as_dtype(dtype) -> np.dtype:
@@ -268,30 +276,21 @@ def constant(value, dtype=None, name: str | None = None) -> Node:
 def topological_order(outputs: Iterable[Node]) -> list[Node]:
     """Every node the outputs depend on, inputs before consumers, each once.
 
-    Iterative depth-first post-order (no recursion, so graphs of any depth work),
-    visiting inputs in their order: the result is deterministic. A node on the stack is
-    "entered" the first time it is seen (its inputs are pushed above it) and "done" the
-    second time; copies pushed by several consumers are skipped once it is done.
+    A node's inputs exist before it, so creation order (``Node.id``) is a topological
+    order: collect what the outputs reach with an explicit stack (no recursion, so graphs
+    of any depth work), then sort by id. Deterministic, and cheaper than a post-order walk.
     """
-    order: list[Node] = []
-    entered: set[Node] = set()
-    done: set[Node] = set()
-    for output in outputs:
-        stack = [output]
-        while stack:
-            node = stack[-1]
-            if node in entered:
-                stack.pop()
-                if node not in done:
-                    done.add(node)
-                    order.append(node)
-                continue
-            entered.add(node)
-            inputs = node.inputs
-            for position in range(len(inputs) - 1, -1, -1):
-                if inputs[position] not in entered:
-                    stack.append(inputs[position])
-    return order
+    reached = set(outputs)
+    stack = list(reached)
+    while stack:
+        for source in stack.pop().inputs:
+            if source not in reached:
+                reached.add(source)
+                stack.append(source)
+    return sorted(reached, key=_by_id)
+
+
+_by_id = operator.attrgetter("id")
 
 
 def check_nodes(values, what: str) -> list[Node]:

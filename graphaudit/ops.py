@@ -152,15 +152,34 @@ def _lift(value, like: Node | None = None) -> Node:
     return constant(value)
 
 
+def broadcast_shapes(*shapes: Shape) -> Shape | None:
+    """numpy's broadcasting of ``shapes``, or None when they do not broadcast.
+
+    Plain Python: numpy's own version allocates arrays, and this runs for every node.
+    """
+    result = list(shapes[0])
+    for shape in shapes[1:]:
+        if len(shape) > len(result):
+            result = [1] * (len(shape) - len(result)) + result
+        offset = len(result) - len(shape)
+        for axis, size in enumerate(shape):
+            current = result[offset + axis]
+            if current == 1:
+                result[offset + axis] = size
+            elif size != 1 and size != current:
+                return None
+    return tuple(result)
+
+
 def _broadcast(op: str, *nodes: Node) -> Shape:
     first = nodes[0].shape
     if all(n.shape == first for n in nodes):
         return first
-    try:
-        return tuple(np.broadcast_shapes(*(n.shape for n in nodes)))
-    except ValueError:
+    result = broadcast_shapes(*(n.shape for n in nodes))
+    if result is None:
         shapes = " and ".join(str(n.shape) for n in nodes)
-        raise ShapeError(f"{op}: shapes {shapes} do not broadcast") from None
+        raise ShapeError(f"{op}: shapes {shapes} do not broadcast")
+    return result
 
 
 def _need_float(op: str, node: Node) -> None:
@@ -458,10 +477,9 @@ def _matmul_infer(a: Node, b: Node):
         raise ShapeError(
             f"matmul: inner dimensions differ: {a.shape} @ {b.shape} ({a.shape[-1]} != {b.shape[-2]})"
         )
-    try:
-        batch = tuple(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]))
-    except ValueError:
-        raise ShapeError(f"matmul: batch dimensions of {a.shape} and {b.shape} do not broadcast") from None
+    batch = broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    if batch is None:
+        raise ShapeError(f"matmul: batch dimensions of {a.shape} and {b.shape} do not broadcast")
     return batch + (a.shape[-2], b.shape[-1]), np.result_type(a.dtype, b.dtype)
 
 
@@ -647,11 +665,7 @@ def transpose(x, axes: Sequence[int] | None = None) -> Node:
 
 
 def _broadcast_to_infer(x: Node, shape):
-    try:
-        result = tuple(np.broadcast_shapes(x.shape, shape))
-    except ValueError:
-        result = None
-    if result != shape:
+    if broadcast_shapes(x.shape, shape) != shape:
         raise ShapeError(f"broadcast_to: cannot broadcast {x.shape} to {shape}")
     return shape, x.dtype
 

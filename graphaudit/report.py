@@ -168,7 +168,8 @@ class Report:
 
     def _headline(self) -> str:
         if self.kind == "grad":
-            return f"graphaudit: {len(self.wrt)} separate grad calls vs one joint call, wrt {', '.join(self.wrt)}"
+            shown = self.wrt if len(self.wrt) <= 10 else [*self.wrt[:8], "...", self.wrt[-1]]
+            return f"graphaudit: {len(self.wrt)} separate grad calls vs one joint call, wrt {', '.join(shown)}"
         return "graphaudit: what merging equal subexpressions removes from this graph"
 
     def _verdict(self) -> str:

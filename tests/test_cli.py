@@ -472,3 +472,18 @@ def test_bad_jax_target_exits_2_with_one_line(jax_model_file, function, expected
     code, out, err = run(["audit", f"{jax_model_file}:{function}"], capsys)
     assert_one_line_error(code, out, err)
     assert expected in err
+
+
+def test_audit_count_flag_counts_instead_of_building(capsys):
+    assert main(["audit", "deep_chain", "--depth", "3", "--width", "4", "--count", "--json", "-"]) == 0
+    counted = json.loads(capsys.readouterr().out)
+    assert main(["audit", "deep_chain", "--depth", "3", "--width", "4", "--json", "-"]) == 0
+    built = json.loads(capsys.readouterr().out)
+    assert counted["materialized"] is False and built["materialized"] is True
+    assert counted["duplicated"] == built["duplicated"]
+    assert counted["forms"]["separate"]["nodes"] == built["forms"]["separate"]["nodes"]
+
+
+def test_audit_count_cannot_draw(tmp_path, capsys):
+    assert main(["audit", "deep_chain", "--count", "--dot", str(tmp_path / "x.dot")]) == 2
+    assert "--count" in capsys.readouterr().err

@@ -503,3 +503,14 @@ def test_bool_sum_counts_like_numpy():
     a = np.array([True, True, False, True])
     got = ga.evaluate(ga.sum(ga.constant(a)))
     np.testing.assert_array_equal(got, np.sum(a))
+
+
+@given(st.lists(st.lists(st.integers(0, 3), max_size=4).map(tuple), min_size=1, max_size=3))
+def test_broadcast_shapes_agrees_with_numpy(shapes):
+    from graphaudit.ops import broadcast_shapes
+
+    try:
+        expected = tuple(np.broadcast_shapes(*shapes))
+    except ValueError:
+        expected = None
+    assert broadcast_shapes(*shapes) == expected
