@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 GRAPHVIZ_HINT := install it with 'apt-get install graphviz' (Debian/Ubuntu) or 'brew install graphviz' (macOS)
 
 .DEFAULT_GOAL := help
-.PHONY: help test demo venv graphviz clean
+.PHONY: help test demo bench venv graphviz clean
 
 help:
 	@echo "make test   set up .venv and Graphviz if needed, then run the test suite"
@@ -28,6 +28,9 @@ test: $(STAMP) graphviz
 
 demo: $(STAMP) graphviz
 	$(VENV)/bin/graphaudit demo $(DEMO_ARGS)
+
+bench: $(STAMP) graphviz
+	$(VENV_PYTHON) benchmarks/run_all.py
 
 venv: $(STAMP)
 

@@ -320,46 +320,44 @@ define("greater", _compare_infer("greater"), lambda n, a, b: np.greater(a, b), N
        "elementwise")
 
 
-def add(a, b) -> Node:
+def _binary(name: str, a, b) -> Node:
+    """Apply a binary op; a bare number takes its dtype from the node beside it."""
     a, b = _lift(a, b if isinstance(b, Node) else None), _lift(b, a if isinstance(a, Node) else None)
-    return apply("add", (a, b))
+    return apply(name, (a, b))
+
+
+def add(a, b) -> Node:
+    return _binary("add", a, b)
 
 
 def sub(a, b) -> Node:
-    a, b = _lift(a, b if isinstance(b, Node) else None), _lift(b, a if isinstance(a, Node) else None)
-    return apply("sub", (a, b))
+    return _binary("sub", a, b)
 
 
 def mul(a, b) -> Node:
-    a, b = _lift(a, b if isinstance(b, Node) else None), _lift(b, a if isinstance(a, Node) else None)
-    return apply("mul", (a, b))
+    return _binary("mul", a, b)
 
 
 def div(a, b) -> Node:
-    a, b = _lift(a, b if isinstance(b, Node) else None), _lift(b, a if isinstance(a, Node) else None)
-    return apply("div", (a, b))
+    return _binary("div", a, b)
 
 
 def pow(a, b) -> Node:
-    a, b = _lift(a, b if isinstance(b, Node) else None), _lift(b, a if isinstance(a, Node) else None)
-    return apply("pow", (a, b))
+    return _binary("pow", a, b)
 
 
 def maximum(a, b) -> Node:
-    a, b = _lift(a, b if isinstance(b, Node) else None), _lift(b, a if isinstance(a, Node) else None)
-    return apply("maximum", (a, b))
+    return _binary("maximum", a, b)
 
 
 def equal(a, b) -> Node:
     """Elementwise ``a == b`` as a bool node (no gradient flows through it)."""
-    a, b = _lift(a, b if isinstance(b, Node) else None), _lift(b, a if isinstance(a, Node) else None)
-    return apply("equal", (a, b))
+    return _binary("equal", a, b)
 
 
 def greater(a, b) -> Node:
     """Elementwise ``a > b`` as a bool node (no gradient flows through it)."""
-    a, b = _lift(a, b if isinstance(b, Node) else None), _lift(b, a if isinstance(a, Node) else None)
-    return apply("greater", (a, b))
+    return _binary("greater", a, b)
 
 
 # --- elementwise unary ops ----------------------------------------------------------------
