@@ -28,8 +28,9 @@ def duplicated_work(order: list[Node], result: MergeResult, names: dict[Node, st
     by_op: dict[str, dict] = {}
     by_call: dict[str, dict] = {}
     call_keys: dict[int, str] = {}
+    flops_of: dict[Node, int] = {}
     for node in dups:
-        flops = node_flops(node)
+        flops = flops_of[node] = node_flops(node)
         written = node_bytes(node)
         matmul = flops if is_matmul(node) else 0
         totals["nodes"] += 1
@@ -49,7 +50,7 @@ def duplicated_work(order: list[Node], result: MergeResult, names: dict[Node, st
         **totals,
         "by_op": dict(sorted(by_op.items(), key=lambda kv: (-kv[1]["flops"], -kv[1]["nodes"], kv[0]))),
         "by_call": by_call,
-        "by_forward_node": _by_forward_node(order, result, names),
+        "by_forward_node": _by_forward_node(order, flops_of, names),
         "top": _top(order, dups, result, names, top),
     }
 
@@ -69,18 +70,22 @@ def _call_key(node: Node, call_keys: dict[int, str]) -> str:
     return key
 
 
-def _by_forward_node(order: list[Node], result: MergeResult, names: dict[Node, str]) -> dict[str, dict]:
-    """For each forward node whose vjp rule ran in several calls: how often, and the cost of the copies."""
+def _by_forward_node(order: list[Node], flops_of: dict[Node, int], names: dict[Node, str]) -> dict[str, dict]:
+    """For each forward node whose vjp rule ran in several calls: how often, and the cost of the copies.
+
+    ``flops_of`` holds the FLOPs of every duplicate (and only of duplicates).
+    """
     calls: dict[Node, set[int]] = {}
     cost: dict[Node, list[int]] = {}
     for node in order:
         if node.origin is None or node.is_leaf:
             continue
         calls.setdefault(node.origin, set()).add(node.call.index)
-        if node in result.duplicates:
+        flops = flops_of.get(node)
+        if flops is not None:
             entry = cost.setdefault(node.origin, [0, 0])
             entry[0] += 1
-            entry[1] += node_flops(node)
+            entry[1] += flops
     rows = []
     for origin, (nodes, flops) in cost.items():
         rows.append((-flops, -nodes, name_of(origin, names), {
