@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
+from seed_mlp import widths_arg  # the same --widths as examples/seed_mlp.py
 
 
 def seed_network(widths, dtype="float32"):
@@ -60,16 +61,6 @@ def seed_table(build: dict, parameters: int) -> str:
     ratio_mean = build["separate"]["mean"] / build["joint"]["mean"]
     lines.append(f"separate / joint: {ratio_mean:.2f}x (means), {build['separate_over_joint']:.2f}x (medians)")
     return "\n".join(lines)
-
-
-def widths_arg(text: str) -> tuple[int, ...]:
-    try:
-        widths = tuple(int(w) for w in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"widths must be comma-separated integers, got {text!r}") from None
-    if len(widths) < 2 or min(widths) < 1:
-        raise argparse.ArgumentTypeError(f"need at least two positive widths, got {text!r}")
-    return widths
 
 
 def main(argv=None) -> int:
