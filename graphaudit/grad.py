@@ -10,11 +10,12 @@ other calls: that is exactly the redundancy graphaudit measures.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import attrgetter
 from typing import NamedTuple
 
 from graphaudit.errors import DisconnectedInputError
 from graphaudit.graph import GradCall, Node, build_context, check_nodes, constant, new_id_mark, topological_order
-from graphaudit.ops import add, get_op, zeros
+from graphaudit.ops import OPS, add, get_op, zeros
 
 
 def grad(cost: Node, wrt: Node | Sequence[Node], *, disconnected: str = "raise") -> Node | list[Node]:
@@ -28,8 +29,8 @@ def grad(cost: Node, wrt: Node | Sequence[Node], *, disconnected: str = "raise")
     return _grad(cost, wrt, disconnected, None)
 
 
-def _grad(cost, wrt, disconnected: str, record: list | None, order: list[Node] | None = None):
-    """:func:`grad`; ``order`` may pass ``topological_order([cost])`` when many calls share a cost."""
+def _grad(cost, wrt, disconnected: str, record: list | None, forward: _Forward | None = None):
+    """:func:`grad`; ``forward`` may pass the cost's walked graph when many calls share a cost."""
     if disconnected not in ("raise", "zero"):
         raise ValueError(f"disconnected must be 'raise' or 'zero', got {disconnected!r}")
     if not isinstance(cost, Node):
@@ -45,23 +46,15 @@ def _grad(cost, wrt, disconnected: str, record: list | None, order: list[Node] |
     if not targets:
         raise ValueError("grad: wrt is empty; pass at least one node")
 
-    if order is None:
-        order = topological_order([cost])
+    if forward is None:
+        forward = _Forward(cost)
     wanted_targets = set(targets)
-    in_graph = set(order)
-    missing = [t for t in targets if t not in in_graph]
+    missing = [t for t in targets if t not in forward.consumers]
     if missing and disconnected == "raise":
         raise DisconnectedInputError(
             f"grad: cost does not depend on {missing[0]!r}; pass disconnected='zero' to get zeros for it"
         )
-
-    # Nodes on a path from some target: a target, or a floating-point consumer of one.
-    on_path: set[Node] = set()
-    path: list[Node] = []
-    for node in order:
-        if node in wanted_targets or (node.dtype.kind == "f" and not on_path.isdisjoint(node.inputs)):
-            on_path.add(node)
-            path.append(node)
+    path, on_path = forward.paths_from(wanted_targets)
 
     call = GradCall([t.label for t in targets])
     saved = build_context.call, build_context.origin
@@ -94,6 +87,7 @@ def _backward(
         build_context.origin = cost
         contributions[cost] = [constant(1, dtype=cost.dtype)]
     found: dict[Node, Node] = {}
+    adjoint_of = build_context.call.adjoint_of
     for node in reversed(path):
         parts = contributions.pop(node, None)
         if parts is None:
@@ -103,11 +97,11 @@ def _backward(
         total = parts[0]
         for part in parts[1:]:
             total = add(total, part)
-        build_context.call.adjoint_of.setdefault(total.id, node)
+        adjoint_of.setdefault(total.id, node)
         if node in targets:
             found[node] = total
         wanted = tuple([source in on_path for source in node.inputs])
-        rule = get_op(node.op).vjp if True in wanted else None
+        rule = (OPS.get(node.op) or get_op(node.op)).vjp if True in wanted else None
         rule_start = new_id_mark() if record is not None else 0
         adjoints = rule(node, total, wanted) if rule is not None else [None] * len(wanted)
         for source, adjoint in zip(node.inputs, adjoints):
@@ -126,8 +120,33 @@ def grad_with_record(cost: Node, wrt: Sequence[Node]) -> tuple[list[Node], list[
 
 def separate_grads(cost: Node, wrt: Sequence[Node]) -> list[Node]:
     """``[grad(cost, w) for w in wrt]``: the same separate calls, walking the forward graph once."""
-    order = topological_order([cost]) if isinstance(cost, Node) else None
-    return [_grad(cost, w, "raise", None, order) for w in wrt]
+    forward = _Forward(cost) if isinstance(cost, Node) else None
+    return [_grad(cost, w, "raise", None, forward) for w in wrt]
+
+
+class _Forward:
+    """The graph of a cost, walked once: its nodes and, for each, the nodes that consume it."""
+
+    def __init__(self, cost: Node):
+        self.consumers: dict[Node, list[Node]] = {}
+        for node in topological_order([cost]):
+            self.consumers[node] = []
+            for source in node.inputs:
+                self.consumers[source].append(node)
+
+    def paths_from(self, targets: set[Node]) -> tuple[list[Node], set[Node]]:
+        """The nodes on a path from some target (a target, or a floating-point consumer of one).
+
+        Returned in topological order, and as a set.
+        """
+        on_path = {t for t in targets if t in self.consumers}
+        stack = list(on_path)
+        while stack:
+            for consumer in self.consumers[stack.pop()]:
+                if consumer not in on_path and consumer.dtype.kind == "f":
+                    on_path.add(consumer)
+                    stack.append(consumer)
+        return sorted(on_path, key=attrgetter("id")), on_path
 
 
 class RuleRecord(NamedTuple):

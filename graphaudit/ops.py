@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from graphaudit.errors import ShapeError, UnknownOpError
-from graphaudit.graph import Node, constant
+from graphaudit.graph import Node, constant, new_node
 
 Shape = tuple[int, ...]
 
@@ -98,13 +98,21 @@ def get_op(name: str) -> Op:
 
 def apply(name: str, inputs: Sequence[Node], **attrs: Any) -> Node:
     """Build one node of op ``name``: checks shapes and dtypes, then records provenance."""
-    op = get_op(name)
+    op = OPS.get(name) or get_op(name)
     inputs = tuple(inputs)
+    for value in inputs:
+        if type(value) is not Node:
+            _check_inputs(name, inputs)
+    shape, dtype = op.infer(*inputs, **attrs)
+    if not isinstance(dtype, np.dtype):
+        dtype = np.dtype(dtype)
+    return new_node(name, inputs, tuple(sorted(attrs.items())) if attrs else (), shape, dtype)
+
+
+def _check_inputs(name: str, inputs: tuple) -> None:
     for position, value in enumerate(inputs):
         if not isinstance(value, Node):
             raise TypeError(f"{name}: input {position} is a {type(value).__name__}, not a graphaudit Node")
-    shape, dtype = op.infer(*inputs, **attrs)
-    return Node(name, inputs, tuple(sorted(attrs.items())), shape, np.dtype(dtype))
 
 
 # --- cost rules (FLOPs; bytes are counted in cost.py from output shapes) --------------
@@ -157,6 +165,8 @@ def broadcast_shapes(*shapes: Shape) -> Shape | None:
 
     Plain Python: numpy's own version allocates arrays, and this runs for every node.
     """
+    if len(shapes) == 2 and (not shapes[0] or not shapes[1]):  # a scalar broadcasts to anything
+        return shapes[1] or shapes[0]
     result = list(shapes[0])
     for shape in shapes[1:]:
         if len(shape) > len(result):
@@ -173,7 +183,10 @@ def broadcast_shapes(*shapes: Shape) -> Shape | None:
 
 def _broadcast(op: str, *nodes: Node) -> Shape:
     first = nodes[0].shape
-    if all(n.shape == first for n in nodes):
+    for node in nodes:
+        if node.shape != first:
+            break
+    else:
         return first
     result = broadcast_shapes(*(n.shape for n in nodes))
     if result is None:
@@ -233,11 +246,24 @@ def unbroadcast(g: Node, like: Node) -> Node:
 
 
 def _zero(like: Node) -> Node:
-    return constant(0, dtype=like.dtype)
+    return _small_constant(0, like.dtype)
 
 
 def _one(like: Node) -> Node:
-    return constant(1, dtype=like.dtype)
+    return _small_constant(1, like.dtype)
+
+
+def _small_constant(value: int, dtype: np.dtype) -> Node:
+    """A fresh constant node of ``value`` (as vjp rules use 0 and 1), sharing one read-only array."""
+    array = _scalar_array(value, dtype)
+    return Node("constant", (), (), (), array.dtype, value=array)
+
+
+@functools.lru_cache(maxsize=None)
+def _scalar_array(value: int, dtype: np.dtype) -> np.ndarray:
+    array = np.array(value, dtype=dtype)
+    array.flags.writeable = False
+    return array
 
 
 # --- elementwise binary ops ---------------------------------------------------------------
@@ -251,7 +277,8 @@ def numpy_dtype(function, *dtypes: np.dtype) -> np.dtype:
 
 def _binary_infer(name, function):
     def infer(a: Node, b: Node):
-        return _broadcast(name, a, b), numpy_dtype(function, a.dtype, b.dtype)
+        shape = a.shape if a.shape == b.shape else _broadcast(name, a, b)
+        return shape, numpy_dtype(function, a.dtype, b.dtype)
 
     return infer
 
@@ -322,7 +349,8 @@ define("greater", _compare_infer("greater"), lambda n, a, b: np.greater(a, b), N
 
 def _binary(name: str, a, b) -> Node:
     """Apply a binary op; a bare number takes its dtype from the node beside it."""
-    a, b = _lift(a, b if isinstance(b, Node) else None), _lift(b, a if isinstance(a, Node) else None)
+    if type(a) is not Node or type(b) is not Node:
+        a, b = _lift(a, b if isinstance(b, Node) else None), _lift(b, a if isinstance(a, Node) else None)
     return apply(name, (a, b))
 
 
@@ -469,6 +497,9 @@ def where(cond, a, b) -> Node:
 
 
 def _matmul_infer(a: Node, b: Node):
+    a_shape, b_shape = a.shape, b.shape
+    if len(a_shape) == 2 and len(b_shape) == 2 and a_shape[1] == b_shape[0]:  # the common case, quickly
+        return (a_shape[0], b_shape[1]), _result_type(a.dtype, b.dtype)
     if a.ndim < 2 or b.ndim < 2:
         raise ShapeError(f"matmul: needs 2-D or batched operands, got shapes {a.shape} and {b.shape}")
     if a.shape[-1] != b.shape[-2]:
@@ -478,12 +509,17 @@ def _matmul_infer(a: Node, b: Node):
     batch = broadcast_shapes(a.shape[:-2], b.shape[:-2])
     if batch is None:
         raise ShapeError(f"matmul: batch dimensions of {a.shape} and {b.shape} do not broadcast")
-    return batch + (a.shape[-2], b.shape[-1]), np.result_type(a.dtype, b.dtype)
+    return batch + (a.shape[-2], b.shape[-1]), _result_type(a.dtype, b.dtype)
+
+
+@functools.lru_cache(maxsize=None)
+def _result_type(*dtypes: np.dtype) -> np.dtype:
+    return np.result_type(*dtypes)
 
 
 def _swap_last(x: Node) -> Node:
-    axes = tuple(range(x.ndim - 2)) + (x.ndim - 1, x.ndim - 2)
-    return transpose(x, axes)
+    ndim = len(x.shape)
+    return apply("transpose", (x,), axes=(1, 0) if ndim == 2 else (*range(ndim - 2), ndim - 1, ndim - 2))
 
 
 def _matmul_vjp(node, g, wanted):
@@ -643,9 +679,10 @@ def reshape(x, shape) -> Node:
 
 
 def _transpose_infer(x: Node, axes):
-    if sorted(axes) != list(range(x.ndim)):
-        raise ShapeError(f"transpose: axes {axes} are not a permutation of the {x.ndim} axes of {x.shape}")
-    return tuple(x.shape[a] for a in axes), x.dtype
+    shape = x.shape
+    if sorted(axes) != list(range(len(shape))):
+        raise ShapeError(f"transpose: axes {axes} are not a permutation of the {x.ndim} axes of {shape}")
+    return tuple([shape[a] for a in axes]), x.dtype
 
 
 def _transpose_vjp(node, g, wanted):
