@@ -16,6 +16,7 @@ from typing import NamedTuple
 from graphaudit.errors import DisconnectedInputError
 from graphaudit.graph import GradCall, Node, build_context, check_nodes, constant, new_id_mark, topological_order
 from graphaudit.ops import OPS, add, get_op, zeros
+from graphaudit.replay import RuleReplays
 
 
 def grad(cost: Node, wrt: Node | Sequence[Node], *, disconnected: str = "raise") -> Node | list[Node]:
@@ -60,7 +61,7 @@ def _grad(cost, wrt, disconnected: str, record: list | None, forward: _Forward |
     saved = build_context.call, build_context.origin
     build_context.call = call
     try:
-        adjoints = _backward(cost, path, on_path, wanted_targets, record)
+        adjoints = _backward(cost, path, on_path, wanted_targets, record, forward.replays)
         grads = []
         for target in targets:
             if target in adjoints:
@@ -74,13 +75,19 @@ def _grad(cost, wrt, disconnected: str, record: list | None, forward: _Forward |
 
 
 def _backward(
-    cost: Node, path: list[Node], on_path: set[Node], targets: set[Node], record: list | None = None
+    cost: Node,
+    path: list[Node],
+    on_path: set[Node],
+    targets: set[Node],
+    record: list | None = None,
+    replays: RuleReplays | None = None,
 ) -> dict[Node, Node]:
     """Run the vjp rules from ``cost`` down ``path`` (the on-path nodes in topological order).
 
     Returns the summed adjoint of every target reached. With ``record``, appends one
     :class:`RuleRecord` per forward node processed, for the counting mode
-    (:mod:`graphaudit.counting`).
+    (:mod:`graphaudit.counting`). With ``replays``, rules run before are replayed
+    (:mod:`graphaudit.replay`).
     """
     contributions: dict[Node, list[Node]] = {}
     if cost in on_path:
@@ -103,7 +110,12 @@ def _backward(
         wanted = tuple([source in on_path for source in node.inputs])
         rule = (OPS.get(node.op) or get_op(node.op)).vjp if True in wanted else None
         rule_start = new_id_mark() if record is not None else 0
-        adjoints = rule(node, total, wanted) if rule is not None else [None] * len(wanted)
+        if rule is None:
+            adjoints = [None] * len(wanted)
+        elif replays is None:
+            adjoints = rule(node, total, wanted)
+        else:
+            adjoints = replays.run(rule, node, total, wanted)
         for source, adjoint in zip(node.inputs, adjoints):
             if adjoint is not None:
                 contributions.setdefault(source, []).append(adjoint)
@@ -119,15 +131,23 @@ def grad_with_record(cost: Node, wrt: Sequence[Node]) -> tuple[list[Node], list[
 
 
 def separate_grads(cost: Node, wrt: Sequence[Node]) -> list[Node]:
-    """``[grad(cost, w) for w in wrt]``: the same separate calls, walking the forward graph once."""
-    forward = _Forward(cost) if isinstance(cost, Node) else None
+    """``[grad(cost, w) for w in wrt]``: the same separate calls and the same graph, made faster.
+
+    The forward graph is walked once for all calls, and each vjp rule runs once per
+    forward node and adjoint shape; later calls replay what it built (:mod:`graphaudit.replay`).
+    """
+    forward = _Forward(cost, RuleReplays()) if isinstance(cost, Node) else None
     return [_grad(cost, w, "raise", None, forward) for w in wrt]
 
 
 class _Forward:
-    """The graph of a cost, walked once: its nodes and, for each, the nodes that consume it."""
+    """The graph of a cost, walked once: its nodes and, for each, the nodes that consume it.
 
-    def __init__(self, cost: Node):
+    ``replays``, when given, keeps the vjp rules' recipes for the grad calls that share it.
+    """
+
+    def __init__(self, cost: Node, replays: RuleReplays | None = None):
+        self.replays = replays
         self.consumers: dict[Node, list[Node]] = {}
         for node in topological_order([cost]):
             self.consumers[node] = []
