@@ -17,7 +17,7 @@ from graphaudit.errors import (
     UnknownOpError,
 )
 from graphaudit.evaluate import evaluate
-from graphaudit.grad import grad
+from graphaudit.grad import grad, separate_grads
 from graphaudit.merge import MergeResult, digests, merge
 from graphaudit.report import Report
 from graphaudit.graph import GradCall, Node, constant, parameter, placeholder, topological_order
@@ -71,5 +71,5 @@ __all__ = [
     "UnknownOpError", "add", "apply", "arange", "broadcast_to", "cast", "concat", "constant", "div", "equal",
     "evaluate", "exp", "grad", "greater", "log", "log_softmax", "matmul", "max", "maximum", "mean", "mul", "neg",
     "normal", "one_hot", "parameter", "placeholder", "pow", "relu", "reshape", "sigmoid", "softmax", "sqrt", "sub",
-    "sum", "take", "tanh", "topological_order", "transpose", "uniform", "where", "zeros",
+    "separate_grads", "sum", "take", "tanh", "topological_order", "transpose", "uniform", "where", "zeros",
 ]
