@@ -8,6 +8,12 @@ bytes (so ``0.0`` and ``-0.0``, ``1`` and ``1.0`` stay apart), and impure ops (r
 draws) by identity: they are never merged. The originals are never touched: a
 canonical node whose inputs were replaced is rebuilt with :meth:`Node.with_inputs`.
 
+Separate forms have millions of nodes, so both passes (the walk that finds the nodes,
+and value numbering) index a list by node id instead of hashing nodes, and numbering
+reads each node once, keying small tuples of class numbers. The result keeps positions
+in arrays (:attr:`MergeResult.canonical`), which is what the audit's costing and
+breakdowns work on; the node-keyed ``mapping`` and ``duplicates`` are built on demand.
+
 :func:`digests` gives each node a Merkle hash of its op, attrs and input digests: equal
 digests, in any process, mean equal subgraphs. It is the export form of the same
 equivalence that :func:`merge` computes with integer keys.
@@ -16,15 +22,16 @@ equivalence that :func:`merge` computes with integer keys.
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
+import operator
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from functools import cached_property
 
-from graphaudit.graph import Node, check_nodes, topological_order
+import numpy as np
+
+from graphaudit.graph import Node, check_nodes, paused_gc, topological_order
 from graphaudit.ops import OPS, get_op
 
 
-@dataclass
 class MergeResult:
     """What :func:`merge` found.
 
@@ -33,25 +40,51 @@ class MergeResult:
     into an earlier, equal node; ``order`` is the merged graph's topological order (its
     nodes in the order merging made them). Node counts are of operations (leaves not
     counted).
+
+    The same in arrays, for work on large graphs: ``source`` is the original graph in
+    topological (id) order, ``canonical[i]`` the position in ``source`` of the first
+    node equal to ``source[i]`` (``i`` itself for canonical nodes), and ``leaf[i]``
+    whether ``source[i]`` is a leaf.
     """
 
-    outputs: list[Node]
-    order: list[Node]
-    mapping: dict[Node, Node]
-    duplicates: dict[Node, Node]
-    nodes_before: int
-    nodes_after: int
-    _copies: Counter | None = field(default=None, repr=False)
+    def __init__(self, outputs: list[Node], source: list[Node], canonical: np.ndarray, leaf: np.ndarray,
+                 merged: list[Node]):
+        self.outputs = outputs
+        self.source = source
+        self.canonical = canonical
+        self.leaf = leaf
+        self._merged = merged  # at canonical positions: the node of the merged graph
+        kept = np.flatnonzero(canonical == np.arange(len(source)))
+        self.order = [merged[p] for p in kept.tolist()]
+        self.nodes_before = int(np.count_nonzero(~leaf))
+        self.nodes_after = int(np.count_nonzero(~leaf[kept]))
 
     @property
     def removed(self) -> int:
         return self.nodes_before - self.nodes_after
 
+    @cached_property
+    def mapping(self) -> dict[Node, Node]:
+        return dict(zip(self.source, map(self._merged.__getitem__, self.canonical.tolist())))
+
+    @cached_property
+    def duplicates(self) -> dict[Node, Node]:
+        moved = np.flatnonzero(self.canonical != np.arange(len(self.source))).tolist()
+        merged, source, canonical = self._merged, self.source, self.canonical
+        return {source[p]: merged[canonical[p]] for p in moved}
+
+    @cached_property
+    def _copies(self) -> dict[Node, int]:
+        counts = np.bincount(self.canonical, minlength=len(self.source))
+        kept = np.flatnonzero(counts).tolist()
+        return dict(zip([self._merged[p] for p in kept], counts[kept].tolist()))
+
     def copies(self, merged_node: Node) -> int:
         """How many nodes of the original graph became ``merged_node`` (1 = not duplicated)."""
-        if self._copies is None:
-            self._copies = Counter(self.mapping.values())
-        return self._copies[merged_node]
+        return self._copies.get(merged_node, 0)
+
+    def __repr__(self) -> str:
+        return f"<MergeResult {self.nodes_before} -> {self.nodes_after} nodes>"
 
 
 def merge(outputs: Sequence[Node], *, commutative: bool = False) -> MergeResult:
@@ -61,42 +94,143 @@ def merge(outputs: Sequence[Node], *, commutative: bool = False) -> MergeResult:
     are put in a canonical order first, so ``a + b`` and ``b + a`` merge too.
     """
     outputs = check_nodes(outputs, "merge: outputs")
-    canonical_by_key: dict[tuple, Node] = {}
-    merged_order: list[Node] = []
-    mapping: dict[Node, Node] = {}
-    duplicates: dict[Node, Node] = {}
-    nodes_before = nodes_after = 0
-    for node in topological_order(outputs):
-        op_name = node.op
-        if op_name == "placeholder" or op_name == "parameter":
-            mapping[node] = node
-            merged_order.append(node)
-            continue
-        inputs = tuple([mapping[i] for i in node.inputs])
-        if op_name == "constant":
-            key = ("constant", node.dtype.str, node.shape, node.value.tobytes())
-        else:
-            nodes_before += 1
-            op = OPS.get(op_name) or get_op(op_name)
-            if not op.pure:
-                key = ("impure", node.id)
+    with paused_gc():  # numbering makes a key tuple per node: each collection would walk the whole graph
+        source, slots, low = _reachable(outputs)
+        classes, leaves = _value_numbers(source, slots, low, commutative)
+        canonical = np.array(classes, np.int64)
+        leaf = np.zeros(len(source), bool)
+        leaf[leaves] = True
+        merged = _rebuild(source, canonical, leaf, slots, low)
+        return MergeResult([merged[slots[o.id - low]] for o in outputs], source, canonical, leaf, merged)
+
+
+def _reachable(outputs: list[Node]) -> tuple[list[Node], list | dict, int]:
+    """Every node the outputs depend on in id (so topological) order, and a table indexed by ``id - low``.
+
+    What :func:`topological_order` returns, found faster: nodes are marked in a list
+    indexed by id over a window of recent ids, which needs neither hashing nor a sort.
+    Older nodes go to a set; when that set outgrows a quarter of the window, the window
+    grows fourfold, so it stays within a few times the node count however old the
+    oldest node is. The table (that list, or a dict when ids are sparse) holds each
+    node at ``id - low``, for :func:`_value_numbers` to overwrite with its class.
+    """
+    if not outputs:
+        return [], [], 0
+    top = max(o.id for o in outputs) + 1
+    low = max(0, top - min(top - min(o.id for o in outputs) + 4096, 1 << 20))
+    window: list[Node | None] = [None] * (top - low)
+    older: set[Node] = set()
+    stack = [_Root(tuple(outputs))]
+    push, pop = stack.append, stack.pop
+    while stack:
+        for source in pop().inputs:
+            i = source.id - low
+            if i >= 0:
+                if window[i] is None:
+                    window[i] = source
+                    push(source)
+            elif source not in older:
+                older.add(source)
+                push(source)
+                if 4 * len(older) > len(window):
+                    low, window = _grow(low, window, older)
+    found = [node for node in window if node is not None]
+    if not older:
+        return found, window, low
+    found[:0] = sorted(older, key=_by_id)
+    oldest = found[0].id
+    if top - oldest <= 4 * len(found):
+        return found, [None] * (low - oldest) + window, oldest
+    return found, {node.id - low: node for node in found}, low
+
+
+class _Root:
+    """A stand-in node whose inputs are the outputs: where the walk starts."""
+
+    __slots__ = ("inputs",)
+
+    def __init__(self, inputs: tuple[Node, ...]):
+        self.inputs = inputs
+
+
+def _grow(low: int, window: list[Node | None], older: set[Node]) -> tuple[int, list[Node | None]]:
+    """The window four times as long, reaching further back, with the nodes it now covers moved in."""
+    new_low = max(0, low - 3 * len(window))
+    window = [None] * (low - new_low) + window
+    moved = [node for node in older if node.id >= new_low]
+    older.difference_update(moved)
+    for node in moved:
+        window[node.id - new_low] = node
+    return new_low, window
+
+
+_by_id = operator.attrgetter("id")
+
+
+def _value_numbers(source: list[Node], slots: list | dict, low: int, commutative: bool) -> tuple[list[int], list[int]]:
+    """The class of each node (the position of the first equal node), and the positions of the leaves.
+
+    One pass in topological order. ``slots[node.id - low]`` is overwritten with the
+    node's class as soon as it is known, so an op's key is a tuple of its op, attrs and
+    its inputs' classes, read by index. Constants sharing one array (vjp rules' zeros
+    and ones do) are keyed once: a constant's dtype and shape are its array's.
+    """
+    plain = {name for name, op in OPS.items() if op.pure and not (commutative and op.commutative)}
+    sorted_ops = {name for name, op in OPS.items() if op.pure and commutative and op.commutative}
+    setdefault = {}.setdefault
+    constants: dict[tuple, int] = {}
+    constant_arrays: dict[int, int] = {}  # id of an array -> class of its constants (the arrays stay alive)
+    classes: list[int] = []
+    append = classes.append
+    leaves: list[int] = []
+    for p, node in enumerate(source):
+        ins = node.inputs
+        op = node.op
+        if op in plain:
+            if len(ins) == 2:
+                c = setdefault((op, node.attrs, slots[ins[0].id - low], slots[ins[1].id - low]), p)
+            elif len(ins) == 1:
+                c = setdefault((op, node.attrs, slots[ins[0].id - low]), p)
             else:
-                ids = [i.id for i in inputs]
-                if commutative and op.commutative:
-                    ids.sort()
-                key = (op_name, node.attrs, *ids)
-        found = canonical_by_key.get(key)
-        if found is not None:
-            mapping[node] = found
-            duplicates[node] = found
-            continue
-        merged = node if inputs == node.inputs else node.with_inputs(inputs)
-        canonical_by_key[key] = merged
-        merged_order.append(merged)
-        mapping[node] = merged
-        if op_name != "constant":
-            nodes_after += 1
-    return MergeResult([mapping[o] for o in outputs], merged_order, mapping, duplicates, nodes_before, nodes_after)
+                c = setdefault((op, node.attrs, *[slots[i.id - low] for i in ins]), p)
+        elif op == "constant":
+            leaves.append(p)
+            value = node.value
+            c = constant_arrays.get(id(value))
+            if c is None:
+                c = constant_arrays[id(value)] = constants.setdefault(
+                    (value.dtype.str, value.shape, value.tobytes()), p)
+        elif op in sorted_ops:  # any fixed order of the classes will do: equal multisets, equal keys
+            c = setdefault((op, node.attrs, *sorted([slots[i.id - low] for i in ins])), p)
+        else:  # placeholders, parameters and impure ops: by identity
+            if op == "placeholder" or op == "parameter":
+                leaves.append(p)
+            else:
+                get_op(op)  # an unknown op raises here
+            c = p
+        slots[node.id - low] = c
+        append(c)
+    return classes, leaves
+
+
+def _rebuild(source: list[Node], canonical: np.ndarray, leaf: np.ndarray, classes: list | dict, low: int) -> list[Node]:
+    """The merged graph's node at each canonical position: the original, or a copy reading merged inputs.
+
+    ``classes[node.id - low]`` is the class of each node. Only canonical nodes after the
+    first duplicate can read a replaced input.
+    """
+    merged = list(source)
+    positions = np.arange(len(source))
+    duplicate = canonical != positions
+    if not duplicate.any():
+        return merged
+    candidates = np.flatnonzero(~duplicate & ~leaf)
+    for p in candidates[candidates > np.argmax(duplicate)].tolist():
+        node = merged[p]
+        new_inputs = tuple([merged[classes[i.id - low]] for i in node.inputs])
+        if new_inputs != node.inputs:
+            merged[p] = node.with_inputs(new_inputs)
+    return merged
 
 
 def digests(outputs: Sequence[Node]) -> dict[Node, str]:
