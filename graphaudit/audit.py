@@ -15,13 +15,13 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from graphaudit.cost import total_cost
+from graphaudit.cost import ClassCosts, merge_costs
 from graphaudit.counting import count_separate
 from graphaudit.describe import forward_names, name_of
 from graphaudit.duplicates import TOP, duplicated_work
 from graphaudit.evaluate import evaluate
 from graphaudit.grad import grad, grad_with_record, separate_grads
-from graphaudit.graph import GradCall, Node, check_nodes, topological_order
+from graphaudit.graph import GradCall, Node, check_nodes, paused_gc, topological_order
 from graphaudit.merge import MergeResult, merge
 from graphaudit.report import Form, Report
 
@@ -56,12 +56,13 @@ def audit(
             raise ValueError("audit: measure=True needs the separate form built; drop materialize=False")
         return _counted_audit(cost, targets, commutative)
 
-    start = time.perf_counter()
-    separate = separate_grads(cost, targets)
-    separate_seconds = time.perf_counter() - start
-    start = time.perf_counter()
-    joint = grad(cost, targets)
-    joint_seconds = time.perf_counter() - start
+    with paused_gc():  # millions of new nodes: the collector would walk them again and again
+        start = time.perf_counter()
+        separate = separate_grads(cost, targets)
+        separate_seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        joint = grad(cost, targets)
+        joint_seconds = time.perf_counter() - start
 
     names = forward_names(topological_order([cost]))
     report = compare_forms(
@@ -83,13 +84,13 @@ def _counted_audit(cost: Node, targets: list[Node], commutative: bool) -> Report
     joint_seconds = time.perf_counter() - start
     joint_merge, merge_seconds = _timed_merge(joint, commutative)
     names = forward_names(topological_order([cost]))
-    joint_order = topological_order(joint)
     labels = [GradCall.label_for([t.label]) for t in targets]
     separate_cost, duplicated = count_separate(cost, targets, joint, record, joint_merge, names, labels, top=TOP)
-    merged_cost = total_cost(joint_merge.order)
+    joint_costs = ClassCosts(joint_merge)
+    joint_cost, merged_cost = merge_costs(joint_merge, joint_costs)
     forms = {
         "separate": Form(None, separate_cost, None),
-        "joint": Form(joint, total_cost(joint_order), joint_seconds),
+        "joint": Form(joint, joint_cost, joint_seconds),
         "separate_merged": Form(joint_merge.outputs, merged_cost, None),
         "joint_merged": Form(joint_merge.outputs, merged_cost, merge_seconds),
     }
@@ -100,7 +101,7 @@ def _counted_audit(cost: Node, targets: list[Node], commutative: bool) -> Report
         subject="separate",
         merges={"joint": joint_merge},
         duplicated=duplicated,
-        joint_duplicates=duplicated_work(joint_order, joint_merge, names, top=0),
+        joint_duplicates=duplicated_work(joint_merge, names, costs=joint_costs, top=0),
         merged_equals_joint=None,
         measured=None,
         names=names,
@@ -126,25 +127,24 @@ def compare_forms(
     separate, joint = list(separate), list(joint)
     if len(separate) != len(joint) or len(separate) != len(wrt):
         raise ValueError(f"compare_forms: {len(separate)} separate, {len(joint)} joint outputs for {len(wrt)} wrt")
-    separate_merge, separate_merge_seconds = _timed_merge(separate, commutative)
-    joint_merge, joint_merge_seconds = _timed_merge(joint, commutative)
-    # Merging is transitive: the merged forms merge together exactly when the forms do.
-    both = merge(separate_merge.outputs + joint_merge.outputs, commutative=commutative)
-    merged_equals_joint = _same_graph(both.outputs[: len(separate)], both.outputs[len(separate):])
-
-    separate_order = topological_order(separate)
-    joint_order = topological_order(joint)
-    if names is None:
-        names = forward_names(topological_order(separate + joint))
+    with paused_gc():
+        separate_merge, separate_merge_seconds = _timed_merge(separate, commutative)
+        joint_merge, joint_merge_seconds = _timed_merge(joint, commutative)
+        # Merging is transitive: the merged forms merge together exactly when the forms do.
+        both = merge(separate_merge.outputs + joint_merge.outputs, commutative=commutative)
+        merged_equals_joint = _same_graph(both.outputs[: len(separate)], both.outputs[len(separate):])
+        if names is None:
+            names = forward_names(topological_order(separate + joint))
+        separate_costs, joint_costs = ClassCosts(separate_merge), ClassCosts(joint_merge)
+        separate_cost, separate_merged_cost = merge_costs(separate_merge, separate_costs)
+        joint_cost, joint_merged_cost = merge_costs(joint_merge, joint_costs)
+        duplicated = duplicated_work(separate_merge, names, costs=separate_costs)
+        joint_duplicates = duplicated_work(joint_merge, names, costs=joint_costs, top=0)
     forms = {
-        "separate": Form(separate, total_cost(separate_order), build_seconds[0]),
-        "joint": Form(joint, total_cost(joint_order), build_seconds[1]),
-        "separate_merged": Form(
-            separate_merge.outputs, total_cost(separate_merge.order), separate_merge_seconds
-        ),
-        "joint_merged": Form(
-            joint_merge.outputs, total_cost(joint_merge.order), joint_merge_seconds
-        ),
+        "separate": Form(separate, separate_cost, build_seconds[0]),
+        "joint": Form(joint, joint_cost, build_seconds[1]),
+        "separate_merged": Form(separate_merge.outputs, separate_merged_cost, separate_merge_seconds),
+        "joint_merged": Form(joint_merge.outputs, joint_merged_cost, joint_merge_seconds),
     }
     return Report(
         kind="grad",
@@ -152,8 +152,8 @@ def compare_forms(
         forms=forms,
         subject="separate",
         merges={"separate": separate_merge, "joint": joint_merge},
-        duplicated=duplicated_work(separate_order, separate_merge, names),
-        joint_duplicates=duplicated_work(joint_order, joint_merge, names, top=0),
+        duplicated=duplicated,
+        joint_duplicates=joint_duplicates,
         merged_equals_joint=merged_equals_joint,
         measured=None,
         names=names,
@@ -166,12 +166,15 @@ def audit_graph(outputs: Node | Sequence[Node], *, commutative: bool = False) ->
     outputs = [outputs] if isinstance(outputs, Node) else check_nodes(outputs, "audit_graph: outputs")
     if not outputs:
         raise ValueError("audit_graph: outputs is empty")
-    order = topological_order(outputs)
-    result, seconds = _timed_merge(outputs, commutative)
-    names = forward_names(order)
+    with paused_gc():
+        result, seconds = _timed_merge(outputs, commutative)
+        names = forward_names(result.source)
+        costs = ClassCosts(result)
+        original_cost, merged_cost = merge_costs(result, costs)
+        duplicated = duplicated_work(result, names, costs=costs)
     forms = {
-        "original": Form(outputs, total_cost(order), None),
-        "merged": Form(result.outputs, total_cost(result.order), seconds),
+        "original": Form(outputs, original_cost, None),
+        "merged": Form(result.outputs, merged_cost, seconds),
     }
     return Report(
         kind="graph",
@@ -179,7 +182,7 @@ def audit_graph(outputs: Node | Sequence[Node], *, commutative: bool = False) ->
         forms=forms,
         subject="original",
         merges={"original": result},
-        duplicated=duplicated_work(order, result, names),
+        duplicated=duplicated,
         joint_duplicates=None,
         merged_equals_joint=None,
         measured=None,

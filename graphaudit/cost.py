@@ -10,10 +10,14 @@ size times its itemsize. Leaves (inputs, parameters, constants) cost nothing.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
+import numpy as np
+
 from graphaudit.graph import LEAF_OPS, Node
+from graphaudit.merge import MergeResult
 from graphaudit.ops import get_op
 
 
@@ -80,3 +84,67 @@ def total_cost(nodes: Iterable[Node]) -> Cost:
         if op.kind == "matmul":
             matmul += f
     return Cost(count, backward, flops, backward_flops, matmul, written, tuple(sorted(unknown.items())))
+
+
+class ClassCosts:
+    """The cost of every node of a merged graph, computed once per class of equal nodes.
+
+    Equal nodes (same op, attrs and inputs) have equal shapes, so one evaluation of the
+    cost rule serves every copy: the rules run once per node of the merged graph, not
+    once per node of the (much larger) original. ``index[i]`` numbers the class of
+    ``result.source[i]`` (for operations; -1 for leaves); ``flops``, ``bytes``,
+    ``matmul`` and ``known`` (has a cost rule) are per class, ``first[k]`` is the
+    position of class ``k``'s canonical node. FLOPs are Python ints, exact however large.
+    """
+
+    def __init__(self, result: MergeResult):
+        source, canonical, leaf = result.source, result.canonical, result.leaf
+        positions = np.arange(len(source))
+        self.first = np.flatnonzero((canonical == positions) & ~leaf)
+        self.index = np.full(len(source), -1, np.int64)
+        self.index[self.first] = np.arange(len(self.first))
+        self.index = np.where(leaf, -1, self.index[canonical])
+        self.flops, self.bytes, self.matmul, self.known, self.ops = [], [], [], [], []
+        for p in self.first.tolist():
+            node = source[p]
+            op = get_op(node.op)
+            self.flops.append(int(op.cost(node)) if op.cost is not None else 0)
+            self.bytes.append(node.size * node.dtype.itemsize)
+            self.matmul.append(op.kind == "matmul")
+            self.known.append(op.cost is not None)
+            self.ops.append(node.op)
+        self.backward = np.fromiter([node.call is not None for node in source], bool, len(source))
+
+    def copies(self, positions: np.ndarray) -> list[int]:
+        """How many of the nodes at ``positions`` (operations) fall in each class."""
+        return np.bincount(self.index[positions], minlength=len(self.first)).tolist()
+
+    def cost(self, copies: list[int], backward_copies: list[int]) -> Cost:
+        """Totals over a multiset of nodes given by how many copies of each class it holds."""
+        flops = sum(map(operator.mul, self.flops, copies))
+        unknown: dict[str, int] = {}
+        for op, known, count in zip(self.ops, self.known, copies):
+            if count and not known:
+                unknown[op] = unknown.get(op, 0) + count
+        return Cost(
+            nodes=sum(copies),
+            backward_nodes=sum(backward_copies),
+            flops=flops,
+            backward_flops=sum(map(operator.mul, self.flops, backward_copies)),
+            matmul_flops=sum(f * c for f, c, m in zip(self.flops, copies, self.matmul) if m),
+            bytes=sum(map(operator.mul, self.bytes, copies)),
+            no_cost_rule=tuple(sorted(unknown.items())),
+        )
+
+
+def merge_costs(result: MergeResult, costs: ClassCosts | None = None) -> tuple[Cost, Cost]:
+    """The :class:`Cost` of the graph that was merged into ``result``, and of the merged graph.
+
+    Same totals as :func:`total_cost` of ``result.source`` and of ``result.order``.
+    """
+    costs = costs if costs is not None else ClassCosts(result)
+    operations = np.flatnonzero(~result.leaf)
+    original = costs.cost(costs.copies(operations), costs.copies(operations[costs.backward[operations]]))
+    once = [1] * len(costs.first)
+    merged = costs.cost(once, costs.backward[costs.first].astype(int).tolist())
+    return original, merged

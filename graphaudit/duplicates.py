@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from graphaudit.cost import is_matmul, node_bytes, node_flops
+import numpy as np
+
+from graphaudit.cost import ClassCosts, node_flops
 from graphaudit.describe import describe, name_of, operand_text
 from graphaudit.graph import Node
 from graphaudit.merge import MergeResult
@@ -17,109 +19,132 @@ from graphaudit.merge import MergeResult
 TOP = 10  # how many duplicated subexpressions a report lists
 
 
-def duplicated_work(order: list[Node], result: MergeResult, names: dict[Node, str], *, top: int = TOP) -> dict:
-    """What merging removed from the graph ``order``: totals, by op, by call, by forward node, top list.
+def duplicated_work(result: MergeResult, names: dict[Node, str], *, costs: ClassCosts | None = None,
+                    top: int = TOP) -> dict:
+    """What merging removed from the graph merged into ``result``: totals, by op, by call, by forward node, top list.
 
-    ``order`` is the topological order of the graph that was merged into ``result``.
+    ``costs`` (of the same result) saves costing the classes again. Works on positions:
+    each duplicate's cost is its class's, and breakdowns are sums over groups of positions.
     """
-    duplicates = result.duplicates
-    dups = [node for node in order if node in duplicates and not node.is_leaf]
-    totals = {"nodes": 0, "flops": 0, "matmul_flops": 0, "bytes": 0}
+    costs = costs if costs is not None else ClassCosts(result)
+    source = result.source
+    dups = np.flatnonzero((result.canonical != np.arange(len(source))) & ~result.leaf)
+    classes = costs.index[result.canonical[dups]]
+    copies = np.bincount(classes, minlength=len(costs.first))
+    totals = costs.cost(copies.tolist(), [0] * len(costs.first))
     by_op: dict[str, dict] = {}
-    by_call: dict[str, dict] = {}
-    call_keys: dict[int, str] = {}
-    flops_of: dict[Node, int] = {}
-    for node in dups:
-        flops = flops_of[node] = node_flops(node)
-        written = node_bytes(node)
-        matmul = flops if is_matmul(node) else 0
-        totals["nodes"] += 1
-        totals["flops"] += flops
-        totals["matmul_flops"] += matmul
-        totals["bytes"] += written
-        entry = by_op.setdefault(node.op, {"nodes": 0, "flops": 0, "bytes": 0})
-        entry["nodes"] += 1
-        entry["flops"] += flops
-        entry["bytes"] += written
-        entry = by_call.setdefault(_call_key(node, call_keys), {"nodes": 0, "flops": 0, "matmul_flops": 0})
-        entry["nodes"] += 1
-        entry["flops"] += flops
-        entry["matmul_flops"] += matmul
-
+    for k in np.flatnonzero(copies).tolist():
+        entry = by_op.setdefault(costs.ops[k], {"nodes": 0, "flops": 0, "bytes": 0})
+        entry["nodes"] += int(copies[k])
+        entry["flops"] += costs.flops[k] * int(copies[k])
+        entry["bytes"] += costs.bytes[k] * int(copies[k])
+    # int64 sums are exact while the total fits; past that, Python ints
+    # int64 sums are exact while the total fits; past that, Python ints
+    flops = np.array(costs.flops, np.int64 if totals.flops < 2**63 else object)[classes]
+    matmul = np.where(np.array(costs.matmul, bool)[classes], flops, 0)
+    n = len(source)
+    call = np.fromiter([-1 if (c := node.call) is None else c.index for node in source], np.int64, n)
+    origin = np.fromiter([-1 if (o := node.origin) is None else o.id for node in source], np.int64, n)
     return {
-        **totals,
+        "nodes": totals.nodes,
+        "flops": totals.flops,
+        "matmul_flops": totals.matmul_flops,
+        "bytes": totals.bytes,
         "by_op": dict(sorted(by_op.items(), key=lambda kv: (-kv[1]["flops"], -kv[1]["nodes"], kv[0]))),
-        "by_call": by_call,
-        "by_forward_node": _by_forward_node(order, flops_of, names),
-        "top": _top(order, dups, result, names, top),
+        "by_call": _by_call(source, dups, call[dups], flops, matmul),
+        "by_forward_node": _by_forward_node(result, dups, call, origin, flops, names),
+        "top": _top(result, costs, dups, classes, copies, names, top),
     }
 
 
-def _call_key(node: Node, call_keys: dict[int, str]) -> str:
-    """A readable key for the grad call that built ``node`` ("forward" for forward nodes)."""
-    if node.call is None:
+def _group_sums(groups: np.ndarray, *values: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """The distinct ``groups`` (sorted), the first index of each, and per group the count and the sums of ``values``."""
+    keys, first, which, counts = np.unique(groups, return_index=True, return_inverse=True, return_counts=True)
+    if not len(groups):
+        return keys, first, [counts, *values]
+    order = np.argsort(which.reshape(-1), kind="stable")
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    sums = [np.add.reduceat(v[order], starts) if len(v) else v for v in values]
+    return keys, first, [counts, *sums]
+
+
+def _by_call(source: list[Node], dups: np.ndarray, call: np.ndarray, flops: np.ndarray,
+             matmul: np.ndarray) -> dict[str, dict]:
+    """Per grad call (in order of its first duplicate), the copies it built of work already built."""
+    _, first, (nodes, flop_sums, matmul_sums) = _group_sums(call, flops, matmul)
+    by_call: dict[str, dict] = {}
+    call_keys: dict[int, str] = {}
+    for g in np.argsort(first, kind="stable").tolist():
+        by_call[_call_key(source[dups[first[g]]].call, call_keys)] = {
+            "nodes": int(nodes[g]), "flops": int(flop_sums[g]), "matmul_flops": int(matmul_sums[g])}
+    return by_call
+
+
+def _call_key(call, call_keys: dict[int, str]) -> str:
+    """A readable key for a grad call ("forward" for forward nodes); the same label twice gets a suffix."""
+    if call is None:
         return "forward"
-    key = call_keys.get(node.call.index)
+    key = call_keys.get(call.index)
     if key is None:
-        key = node.call.label
+        key = call.label
         taken = set(call_keys.values())
         suffix = 2
         while key in taken:
-            key, suffix = f"{node.call.label} #{suffix}", suffix + 1
-        call_keys[node.call.index] = key
+            key, suffix = f"{call.label} #{suffix}", suffix + 1
+        call_keys[call.index] = key
     return key
 
 
-def _by_forward_node(order: list[Node], flops_of: dict[Node, int], names: dict[Node, str]) -> dict[str, dict]:
+def _by_forward_node(result: MergeResult, dups: np.ndarray, call: np.ndarray, origin: np.ndarray,
+                     flops: np.ndarray, names: dict[Node, str]) -> dict[str, dict]:
     """For each forward node whose vjp rule ran in several calls: how often, and the cost of the copies.
 
-    ``flops_of`` holds the FLOPs of every duplicate (and only of duplicates).
+    ``call`` and ``origin`` hold each node's grad call index and its origin's id (-1: none).
     """
-    calls: dict[Node, set[int]] = {}
-    cost: dict[Node, list[int]] = {}
-    for node in order:
-        if node.origin is None or node.is_leaf:
-            continue
-        calls.setdefault(node.origin, set()).add(node.call.index)
-        flops = flops_of.get(node)
-        if flops is not None:
-            entry = cost.setdefault(node.origin, [0, 0])
-            entry[0] += 1
-            entry[1] += flops
+    built = (origin >= 0) & ~result.leaf
+    if not built.any():
+        return {}
+    # how many distinct calls ran each origin's rule: count distinct (origin, call) pairs
+    call_codes = np.unique(call[built], return_inverse=True)[1].reshape(-1)
+    pairs = np.unique(origin[built] * (int(call_codes.max()) + 1) + call_codes)
+    origins, calls_per_origin = np.unique(pairs // (int(call_codes.max()) + 1), return_counts=True)
+    dup_origin = origin[dups]
+    keep = dup_origin >= 0
+    kept = dups[keep]
+    keys, first, (nodes, flop_sums) = _group_sums(dup_origin[keep], flops[keep])
     rows = []
-    for origin, (nodes, flops) in cost.items():
-        rows.append((-flops, -nodes, name_of(origin, names), {
-            "op": origin.op,
-            "shape": list(origin.shape),
-            "calls": len(calls[origin]),
-            "rebuilt": len(calls[origin]) - 1,
-            "nodes": nodes,
-            "flops": flops,
+    for g, key in enumerate(keys.tolist()):
+        node = result.source[int(kept[first[g]])].origin
+        calls = int(calls_per_origin[np.searchsorted(origins, key)])
+        rows.append((-int(flop_sums[g]), -int(nodes[g]), name_of(node, names), {
+            "op": node.op,
+            "shape": list(node.shape),
+            "calls": calls,
+            "rebuilt": calls - 1,
+            "nodes": int(nodes[g]),
+            "flops": int(flop_sums[g]),
         }))
     return {name: row for *_, name, row in sorted(rows, key=lambda r: r[:3])}  # names are unique
 
 
-def _top(order: list[Node], dups: list[Node], result: MergeResult, names: dict[Node, str], top: int) -> list[dict]:
+def _top(result: MergeResult, costs: ClassCosts, dups: np.ndarray, classes: np.ndarray, copies: np.ndarray,
+         names: dict[Node, str], top: int) -> list[dict]:
     """The duplicated subexpressions that waste most FLOPs, one row per canonical node."""
     if top <= 0:
         return []
-    groups: dict[Node, list[Node]] = {}
-    for node in dups:
-        groups.setdefault(result.duplicates[node], []).append(node)
-    first_of: dict[Node, Node] = {}
-    for node in order:  # the first copy, as the user built it
-        merged = result.mapping[node]
-        if merged in groups and merged not in first_of and node not in result.duplicates:
-            first_of[merged] = node
+    source = result.source
+    by_class = dups[np.argsort(classes, kind="stable")]  # duplicates grouped by class, each group in order
+    ends = np.cumsum(copies)
     candidates = []
-    for merged, copies in groups.items():
-        first = first_of.get(merged, copies[0])
-        partial = (-node_flops(first) * len(copies), -(len(copies) + 1), first.op)
-        candidates.append((partial, first, copies))
+    for k in np.flatnonzero(copies).tolist():
+        first = source[int(costs.first[k])]  # the first copy, as the user built it
+        count = int(copies[k])
+        candidates.append(((-costs.flops[k] * count, -(count + 1), first.op), first, k))
 
-    def row(first: Node, copies: list[Node]) -> dict:
-        labels = [c.call.label if c.call is not None else "forward" for c in [first, *copies]]
-        return top_row(first, len(copies) + 1, labels, names)
+    def row(first: Node, k: int) -> dict:
+        copies_of = [source[p] for p in by_class[ends[k] - copies[k]:ends[k]].tolist()]
+        labels = [c.call.label if c.call is not None else "forward" for c in [first, *copies_of]]
+        return top_row(first, len(copies_of) + 1, labels, names)
 
     return select_top(candidates, row, top)
 
