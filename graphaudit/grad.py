@@ -102,12 +102,13 @@ def _backward(
         build_context.origin = node
         sum_start = new_id_mark() if record is not None else 0
         total = parts[0]
-        for part in parts[1:]:
-            total = add(total, part)
+        if len(parts) > 1:
+            for part in parts[1:]:
+                total = add(total, part)
         adjoint_of.setdefault(total.id, node)
         if node in targets:
             found[node] = total
-        wanted = tuple([source in on_path for source in node.inputs])
+        wanted = tuple(map(on_path.__contains__, node.inputs))
         rule = (OPS.get(node.op) or get_op(node.op)).vjp if True in wanted else None
         rule_start = new_id_mark() if record is not None else 0
         if rule is None:
@@ -118,7 +119,10 @@ def _backward(
             adjoints = replays.run(rule, node, total, wanted)
         for source, adjoint in zip(node.inputs, adjoints):
             if adjoint is not None:
-                contributions.setdefault(source, []).append(adjoint)
+                if source in contributions:
+                    contributions[source].append(adjoint)
+                else:
+                    contributions[source] = [adjoint]
         if record is not None:
             record.append(RuleRecord(node, total, sum_start, rule_start, tuple(adjoints)))
     return found
