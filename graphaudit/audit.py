@@ -54,9 +54,11 @@ def audit(
     if not materialize:
         if measure:
             raise ValueError("audit: measure=True needs the separate form built; drop materialize=False")
-        return _counted_audit(cost, targets, commutative)
+        with paused_gc():
+            return _counted_audit(cost, targets, commutative)
 
-    with paused_gc():  # millions of new nodes: the collector would walk them again and again
+    # Millions of new nodes, few of them garbage: a collection would walk them all, again and again.
+    with paused_gc():
         start = time.perf_counter()
         separate = separate_grads(cost, targets)
         separate_seconds = time.perf_counter() - start
@@ -64,15 +66,15 @@ def audit(
         joint = grad(cost, targets)
         joint_seconds = time.perf_counter() - start
 
-    names = forward_names(topological_order([cost]))
-    report = compare_forms(
-        separate,
-        joint,
-        wrt=[name_of(t, names) for t in targets],
-        names=names,
-        build_seconds=(separate_seconds, joint_seconds),
-        commutative=commutative,
-    )
+        names = forward_names(topological_order([cost]))
+        report = compare_forms(
+            separate,
+            joint,
+            wrt=[name_of(t, names) for t in targets],
+            names=names,
+            build_seconds=(separate_seconds, joint_seconds),
+            commutative=commutative,
+        )
     if measure:
         report.measured = _measure(report.forms, feed, repeats)
     return report

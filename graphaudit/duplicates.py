@@ -59,13 +59,12 @@ def duplicated_work(result: MergeResult, names: dict[Node, str], *, costs: Class
 
 def _group_sums(groups: np.ndarray, *values: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
     """The distinct ``groups`` (sorted), the first index of each, and per group the count and the sums of ``values``."""
-    keys, first, which, counts = np.unique(groups, return_index=True, return_inverse=True, return_counts=True)
-    if not len(groups):
-        return keys, first, [counts, *values]
-    order = np.argsort(which.reshape(-1), kind="stable")
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    order = np.argsort(groups, kind="stable")
+    ordered = groups[order]
+    starts = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]])) if len(groups) else order
+    counts = np.diff(np.append(starts, len(groups)))
     sums = [np.add.reduceat(v[order], starts) if len(v) else v for v in values]
-    return keys, first, [counts, *sums]
+    return ordered[starts], order[starts], [counts, *sums]
 
 
 def _by_call(source: list[Node], dups: np.ndarray, call: np.ndarray, flops: np.ndarray,
@@ -105,9 +104,9 @@ def _by_forward_node(result: MergeResult, dups: np.ndarray, call: np.ndarray, or
     if not built.any():
         return {}
     # how many distinct calls ran each origin's rule: count distinct (origin, call) pairs
-    call_codes = np.unique(call[built], return_inverse=True)[1].reshape(-1)
-    pairs = np.unique(origin[built] * (int(call_codes.max()) + 1) + call_codes)
-    origins, calls_per_origin = np.unique(pairs // (int(call_codes.max()) + 1), return_counts=True)
+    calls = int(call[built].max()) + 1
+    pairs = np.unique(origin[built] * calls + call[built])
+    origins, calls_per_origin = np.unique(pairs // calls, return_counts=True)
     dup_origin = origin[dups]
     keep = dup_origin >= 0
     kept = dups[keep]

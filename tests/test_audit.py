@@ -228,3 +228,53 @@ def test_audit_graph_of_a_graph_without_duplicates_reports_none():
     report = ga.audit_graph([ga.exp(x) + 1.0])
     assert report.duplicated["nodes"] == 0 and report.duplicated["top"] == []
     assert report.forms["original"].cost == report.forms["merged"].cost
+
+
+def reference_duplicated_work(order, result, names):
+    """Duplicated work counted node by node, as the report defines it (no top list)."""
+    from graphaudit.cost import is_matmul, node_bytes, node_flops
+    from graphaudit.duplicates import _call_key
+
+    dups = [n for n in order if n in result.duplicates and not n.is_leaf]
+    totals = {"nodes": len(dups), "flops": sum(map(node_flops, dups)),
+              "matmul_flops": sum(node_flops(n) for n in dups if is_matmul(n)), "bytes": sum(map(node_bytes, dups))}
+    by_op, by_call, call_keys = {}, {}, {}
+    for n in dups:
+        entry = by_op.setdefault(n.op, {"nodes": 0, "flops": 0, "bytes": 0})
+        entry["nodes"] += 1
+        entry["flops"] += node_flops(n)
+        entry["bytes"] += node_bytes(n)
+        entry = by_call.setdefault(_call_key(n.call, call_keys), {"nodes": 0, "flops": 0, "matmul_flops": 0})
+        entry["nodes"] += 1
+        entry["flops"] += node_flops(n)
+        entry["matmul_flops"] += node_flops(n) if is_matmul(n) else 0
+    calls, cost = {}, {}
+    for n in order:
+        if n.origin is not None and not n.is_leaf:
+            calls.setdefault(n.origin, set()).add(n.call.index)
+            if n in result.duplicates:
+                entry = cost.setdefault(n.origin, [0, 0])
+                entry[0] += 1
+                entry[1] += node_flops(n)
+    by_forward = {ga.describe.name_of(o, names): {"op": o.op, "shape": list(o.shape), "calls": len(calls[o]),
+                                                  "rebuilt": len(calls[o]) - 1, "nodes": c[0], "flops": c[1]}
+                  for o, c in cost.items()}
+    return {**totals, "by_op": by_op, "by_call": by_call, "by_forward_node": by_forward}
+
+
+@pytest.mark.parametrize("build", [lambda: ga.models.residual_mlp(depth=3, width=4, batch=2),
+                                   lambda: ga.models.deep_chain(depth=5, width=3, batch=2)])
+def test_duplicated_work_on_positions_equals_the_node_by_node_count(build):
+    from graphaudit.describe import forward_names
+    from graphaudit.duplicates import duplicated_work
+
+    model = build()
+    separate = [ga.grad(model.loss, p) for p in model.params]
+    result = ga.merge(separate)
+    names = forward_names(ga.topological_order([model.loss]))
+    found = duplicated_work(result, names)
+    expected = reference_duplicated_work(result.source, result, names)
+    assert list(found["by_call"].items()) == list(expected["by_call"].items())  # same order, too
+    assert found["by_op"] == expected["by_op"] and found["by_forward_node"] == expected["by_forward_node"]
+    assert {k: found[k] for k in ("nodes", "flops", "matmul_flops", "bytes")} == {
+        k: expected[k] for k in ("nodes", "flops", "matmul_flops", "bytes")}

@@ -44,3 +44,16 @@ def test_total_cost_of_the_seed_forward_pass_matches_the_hand_count():
     head = batch * widths[-1] * (1 + 5 + 1)  # bias add, softmax, log
     loss = batch + 1  # mean over the picked entries, then negate
     assert cost.flops == forward_matmul + elementwise + head + loss
+
+
+def test_merge_costs_equal_total_cost_of_the_original_and_the_merged_graph():
+    from graphaudit.cost import ClassCosts, merge_costs
+
+    model = ga.models.residual_mlp(depth=3, width=4, batch=2)
+    separate = [ga.grad(model.loss, p) for p in model.params]
+    result = ga.merge(separate)
+    costs = ClassCosts(result)
+    assert len(costs.first) == result.nodes_after  # one cost-rule evaluation per merged operation
+    original, merged = merge_costs(result, costs)
+    assert original == total_cost(ga.topological_order(separate))
+    assert merged == total_cost(result.order)

@@ -150,3 +150,77 @@ def test_a_million_node_chain_merges_without_recursion():
     result = merge([h, twin])
     assert result.outputs[0] is result.outputs[1]
     assert result.nodes_after == 200_000
+
+
+def reference_classes(outputs, commutative=False):
+    """Value numbering the slow, obvious way: node-keyed dicts over topological_order."""
+    canonical, by_key = {}, {}
+    for node in ga.topological_order(outputs):
+        if node.op in ("placeholder", "parameter") or (not node.is_leaf and not ga.ops.get_op(node.op).pure):
+            canonical[node] = node
+            continue
+        if node.op == "constant":
+            key = ("constant", node.dtype.str, node.shape, node.value.tobytes())
+        else:
+            ids = [canonical[i].id for i in node.inputs]
+            if commutative and ga.ops.get_op(node.op).commutative:
+                ids.sort()
+            key = (node.op, node.attrs, *ids)
+        canonical[node] = by_key.setdefault(key, node)
+    return canonical
+
+
+def assert_matches_reference(outputs, commutative=False):
+    result = merge(outputs, commutative=commutative)
+    reference = reference_classes(outputs, commutative)
+    assert result.source == ga.topological_order(outputs)
+    position = {node: p for p, node in enumerate(result.source)}
+    assert [position[reference[n]] for n in result.source] == result.canonical.tolist()
+    assert result.leaf.tolist() == [n.is_leaf for n in result.source]
+    for node, merged in result.mapping.items():  # the merged node stands for its class
+        canonical = reference[node]
+        assert (merged.op, merged.attrs, merged.shape) == (canonical.op, canonical.attrs, canonical.shape)
+        assert [result.mapping[i] for i in canonical.inputs] == list(merged.inputs)
+    return result
+
+
+@pytest.mark.parametrize("commutative", [False, True])
+def test_positions_and_classes_match_a_plain_dict_value_numbering(commutative):
+    model = ga.models.residual_mlp(depth=3, width=4, batch=2)
+    a = ga.placeholder("a", (2, 4), "float64")
+    wide = [ga.concat([a, a * 2.0, a], axis=0), ga.concat([a, a * 2.0, a], axis=0), a + 2.0, 2.0 + a]
+    result = assert_matches_reference(small_separate(model) + wide, commutative)
+    assert result.outputs[-4] is result.outputs[-3]  # three inputs: the general path
+    assert (result.outputs[-2] is result.outputs[-1]) == commutative
+
+
+@pytest.mark.parametrize("old_chain", [0, 20_000])
+def test_old_nodes_far_below_the_newest_are_found_and_merged(old_chain):
+    old = ga.placeholder("old", (3,), "float64")
+    for _ in range(old_chain):  # many old nodes: the walk's window grows to take them in
+        old = ga.neg(old)
+    for _ in range(50_000):  # ids burnt between the old nodes and the new graph: a sparse graph
+        ga.graph.new_id_mark()
+    x = ga.placeholder("x", (3,), "float64")
+    out = [ga.exp(old * x), ga.exp(old * x), ga.neg(old)]
+    for _ in range(50_000):
+        ga.graph.new_id_mark()
+    out.append(ga.exp(old * x))
+    result = assert_matches_reference(out)
+    assert result.outputs[0] is result.outputs[1] is result.outputs[3]
+    assert result.nodes_after == 3 + old_chain
+
+
+def test_mapping_duplicates_and_copies_agree_with_the_arrays():
+    model = ga.models.deep_chain(depth=4, width=3, batch=2)
+    result = merge(small_separate(model))
+    assert list(result.mapping) == result.source
+    assert set(result.duplicates) == {n for p, n in enumerate(result.source) if result.canonical[p] != p}
+    for node in result.order:
+        assert result.copies(node) == sum(1 for m in result.mapping.values() if m is node)
+    assert result.removed == len([n for n in result.duplicates if not n.is_leaf])
+
+
+def test_merging_an_empty_list_gives_an_empty_result():
+    result = merge([])
+    assert result.outputs == result.order == result.source == [] and result.nodes_after == 0
