@@ -69,9 +69,9 @@ class MergeResult:
 
     @cached_property
     def duplicates(self) -> dict[Node, Node]:
-        moved = np.flatnonzero(self.canonical != np.arange(len(self.source))).tolist()
-        merged, source, canonical = self._merged, self.source, self.canonical
-        return {source[p]: merged[canonical[p]] for p in moved}
+        moved = np.flatnonzero(self.canonical != np.arange(len(self.source)))
+        source, merged = self.source, self._merged
+        return {source[p]: merged[c] for p, c in zip(moved.tolist(), self.canonical[moved].tolist())}
 
     @cached_property
     def _copies(self) -> dict[Node, int]:
