@@ -95,6 +95,8 @@ class ClassCosts:
     ``result.source[i]`` (for operations; -1 for leaves); ``flops``, ``bytes``,
     ``matmul`` and ``known`` (has a cost rule) are per class, ``first[k]`` is the
     position of class ``k``'s canonical node. FLOPs are Python ints, exact however large.
+    ``call[i]`` is the index of the grad call that built ``result.source[i]`` (-1: a
+    forward node).
     """
 
     def __init__(self, result: MergeResult):
@@ -113,7 +115,9 @@ class ClassCosts:
             self.matmul.append(op.kind == "matmul")
             self.known.append(op.cost is not None)
             self.ops.append(node.op)
-        self.backward = np.fromiter([node.call is not None for node in source], bool, len(source))
+        self.call = np.fromiter([-1 if (c := node.call) is None else c.index for node in source], np.int64,
+                                len(source))
+        self.backward = self.call >= 0
 
     def copies(self, positions: np.ndarray) -> list[int]:
         """How many of the nodes at ``positions`` (operations) fall in each class."""

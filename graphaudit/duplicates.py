@@ -3,6 +3,8 @@
 The breakdowns say where the copies came from: by op, by the grad call that built
 them (the first call to build a node owns it; later copies are the waste), by the
 forward node whose vjp rule built them, and the costliest duplicated subexpressions.
+They are computed on positions in the merged graph's source (numpy group sums), with
+each copy costing what its class costs (:class:`graphaudit.cost.ClassCosts`).
 """
 
 from __future__ import annotations
@@ -38,13 +40,11 @@ def duplicated_work(result: MergeResult, names: dict[Node, str], *, costs: Class
         entry["nodes"] += int(copies[k])
         entry["flops"] += costs.flops[k] * int(copies[k])
         entry["bytes"] += costs.bytes[k] * int(copies[k])
-    # int64 sums are exact while the total fits; past that, Python ints
-    # int64 sums are exact while the total fits; past that, Python ints
+    # each duplicate's FLOPs: int64 sums are exact while the total fits; past that, Python ints
     flops = np.array(costs.flops, np.int64 if totals.flops < 2**63 else object)[classes]
     matmul = np.where(np.array(costs.matmul, bool)[classes], flops, 0)
-    n = len(source)
-    call = np.fromiter([-1 if (c := node.call) is None else c.index for node in source], np.int64, n)
-    origin = np.fromiter([-1 if (o := node.origin) is None else o.id for node in source], np.int64, n)
+    call = costs.call
+    origin = np.fromiter([-1 if (o := node.origin) is None else o.id for node in source], np.int64, len(source))
     return {
         "nodes": totals.nodes,
         "flops": totals.flops,
@@ -60,11 +60,23 @@ def duplicated_work(result: MergeResult, names: dict[Node, str], *, costs: Class
 def _group_sums(groups: np.ndarray, *values: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
     """The distinct ``groups`` (sorted), the first index of each, and per group the count and the sums of ``values``."""
     order = np.argsort(groups, kind="stable")
-    ordered = groups[order]
-    starts = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]])) if len(groups) else order
+    keys, starts = _runs(groups[order])
     counts = np.diff(np.append(starts, len(groups)))
     sums = [np.add.reduceat(v[order], starts) if len(v) else v for v in values]
-    return ordered[starts], order[starts], [counts, *sums]
+    return keys, order[starts], [counts, *sums]
+
+
+def _runs(ordered: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values of a sorted array and where each run of equal values starts."""
+    if not len(ordered):
+        return ordered, np.zeros(0, np.int64)
+    starts = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
+    return ordered[starts], starts
+
+
+def _distinct(values: np.ndarray) -> np.ndarray:
+    """The distinct values, sorted (a plain sort: faster here than np.unique's hashing)."""
+    return _runs(np.sort(values))[0]
 
 
 def _by_call(source: list[Node], dups: np.ndarray, call: np.ndarray, flops: np.ndarray,
@@ -104,9 +116,10 @@ def _by_forward_node(result: MergeResult, dups: np.ndarray, call: np.ndarray, or
     if not built.any():
         return {}
     # how many distinct calls ran each origin's rule: count distinct (origin, call) pairs
-    calls = int(call[built].max()) + 1
-    pairs = np.unique(origin[built] * calls + call[built])
-    origins, calls_per_origin = np.unique(pairs // calls, return_counts=True)
+    width = int(call[built].max()) + 1
+    pairs = _distinct(origin[built] * width + call[built])
+    origins, starts = _runs(pairs // width)
+    calls_per_origin = np.diff(np.append(starts, len(pairs)))
     dup_origin = origin[dups]
     keep = dup_origin >= 0
     kept = dups[keep]

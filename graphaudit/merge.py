@@ -109,15 +109,17 @@ def _reachable(outputs: list[Node]) -> tuple[list[Node], list | dict, int]:
 
     What :func:`topological_order` returns, found faster: nodes are marked in a list
     indexed by id over a window of recent ids, which needs neither hashing nor a sort.
-    Older nodes go to a set; when that set outgrows a quarter of the window, the window
-    grows fourfold, so it stays within a few times the node count however old the
-    oldest node is. The table (that list, or a dict when ids are sparse) holds each
-    node at ``id - low``, for :func:`_value_numbers` to overwrite with its class.
+    The window first spans the outputs (a separate form's gradients span most of it),
+    up to 4M ids. Older nodes go to a set; when that set outgrows a quarter of the
+    window, the window grows fourfold, so it stays within a few times the node count
+    however old the oldest node is. The table (that list, or a dict when ids are
+    sparse) holds each node at ``id - low``, for :func:`_value_numbers` to overwrite
+    with its class.
     """
     if not outputs:
         return [], [], 0
     top = max(o.id for o in outputs) + 1
-    low = max(0, top - min(top - min(o.id for o in outputs) + 4096, 1 << 20))
+    low = max(0, top - min(top - min(o.id for o in outputs) + 4096, 1 << 22))
     window: list[Node | None] = [None] * (top - low)
     older: set[Node] = set()
     stack = [_Root(tuple(outputs))]
