@@ -107,63 +107,63 @@ def merge(outputs: Sequence[Node], *, commutative: bool = False) -> MergeResult:
 def _reachable(outputs: list[Node]) -> tuple[list[Node], list | dict, int]:
     """Every node the outputs depend on in id (so topological) order, and a table indexed by ``id - low``.
 
-    What :func:`topological_order` returns, found faster: nodes are marked in a list
-    indexed by id over a window of recent ids, which needs neither hashing nor a sort.
-    The window first spans the outputs (a separate form's gradients span most of it),
-    up to 4M ids. Older nodes go to a set; when that set outgrows a quarter of the
-    window, the window grows fourfold, so it stays within a few times the node count
-    however old the oldest node is. The table (that list, or a dict when ids are
-    sparse) holds each node at ``id - low``, for :func:`_value_numbers` to overwrite
-    with its class.
+    What :func:`topological_order` finds, found faster: nodes are marked in a list
+    indexed by id (no hashing, no sort), swept from the newest id down, so a node's
+    inputs, being older, are marked before the sweep reaches them. The list first spans
+    the outputs (a separate form's gradients span most of it; at most 4M ids), then
+    grows down (at least doubling) past the oldest input found below it while the graph
+    fills it densely;
+    what is older still (a sparse graph) is walked with a set. The table (that list,
+    or a dict when sparse) holds each node at ``id - low``, for :func:`_value_numbers`
+    to overwrite with its class.
     """
     if not outputs:
         return [], [], 0
     top = max(o.id for o in outputs) + 1
-    low = max(0, top - min(top - min(o.id for o in outputs) + 4096, 1 << 22))
-    window: list[Node | None] = [None] * (top - low)
-    older: set[Node] = set()
-    stack = [_Root(tuple(outputs))]
-    push, pop = stack.append, stack.pop
-    while stack:
-        for source in pop().inputs:
-            i = source.id - low
-            if i >= 0:
-                if window[i] is None:
-                    window[i] = source
-                    push(source)
-            elif source not in older:
-                older.add(source)
-                push(source)
-                if 4 * len(older) > len(window):
-                    low, window = _grow(low, window, older)
+    low, window, marked = top, [], 0
+    pending = set(outputs)  # found, but below the window
+    while pending:
+        oldest = min(node.id for node in pending)
+        if not window:
+            new_low = max(oldest - 4096, top - (1 << 22), 0)
+        elif low - oldest <= 4 * (marked + len(pending)) + 4096:
+            new_low = max(0, min(oldest, low - len(window)))  # at least doubling: few steps down a long chain
+        else:
+            break
+        extension: list[Node | None] = [None] * (low - new_low)
+        below = []
+        for node in pending:
+            if node.id >= new_low:
+                extension[node.id - new_low] = node
+            else:
+                below.append(node)
+        for node in reversed(extension):
+            if node is not None:
+                for source in node.inputs:
+                    i = source.id - new_low
+                    if i >= 0:
+                        extension[i] = source
+                    else:
+                        below.append(source)
+        marked += len(extension) - extension.count(None)
+        low, window, pending = new_low, extension + window, set(below)
     found = [node for node in window if node is not None]
-    if not older:
+    if not pending:
         return found, window, low
-    found[:0] = sorted(older, key=_by_id)
-    oldest = found[0].id
-    if top - oldest <= 4 * len(found):
-        return found, [None] * (low - oldest) + window, oldest
+    found[:0] = _walk_older(pending)
     return found, {node.id - low: node for node in found}, low
 
 
-class _Root:
-    """A stand-in node whose inputs are the outputs: where the walk starts."""
-
-    __slots__ = ("inputs",)
-
-    def __init__(self, inputs: tuple[Node, ...]):
-        self.inputs = inputs
-
-
-def _grow(low: int, window: list[Node | None], older: set[Node]) -> tuple[int, list[Node | None]]:
-    """The window four times as long, reaching further back, with the nodes it now covers moved in."""
-    new_low = max(0, low - 3 * len(window))
-    window = [None] * (low - new_low) + window
-    moved = [node for node in older if node.id >= new_low]
-    older.difference_update(moved)
-    for node in moved:
-        window[node.id - new_low] = node
-    return new_low, window
+def _walk_older(nodes: set[Node]) -> list[Node]:
+    """``nodes`` and every node they depend on, in id order: the sparse remainder, walked with a set."""
+    reached = set(nodes)
+    stack = list(reached)
+    while stack:
+        for source in stack.pop().inputs:
+            if source not in reached:
+                reached.add(source)
+                stack.append(source)
+    return sorted(reached, key=_by_id)
 
 
 _by_id = operator.attrgetter("id")

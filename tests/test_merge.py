@@ -224,3 +224,14 @@ def test_mapping_duplicates_and_copies_agree_with_the_arrays():
 def test_merging_an_empty_list_gives_an_empty_result():
     result = merge([])
     assert result.outputs == result.order == result.source == [] and result.nodes_after == 0
+
+
+def test_a_long_chain_below_the_only_output_is_found():
+    x = ga.placeholder("x", (2,), "float64")
+    h = x
+    for _ in range(100_000):  # all older than the output: the walk's table grows down to them
+        h = ga.neg(h)
+    out = [ga.exp(h), ga.exp(h)]
+    result = merge(out)
+    assert result.source == ga.topological_order(out)
+    assert result.nodes_before == 100_002 and result.nodes_after == 100_001
