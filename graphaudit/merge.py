@@ -111,11 +111,10 @@ def _reachable(outputs: list[Node]) -> tuple[list[Node], list | dict, int]:
     indexed by id (no hashing, no sort), swept from the newest id down, so a node's
     inputs, being older, are marked before the sweep reaches them. The list first spans
     the outputs (a separate form's gradients span most of it; at most 4M ids), then
-    grows down (at least doubling) past the oldest input found below it while the graph
-    fills it densely;
-    what is older still (a sparse graph) is walked with a set. The table (that list,
-    or a dict when sparse) holds each node at ``id - low``, for :func:`_value_numbers`
-    to overwrite with its class.
+    grows down, at least doubling, past the oldest input found below it while the graph
+    fills it densely; what is older still (a sparse graph) is walked with a set. The
+    table (that list, or a dict when sparse) holds each node at ``id - low``, for
+    :func:`_value_numbers` to overwrite with its class.
     """
     if not outputs:
         return [], [], 0
