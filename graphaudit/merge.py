@@ -22,7 +22,6 @@ equivalence that :func:`merge` computes with integer keys.
 from __future__ import annotations
 
 import hashlib
-import operator
 from collections.abc import Sequence
 from functools import cached_property
 
@@ -149,23 +148,8 @@ def _reachable(outputs: list[Node]) -> tuple[list[Node], list | dict, int]:
     found = [node for node in window if node is not None]
     if not pending:
         return found, window, low
-    found[:0] = _walk_older(pending)
+    found[:0] = topological_order(pending)  # the sparse remainder, walked with a set
     return found, {node.id - low: node for node in found}, low
-
-
-def _walk_older(nodes: set[Node]) -> list[Node]:
-    """``nodes`` and every node they depend on, in id order: the sparse remainder, walked with a set."""
-    reached = set(nodes)
-    stack = list(reached)
-    while stack:
-        for source in stack.pop().inputs:
-            if source not in reached:
-                reached.add(source)
-                stack.append(source)
-    return sorted(reached, key=_by_id)
-
-
-_by_id = operator.attrgetter("id")
 
 
 def _value_numbers(source: list[Node], slots: list | dict, low: int, commutative: bool) -> tuple[list[int], list[int]]:
