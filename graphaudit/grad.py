@@ -14,7 +14,16 @@ from operator import attrgetter
 from typing import NamedTuple
 
 from graphaudit.errors import DisconnectedInputError
-from graphaudit.graph import GradCall, Node, build_context, check_nodes, constant, new_id_mark, topological_order
+from graphaudit.graph import (
+    GradCall,
+    Node,
+    build_context,
+    check_nodes,
+    constant,
+    new_id_mark,
+    paused_gc,
+    topological_order,
+)
 from graphaudit.ops import OPS, add, get_op, zeros
 from graphaudit.replay import RuleReplays
 
@@ -141,7 +150,8 @@ def separate_grads(cost: Node, wrt: Sequence[Node]) -> list[Node]:
     forward node and adjoint shape; later calls replay what it built (:mod:`graphaudit.replay`).
     """
     forward = _Forward(cost, RuleReplays()) if isinstance(cost, Node) else None
-    return [_grad(cost, w, "raise", None, forward) for w in wrt]
+    with paused_gc():  # millions of new nodes: collections would walk them again and again
+        return [_grad(cost, w, "raise", None, forward) for w in wrt]
 
 
 class _Forward:
