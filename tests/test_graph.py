@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 import numpy as np
 import pytest
 
 import graphaudit as ga
 from graphaudit import models
+from graphaudit.graph import paused_gc
 
 
 def _reachable(outputs):
@@ -241,3 +245,51 @@ def test_numpy_array_operands_promote_like_numpy():
     x = ga.placeholder("x", (3,), "float32")
     assert (x * np.ones(3, dtype=np.float64)).dtype == np.float64
     assert (x * np.ones(3, dtype=np.float32)).dtype == np.float32
+
+
+class _Cyclic:
+    """An object in a reference cycle: only the cyclic collector can free it."""
+
+    def __init__(self):
+        self.me = self
+
+
+def test_paused_gc_pauses_and_restores_the_collector_also_on_error():
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), paused_gc():
+        assert not gc.isenabled()
+        with paused_gc():  # nested: still paused after the inner one
+            pass
+        assert not gc.isenabled()
+        raise RuntimeError("inside")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with paused_gc():
+            pass
+        assert not gc.isenabled()  # it was off before: it stays off
+    finally:
+        gc.enable()
+
+
+def test_cycles_made_while_paused_are_still_collected():
+    with paused_gc():
+        cyclic = _Cyclic()
+        alive = weakref.ref(cyclic)
+        del cyclic
+    assert alive() is not None  # nothing collected it yet
+    assert gc.get_freeze_count() == 0  # nothing left out of the collector's reach
+    gc.collect()
+    assert alive() is None
+
+
+def test_paused_gc_leaves_what_someone_else_froze_frozen():
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        assert frozen > 0
+        with paused_gc():
+            pass
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
