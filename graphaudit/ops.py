@@ -9,7 +9,9 @@ how many FLOPs it costs (``cost``). The public function of the same name (``sigm
 A ``vjp`` rule is called as ``vjp(node, g, wanted)``: ``g`` is the adjoint of
 ``node``'s output and ``wanted[i]`` says whether input ``i`` needs its adjoint; it
 returns one node (or ``None``) per input. Rules build only what is wanted, so a
-``grad`` call for ``b1`` never builds the matmul that only ``w1`` needs. An op with
+``grad`` call for ``b1`` never builds the matmul that only ``w1`` needs. A rule may
+look at ``g`` only through its shape and dtype: :func:`graphaudit.separate_grads`
+replays what a rule built for other adjoints of the same shape and dtype. An op with
 ``vjp=None`` is piecewise constant (comparisons, integer ops, random draws): its
 inputs get no gradient through it.
 
