@@ -109,11 +109,10 @@ class ClassCosts:
         self.flops, self.bytes, self.matmul, self.known, self.ops = [], [], [], [], []
         for p in self.first.tolist():
             node = source[p]
-            op = get_op(node.op)
-            self.flops.append(int(op.cost(node)) if op.cost is not None else 0)
-            self.bytes.append(node.size * node.dtype.itemsize)
-            self.matmul.append(op.kind == "matmul")
-            self.known.append(op.cost is not None)
+            self.flops.append(node_flops(node))
+            self.bytes.append(node_bytes(node))
+            self.matmul.append(is_matmul(node))
+            self.known.append(get_op(node.op).cost is not None)
             self.ops.append(node.op)
         self.call = np.fromiter([-1 if (c := node.call) is None else c.index for node in source], np.int64,
                                 len(source))

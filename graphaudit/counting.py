@@ -30,7 +30,7 @@ from graphaudit.duplicates import select_top, top_row
 from graphaudit.cost import Cost, node_bytes, node_flops, total_cost
 from graphaudit.describe import name_of
 from graphaudit.grad import RuleRecord
-from graphaudit.graph import Node, topological_order
+from graphaudit.graph import Node, made_since, topological_order
 from graphaudit.merge import MergeResult
 from graphaudit.ops import get_op
 
@@ -124,24 +124,10 @@ def _reach(cost: Node, targets: Sequence[Node]) -> dict[Node, int]:
     return reach
 
 
-def _built_behind(output: Node | None, start: int) -> list[Node]:
-    """The nodes behind ``output`` made at or after id ``start`` (one turn's work), oldest first."""
-    if output is None or output.id < start:
-        return []
-    found = {output.id: output}
-    stack = [output]
-    while stack:
-        for source in stack.pop().inputs:
-            if source.id >= start and source.id not in found:
-                found[source.id] = source
-                stack.append(source)
-    return [found[i] for i in sorted(found)]
-
-
 def _groups(entry: RuleRecord, reach: dict[Node, int]) -> list[tuple[int, list[Node]]]:
     """Calls that ran ``entry.node``'s turn, grouped by the inputs they wanted, with what each group built."""
-    summation = _built_behind(entry.total, entry.sum_start)
-    per_input = [_built_behind(adjoint, entry.rule_start) for adjoint in entry.adjoints]
+    summation = made_since([entry.total], entry.sum_start)
+    per_input = [made_since([adjoint], entry.rule_start) for adjoint in entry.adjoints]
     groups: list[tuple[int, tuple[int, ...]]] = [(reach[entry.node], ())]
     for position, source in enumerate(entry.node.inputs):
         if entry.adjoints[position] is None:

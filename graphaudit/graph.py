@@ -234,6 +234,22 @@ def new_id_mark() -> int:
     return next(_next_id)
 
 
+def made_since(outputs: Iterable[Node | None], mark: int) -> list[Node]:
+    """The nodes behind ``outputs`` made after the id ``mark`` (of :func:`new_id_mark`), oldest first.
+
+    What one piece of work (a vjp rule's turn, say) built: walking back from what it
+    returned stops at the nodes that existed before it started.
+    """
+    found: dict[int, Node] = {}
+    stack = [node for node in outputs if node is not None and node.id > mark]
+    while stack:
+        node = stack.pop()
+        if node.id not in found:
+            found[node.id] = node
+            stack.extend(source for source in node.inputs if source.id > mark)
+    return [found[i] for i in sorted(found)]
+
+
 def _ops():
     """graphaudit.ops, which imports this module: found on first use, then kept."""
     global _ops_module

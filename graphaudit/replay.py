@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from graphaudit.graph import Node, new_id_mark, new_node
+from graphaudit.graph import Node, made_since, new_id_mark, new_node
 
 Rule = Callable[[Node, Node, tuple[bool, ...]], Sequence[Node | None]]
 
@@ -64,16 +64,7 @@ class RuleReplays:
 
 def _record(adjoints: list[Node | None], g: Node, start: int) -> _Recipe:
     """The recipe of the nodes behind ``adjoints`` made after the id mark ``start``."""
-    built: list[Node] = []
-    seen: set[Node] = set()
-    stack = [a for a in adjoints if a is not None and a.id > start]
-    while stack:
-        node = stack.pop()
-        if node not in seen:
-            seen.add(node)
-            built.append(node)
-            stack.extend(source for source in node.inputs if source.id > start)
-    built.sort(key=lambda n: n.id)
+    built = made_since(adjoints, start)
     index = {g: 0}  # positions in the list that following the recipe fills
     outside: list[Node] = []
     # Inputs the rule did not build (forward nodes), and adjoints it passed on unchanged.

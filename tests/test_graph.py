@@ -10,7 +10,7 @@ import pytest
 
 import graphaudit as ga
 from graphaudit import models
-from graphaudit.graph import paused_gc
+from graphaudit.graph import made_since, new_id_mark, paused_gc
 
 
 def _reachable(outputs):
@@ -293,3 +293,15 @@ def test_paused_gc_leaves_what_someone_else_froze_frozen():
         assert gc.get_freeze_count() == frozen
     finally:
         gc.unfreeze()
+
+
+def test_made_since_finds_what_was_built_after_the_mark_behind_the_outputs():
+    x = ga.placeholder("x", (3,), "float64")
+    before = ga.exp(x)
+    mark = new_id_mark()
+    inner = ga.tanh(before)
+    out = inner * before
+    unrelated = ga.sigmoid(x)  # made after the mark, but not behind the outputs
+    assert made_since([out, None], mark) == [inner, out]
+    assert made_since([before], mark) == []
+    assert unrelated not in made_since([out], mark)

@@ -11,6 +11,7 @@ from test_properties import ALL, random_graph
 import graphaudit as ga
 from graphaudit.grad import separate_grads
 from graphaudit.graph import topological_order
+from graphaudit.ops import OPS
 from graphaudit.replay import RuleReplays
 
 
@@ -70,8 +71,6 @@ def test_rules_run_once_per_node_and_adjoint_shape():
     model = ga.models.deep_chain(5, width=4, batch=3)
     replays = RuleReplays()
     ran = []
-    from graphaudit.ops import OPS
-
     node = next(n for n in topological_order([model.loss]) if n.op == "sigmoid")
     rule = OPS["sigmoid"].vjp
 
