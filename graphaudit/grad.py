@@ -25,7 +25,9 @@ from graphaudit.graph import (
     topological_order,
 )
 from graphaudit.ops import OPS, add, get_op, zeros
-from graphaudit.replay import RuleReplays
+from graphaudit.replay import CallReplays, RuleReplays
+
+_by_id = attrgetter("id")
 
 
 def grad(cost: Node, wrt: Node | Sequence[Node], *, disconnected: str = "raise") -> Node | list[Node]:
@@ -64,13 +66,13 @@ def _grad(cost, wrt, disconnected: str, record: list | None, forward: _Forward |
         raise DisconnectedInputError(
             f"grad: cost does not depend on {missing[0]!r}; pass disconnected='zero' to get zeros for it"
         )
-    path, on_path = forward.paths_from(wanted_targets)
+    on_path = None if forward.calls is not None else forward.on_path(wanted_targets)  # calls find their own
 
     call = GradCall([t.label for t in targets])
     saved = build_context.call, build_context.origin
     build_context.call = call
     try:
-        adjoints = _backward(cost, path, on_path, wanted_targets, record, forward.replays)
+        adjoints = _backward(cost, on_path, wanted_targets, record, forward.replays, forward.calls)
         grads = []
         for target in targets:
             if target in adjoints:
@@ -85,24 +87,28 @@ def _grad(cost, wrt, disconnected: str, record: list | None, forward: _Forward |
 
 def _backward(
     cost: Node,
-    path: list[Node],
-    on_path: set[Node],
+    on_path: set[Node] | None,
     targets: set[Node],
     record: list | None = None,
     replays: RuleReplays | None = None,
+    calls: CallReplays | None = None,
 ) -> dict[Node, Node]:
-    """Run the vjp rules from ``cost`` down ``path`` (the on-path nodes in topological order).
+    """Run the vjp rules from ``cost`` down the on-path nodes, in reverse topological order.
 
     Returns the summed adjoint of every target reached. With ``record``, appends one
     :class:`RuleRecord` per forward node processed, for the counting mode
-    (:mod:`graphaudit.counting`). With ``replays``, rules run before are replayed
-    (:mod:`graphaudit.replay`).
+    (:mod:`graphaudit.counting`). With ``replays``, rules run before are replayed, and
+    with ``calls``, the turns shared with the previous call (:mod:`graphaudit.replay`).
     """
     contributions: dict[Node, list[Node]] = {}
-    if cost in on_path:
+    found: dict[Node, Node] = {}
+    if calls is None:
+        path, replayed = sorted(on_path, key=_by_id), False
+    else:  # on_path is None: the calls know the paths, and replay the turns shared with the call before
+        path, on_path, replayed = calls.begin(build_context.call, targets, contributions, found)
+    if cost in on_path and not replayed:
         build_context.origin = cost
         contributions[cost] = [constant(1, dtype=cost.dtype)]
-    found: dict[Node, Node] = {}
     adjoint_of = build_context.call.adjoint_of
     for node in reversed(path):
         parts = contributions.pop(node, None)
@@ -134,6 +140,10 @@ def _backward(
                     contributions[source] = [adjoint]
         if record is not None:
             record.append(RuleRecord(node, total, sum_start, rule_start, tuple(adjoints)))
+        if calls is not None:
+            calls.turn(node, total, adjoints)
+    if calls is not None:
+        calls.end()
     return found
 
 
@@ -146,10 +156,12 @@ def grad_with_record(cost: Node, wrt: Sequence[Node]) -> tuple[list[Node], list[
 def separate_grads(cost: Node, wrt: Sequence[Node]) -> list[Node]:
     """``[grad(cost, w) for w in wrt]``: the same separate calls and the same graph, made faster.
 
-    The forward graph is walked once for all calls, and each vjp rule runs once per
-    forward node and adjoint shape; later calls replay what it built (:mod:`graphaudit.replay`).
+    The forward graph is walked once for all calls, each vjp rule runs once per forward
+    node and adjoint shape, and each call replays the turns it shares with the call before
+    (:mod:`graphaudit.replay`).
     """
-    forward = _Forward(cost, RuleReplays()) if isinstance(cost, Node) else None
+    wrt = list(wrt)
+    forward = _Forward(cost, replay_for=[w for w in wrt if isinstance(w, Node)]) if isinstance(cost, Node) else None
     with paused_gc():  # millions of new nodes: collections would walk them again and again
         return [_grad(cost, w, "raise", None, forward) for w in wrt]
 
@@ -157,22 +169,22 @@ def separate_grads(cost: Node, wrt: Sequence[Node]) -> list[Node]:
 class _Forward:
     """The graph of a cost, walked once: its nodes and, for each, the nodes that consume it.
 
-    ``replays``, when given, keeps the vjp rules' recipes for the grad calls that share it.
+    With ``replay_for``, the separate calls' targets, it also keeps the vjp rules'
+    recipes and the last call's turns, for the calls that share it.
     """
 
-    def __init__(self, cost: Node, replays: RuleReplays | None = None):
-        self.replays = replays
+    def __init__(self, cost: Node, replay_for: Sequence[Node] | None = None):
+        order = topological_order([cost])
         self.consumers: dict[Node, list[Node]] = {}
-        for node in topological_order([cost]):
+        for node in order:
             self.consumers[node] = []
             for source in node.inputs:
                 self.consumers[source].append(node)
+        self.replays = RuleReplays() if replay_for is not None else None
+        self.calls = CallReplays(order, self.consumers, replay_for) if replay_for is not None else None
 
-    def paths_from(self, targets: set[Node]) -> tuple[list[Node], set[Node]]:
-        """The nodes on a path from some target (a target, or a floating-point consumer of one).
-
-        Returned in topological order, and as a set.
-        """
+    def on_path(self, targets: set[Node]) -> set[Node]:
+        """The nodes on a path from some target: the targets, and the floating-point consumers of on-path nodes."""
         on_path = {t for t in targets if t in self.consumers}
         stack = list(on_path)
         while stack:
@@ -180,7 +192,7 @@ class _Forward:
                 if consumer not in on_path and consumer.dtype.kind == "f":
                     on_path.add(consumer)
                     stack.append(consumer)
-        return sorted(on_path, key=attrgetter("id")), on_path
+        return on_path
 
 
 class RuleRecord(NamedTuple):

@@ -1,4 +1,4 @@
-"""Replaying vjp rules: the separate calls' backward nodes, made again without re-deriving them.
+"""Replaying vjp rules and grad calls: the separate form's backward nodes, made again without re-deriving them.
 
 The separate form runs the same vjp rules over and over: every ``grad(cost, w)`` call
 whose path crosses a forward node runs that node's rule again. What a rule builds
@@ -9,6 +9,14 @@ op, attrs, shape, dtype (and a leaf's name and value), with its inputs named as 
 earlier in this recipe", "the adjoint ``g``", or a node from outside. Later calls follow
 the recipe: the same fresh nodes, in the same creation order, with the provenance of the
 call that makes them, but without running shape inference and the rule's logic again.
+
+Consecutive separate calls also share most of their turns: ``grad(cost, w2)`` walks the
+same forward nodes from the cost down, with the same adjoints, as ``grad(cost, w1)`` did,
+until it nears the layers where their paths differ. :class:`CallReplays` keeps the last
+call's turns as one flat list of steps and makes the next call's shared turns in one
+tight loop, without the per-turn work of :func:`graphaudit.grad` (summing, looking up the
+rule and its recipe, routing the adjoints); the call goes on turn by turn from there.
+
 The graph is the same, node for node (``tests/test_replay.py`` compares them); only the
 making is faster.
 """
@@ -16,12 +24,13 @@ making is faster.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from itertools import islice
 from operator import itemgetter
 from typing import NamedTuple
 
 import numpy as np
 
-from graphaudit.graph import Node, made_since, new_id_mark, new_node
+from graphaudit.graph import GradCall, Node, made_since, new_id_mark, new_node
 
 Rule = Callable[[Node, Node, tuple[bool, ...]], Sequence[Node | None]]
 
@@ -86,7 +95,11 @@ def _taker(indices: list[int]) -> Callable[[list[Node]], tuple[Node, ...]]:
     if len(indices) == 1:
         (only,) = indices
         return lambda made: (made[only],)
-    return lambda made: ()
+    return _no_inputs
+
+
+def _no_inputs(made: list[Node]) -> tuple[()]:
+    return ()
 
 
 def _follow(recipe: _Recipe, g: Node) -> list[Node | None]:
@@ -95,3 +108,182 @@ def _follow(recipe: _Recipe, g: Node) -> list[Node | None]:
     for op, take, attrs, shape, dtype, name, value in recipe.steps:
         append(new_node(op, take(made), attrs, shape, dtype, name, value))
     return [None if i is None else made[i] for i in recipe.results]
+
+
+
+
+class _CallLog(NamedTuple):
+    """A grad call, replayable (see :class:`CallReplays`): its steps, its turns, and the routes its adjoints took."""
+
+    on_path: np.ndarray  # per forward node (in topological order): whether it was on the call's path
+    steps: list[tuple]  # per node made, oldest first: op, take, attrs, shape, dtype, name, value, origin
+    ends: list[int]  # per turn: how many steps were made by its end
+    nodes: list[Node]  # per turn: the forward node whose adjoint was summed and handed down
+    negated_ids: np.ndarray  # per turn: minus that node's id (increasing: turns go from the newest node down)
+    totals: np.ndarray  # per turn: the summed adjoint
+    route_ends: list[int]  # per turn: how many routes were taken by its end
+    sources: list[Node]  # per route: the input an adjoint was handed to
+    source_ids: np.ndarray  # per route: that input's id
+    adjoints: list[int]  # per route: the adjoint
+
+
+class CallReplays:
+    """Separate grad calls over one cost, each replaying the turns it shares with the call before it.
+
+    Nodes are named by their index in the list a replay fills: the cost's forward nodes
+    (in topological order) first, then the call's nodes as it made them. A grad call runs
+    :meth:`begin` (which replays the shared turns and says which turns are left),
+    :meth:`turn` after each turn it runs itself, and :meth:`end`.
+
+    Which turns are shared: a turn depends on its forward node, on which of that node's
+    inputs are on the call's path (the "wanted" mask), and on what earlier turns handed
+    down. Two calls whose paths differ in the nodes ``D`` take the same turns, in the same
+    order, at every node newer than all of ``D`` and all consumers of ``D``: no earlier
+    turn can tell them apart.
+    """
+
+    def __init__(self, forward: list[Node], consumers: dict[Node, list[Node]], targets: Sequence[Node]):
+        self.forward = forward
+        self.forward_index = {node: p for p, node in enumerate(forward)}
+        self.forward_ids = np.array([node.id for node in forward], np.int64)
+        # Per forward node, the newest node whose turn reads whether it is on the path: itself or a consumer.
+        self.newest_reader = np.array([(consumers[n] or [n])[-1].id for n in forward], np.int64)
+        self.paths = _paths(forward, self.forward_index, targets)
+        self.last: _CallLog | None = None
+
+    def begin(self, call: GradCall, targets: set[Node], contributions: dict[Node, list[Node]],
+              found: dict[Node, Node]) -> tuple[list[Node], set[Node], bool]:
+        """Replay the turns this call shares with the last one, filling its state.
+
+        Returns the on-path nodes left to take turns at (in topological order, and as a
+        set), and whether anything was replayed.
+        """
+        on_path = np.zeros(len(self.forward), bool)
+        for target in targets:
+            if target in self.forward_index:
+                if target not in self.paths:  # a target of a call over several
+                    self.paths.update(_paths(self.forward, self.forward_index, [target]))
+                on_path |= self.paths[target]
+        last, shared, routes = self.last, 0, 0
+        if last is not None:
+            differ = np.flatnonzero(on_path != last.on_path)
+            newest = int(self.newest_reader[differ].max()) if differ.size else -1
+            shared = int(np.searchsorted(last.negated_ids, -newest))  # the turns at nodes newer than that
+        self.on_path, self.shared, self.position = on_path, shared, {}
+        self.steps, self.ends, self.nodes, self.route_ends, self.sources, self.adjoints = [], [], [], [], [], []
+        self.new_totals: list[int] = []
+        self.new_source_ids: list[int] = []
+        self.replayed = range(0)
+        self.recording = True
+        left = len(self.forward)
+        if shared:
+            routes = last.route_ends[shared - 1]
+            self._replay(call, last, shared, routes, targets, contributions, found)
+            left = int(np.searchsorted(self.forward_ids, last.nodes[shared - 1].id))
+        self.prefix = (last, shared, routes)
+        self.mark = new_id_mark()
+        path = [self.forward[p] for p in np.flatnonzero(on_path[:left]).tolist()]
+        return path, set(path), shared > 0
+
+    def _replay(self, call, last: _CallLog, shared: int, routes: int, targets, contributions, found) -> None:
+        end, offset = last.ends[shared - 1], len(self.forward)
+        made = list(self.forward)
+        append = made.append
+        for op, take, attrs, shape, dtype, name, value, origin in islice(last.steps, end):
+            append(new_node(op, take(made), attrs, shape, dtype, name, value, (call, origin)))
+        first = made[offset].id
+        if made[-1].id - first != end - 1:
+            raise RuntimeError("graphaudit: nodes were made by someone else during a grad call's replay")
+        self.replayed = range(first, first + end)
+
+        # The state after the shared turns: the ids of their summed adjoints (a node summed by two
+        # turns is named after the first), the targets they reached, and the adjoints still pending,
+        # handed to nodes older than the last turn's node.
+        totals = last.totals[:shared]
+        ids = np.where(totals >= offset, totals + (first - offset), self.forward_ids[np.minimum(totals, offset - 1)])
+        call.adjoint_of.update(zip(ids[::-1].tolist(), last.nodes[shared - 1::-1]))
+        for target in targets:
+            turn = int(np.searchsorted(last.negated_ids[:shared], -target.id))
+            if turn < shared and last.nodes[turn] is target:
+                found[target] = made[int(totals[turn])]
+        below = last.nodes[shared - 1].id
+        for r in np.flatnonzero(last.source_ids[:routes] < below).tolist():
+            contributions.setdefault(last.sources[r], []).append(made[last.adjoints[r]])
+        self.steps, self.ends, self.nodes = last.steps[:end], last.ends[:shared], last.nodes[:shared]
+        self.route_ends, self.sources, self.adjoints = last.route_ends[:shared], last.sources[:routes], last.adjoints[:routes]
+
+    def turn(self, node: Node, total: Node, adjoints: Sequence[Node | None]) -> None:
+        """Note what ``node``'s turn made, since the last turn, as steps; and where it handed its adjoints."""
+        if not self.recording:
+            return
+        offset = len(self.forward)
+        try:
+            for made in made_since([total, *adjoints], self.mark):
+                take = _taker([self._index(source) for source in made.inputs])
+                self.position[made.id] = offset + len(self.steps)
+                self.steps.append((made.op, take, made.attrs, made.shape, made.dtype, made.name, made.value,
+                                   made.origin))
+            routes = [(source, self._index(a)) for source, a in zip(node.inputs, adjoints) if a is not None]
+            total_index = self._index(total)
+        except KeyError:  # a node from outside the forward graph and this call: not replayable from here
+            self.recording = False
+            return
+        self.ends.append(len(self.steps))
+        self.nodes.append(node)
+        self.new_totals.append(total_index)
+        for source, adjoint in routes:
+            self.sources.append(source)
+            self.new_source_ids.append(source.id)
+            self.adjoints.append(adjoint)
+        self.route_ends.append(len(self.sources))
+        self.mark = new_id_mark()
+
+    def _index(self, node: Node) -> int:
+        found = self.forward_index.get(node)
+        if found is not None:
+            return found
+        if node.id in self.replayed:
+            return len(self.forward) + node.id - self.replayed.start
+        return self.position[node.id]
+
+    def end(self) -> None:
+        """The call is over: keep its log for the next one (unless it took no turn)."""
+        if not self.nodes:
+            return
+        last, shared, routes = self.prefix
+        self.last = _CallLog(
+            self.on_path, self.steps[: self.ends[-1]], self.ends, self.nodes,
+            _joined(last, "negated_ids", shared, [-node.id for node in self.nodes[shared:]]),
+            _joined(last, "totals", shared, self.new_totals),
+            self.route_ends, self.sources, _joined(last, "source_ids", routes, self.new_source_ids), self.adjoints,
+        )
+
+
+def _joined(last: _CallLog | None, field: str, count: int, new: list[int]) -> np.ndarray:
+    """The first ``count`` entries of ``last``'s array ``field``, followed by ``new``."""
+    added = np.array(new, np.int64)
+    return np.concatenate([getattr(last, field)[:count], added]) if count else added
+
+
+def _paths(forward: list[Node], index: dict[Node, int], targets: Sequence[Node]) -> dict[Node, np.ndarray]:
+    """For each target in the forward graph, whether each forward node is on a path from it.
+
+    On a target's path: the target, and every floating-point node with an input on it
+    (what :meth:`graphaudit.grad._Forward.on_path` walks). Found for all targets at once,
+    as a bitset of targets per node, then unpacked to one boolean row per target.
+    """
+    bits: dict[Node, int] = {}
+    for target in targets:
+        if target in index and target not in bits:
+            bits[target] = 1 << len(bits)
+    reach = [0] * len(forward)
+    for p, node in enumerate(forward):
+        r = bits.get(node, 0)
+        if node.dtype.kind == "f":
+            for source in node.inputs:
+                r |= reach[index[source]]
+        reach[p] = r
+    width = max(1, (len(bits) + 7) // 8)
+    packed = np.frombuffer(b"".join(r.to_bytes(width, "little") for r in reach), np.uint8).reshape(len(forward), width)
+    rows = np.unpackbits(packed, axis=1, bitorder="little")[:, : len(bits)].T.astype(bool)
+    return dict(zip(bits, rows))

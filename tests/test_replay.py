@@ -1,4 +1,4 @@
-"""Replayed vjp rules build the same graph, node for node, as running the rules in every call."""
+"""Replayed vjp rules and grad calls build the same graph, node for node, as running the rules in every call."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from hypothesis import strategies as st
 from test_properties import ALL, random_graph
 
 import graphaudit as ga
-from graphaudit.grad import separate_grads
+from graphaudit.grad import _Forward, separate_grads
 from graphaudit.graph import topological_order
 from graphaudit.ops import OPS
-from graphaudit.replay import RuleReplays
+from graphaudit.replay import CallReplays, RuleReplays, _paths
 
 
 def structure(outputs: list[ga.Node], calls: list) -> list[tuple]:
@@ -20,6 +20,7 @@ def structure(outputs: list[ga.Node], calls: list) -> list[tuple]:
 
     Nodes are named by their position in topological order, grad calls by their position in
     ``calls``, so two graphs built by different calls compare equal when they are the same.
+    Each call's names for adjoints (``adjoint_of``, for reports) follow, in the same terms.
     """
     order = topological_order(outputs)
     position = {node: i for i, node in enumerate(order)}
@@ -33,6 +34,10 @@ def structure(outputs: list[ga.Node], calls: list) -> list[tuple]:
             None if node.call is None else call_position[id(node.call)],
             None if node.origin is None else position.get(node.origin, node.origin.label),
         ))
+    position_of_id = {node.id: i for node, i in position.items()}
+    for call in {id(call): call for call in calls}.values():
+        rows.append(sorted((position_of_id.get(adjoint, -1), position.get(node, -1 - node.id))
+                           for adjoint, node in call.adjoint_of.items()))
     return rows
 
 
@@ -100,3 +105,62 @@ def test_adjoints_passed_on_unchanged_are_replayed_as_such():
 def test_replayed_separate_form_is_the_same_graph_on_random_graphs(data):
     cost, params, _ = random_graph(data, ALL)
     assert_same_as_separate_calls(cost, params)
+
+
+def test_each_call_replays_the_turns_it_shares_with_the_call_before(monkeypatch):
+    model = ga.models.deep_chain(6, width=4, batch=3)
+    replayed_turns = []
+    replay = CallReplays._replay
+
+    def counted(self, call, last, shared, *rest):
+        replayed_turns.append(shared)
+        return replay(self, call, last, shared, *rest)
+
+    monkeypatch.setattr(CallReplays, "_replay", counted)
+    assert_same_as_separate_calls(model.loss, model.params)
+    # Parameters come input layer first: every call after the first shares all turns above its own layer.
+    assert len(replayed_turns) == len(model.params) - 1
+    assert all(shared > 0 for shared in replayed_turns)
+
+
+def test_calls_over_several_targets_and_repeated_targets_replay_the_same_graph():
+    model = ga.models.deep_chain(4, width=4, batch=3)
+    w = model.params
+    cost, wrt = model.loss, [w[3], w[3], [w[0], w[5]], w[1], [w[5], w[0]], w[0]]
+    replayed = separate_grads(cost, wrt)
+    each = [ga.grad(cost, target) for target in wrt]
+    replayed, each = _flat(replayed), _flat(each)
+    assert structure(replayed, calls_of(replayed)) == structure(each, calls_of(each))
+
+
+def _flat(grads: list) -> list[ga.Node]:
+    return [g for item in grads for g in (item if isinstance(item, list) else [item])]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.data())
+def test_paths_found_for_all_targets_at_once_are_the_paths_walked_for_each(data):
+    cost, params, _ = random_graph(data, ALL)
+    forward = topological_order([cost])
+    targets = [forward[i] for i in data.draw(st.lists(st.integers(0, len(forward) - 1), max_size=6))] + params
+    walked = _Forward(cost)
+    found = _paths(forward, {node: p for p, node in enumerate(forward)}, targets)
+    for target in targets:
+        on_path = walked.on_path({target})
+        assert [node in on_path for node in forward] == found[target].tolist()
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.data())
+def test_replayed_calls_over_any_targets_in_any_order_are_the_same_graph(data):
+    cost, _, _ = random_graph(data, ALL)
+    candidates = [n for n in topological_order([cost]) if n.dtype.kind == "f"]
+    wrt = [candidates[i] for i in data.draw(st.lists(st.integers(0, len(candidates) - 1), min_size=1, max_size=8))]
+    try:
+        each = [ga.grad(cost, target) for target in wrt]
+    except ga.DisconnectedInputError:
+        with pytest.raises(ga.DisconnectedInputError):
+            separate_grads(cost, wrt)
+        return
+    replayed = separate_grads(cost, wrt)
+    assert structure(replayed, calls_of(replayed)) == structure(each, calls_of(each))
