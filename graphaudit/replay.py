@@ -110,8 +110,6 @@ def _follow(recipe: _Recipe, g: Node) -> list[Node | None]:
     return [None if i is None else made[i] for i in recipe.results]
 
 
-
-
 class _CallLog(NamedTuple):
     """A grad call, replayable (see :class:`CallReplays`): its steps, its turns, and the routes its adjoints took."""
 
@@ -169,18 +167,21 @@ class CallReplays:
             differ = np.flatnonzero(on_path != last.on_path)
             newest = int(self.newest_reader[differ].max()) if differ.size else -1
             shared = int(np.searchsorted(last.negated_ids, -newest))  # the turns at nodes newer than that
-        self.on_path, self.shared, self.position = on_path, shared, {}
+        # This call's log: lists like _CallLog's (the shared part of the last one's, then this
+        # call's own turns), with the arrays' new entries in lists until the call ends.
+        self.on_path, self.replayed_from = on_path, (last, shared, routes)
         self.steps, self.ends, self.nodes, self.route_ends, self.sources, self.adjoints = [], [], [], [], [], []
         self.new_totals: list[int] = []
         self.new_source_ids: list[int] = []
-        self.replayed = range(0)
+        self.position: dict[int, int] = {}  # node id -> index, for the nodes of the turns run afterwards
+        self.replayed = range(0)  # ids of the nodes made by replaying
         self.recording = True
         left = len(self.forward)
         if shared:
             routes = last.route_ends[shared - 1]
+            self.replayed_from = (last, shared, routes)
             self._replay(call, last, shared, routes, targets, contributions, found)
             left = int(np.searchsorted(self.forward_ids, last.nodes[shared - 1].id))
-        self.prefix = (last, shared, routes)
         self.mark = new_id_mark()
         path = [self.forward[p] for p in np.flatnonzero(on_path[:left]).tolist()]
         return path, set(path), shared > 0
@@ -250,7 +251,7 @@ class CallReplays:
         """The call is over: keep its log for the next one (unless it took no turn)."""
         if not self.nodes:
             return
-        last, shared, routes = self.prefix
+        last, shared, routes = self.replayed_from
         self.last = _CallLog(
             self.on_path, self.steps[: self.ends[-1]], self.ends, self.nodes,
             _joined(last, "negated_ids", shared, [-node.id for node in self.nodes[shared:]]),
@@ -270,7 +271,8 @@ def _paths(forward: list[Node], index: dict[Node, int], targets: Sequence[Node])
 
     On a target's path: the target, and every floating-point node with an input on it
     (what :meth:`graphaudit.grad._Forward.on_path` walks). Found for all targets at once,
-    as a bitset of targets per node, then unpacked to one boolean row per target.
+    as a bitset of targets per node, then unpacked to one boolean row per target. (A
+    byte per forward node and target: less than the separate form those calls build.)
     """
     bits: dict[Node, int] = {}
     for target in targets:
