@@ -47,16 +47,24 @@ class MergeResult:
     """
 
     def __init__(self, outputs: list[Node], source: list[Node], canonical: np.ndarray, leaf: np.ndarray,
-                 merged: list[Node]):
+                 rebuilt: dict[int, Node]):
         self.outputs = outputs
         self.source = source
         self.canonical = canonical
         self.leaf = leaf
-        self._merged = merged  # at canonical positions: the node of the merged graph
+        self._rebuilt = rebuilt  # canonical positions whose node was copied: the copy (see _rebuild)
         kept = np.flatnonzero(canonical == np.arange(len(source)))
-        self.order = [merged[p] for p in kept.tolist()]
+        self.order = _merged_nodes(source, rebuilt, kept.tolist())
         self.nodes_before = int(np.count_nonzero(~leaf))
         self.nodes_after = int(np.count_nonzero(~leaf[kept]))
+
+    @cached_property
+    def _merged(self) -> list[Node]:
+        """At each canonical position, the node of the merged graph."""
+        merged = list(self.source)
+        for p, node in self._rebuilt.items():
+            merged[p] = node
+        return merged
 
     @property
     def removed(self) -> int:
@@ -94,40 +102,47 @@ def merge(outputs: Sequence[Node], *, commutative: bool = False) -> MergeResult:
     """
     outputs = check_nodes(outputs, "merge: outputs")
     with paused_gc():  # numbering makes a key tuple per node: each collection would walk the whole graph
-        source, slots, low = _reachable(outputs)
-        classes, leaves = _value_numbers(source, slots, low, commutative)
-        canonical = np.array(classes, np.int64)
+        source, slots = _reachable(outputs)
+        classes, leaves = _value_numbers(source, slots, commutative)
+        canonical = np.fromiter(classes, np.int64, len(classes))
         leaf = np.zeros(len(source), bool)
         leaf[leaves] = True
-        merged = _rebuild(source, canonical, leaf, slots, low)
-        return MergeResult([merged[slots[o.id - low]] for o in outputs], source, canonical, leaf, merged)
+        rebuilt = _rebuild(source, canonical, leaf, slots)
+        return MergeResult(_merged_nodes(source, rebuilt, [slots[o.id] for o in outputs]), source, canonical, leaf,
+                           rebuilt)
 
 
-def _reachable(outputs: list[Node]) -> tuple[list[Node], list | dict, int]:
-    """Every node the outputs depend on in id (so topological) order, and a table indexed by ``id - low``.
+def _reachable(outputs: list[Node]) -> tuple[list[Node], list | dict]:
+    """Every node the outputs depend on in id (so topological) order, and a table of them indexed by id.
 
     What :func:`topological_order` finds, found faster: nodes are marked in a list
     indexed by id (no hashing, no sort), swept from the newest id down, so a node's
     inputs, being older, are marked before the sweep reaches them. The list first spans
     the outputs (a separate form's gradients span most of it; at most 4M ids), then
     grows down, at least doubling, past the oldest input found below it while the graph
-    fills it densely; what is older still (a sparse graph) is walked with a set. The
-    table (that list, or a dict when sparse) holds each node at ``id - low``, for
-    :func:`_value_numbers` to overwrite with its class.
+    fills it densely; what is older still (a sparse graph) is walked with a set.
+
+    Indexing by ``id - low`` makes an int per lookup (a third of the sweep's time, a
+    fifth of numbering's), so the list reaches down to id 0 whenever that at most
+    doubles it. The table returned, for :func:`_value_numbers` to overwrite with
+    classes, holds each node at its id: the list, padded down to id 0 when that at
+    most multiplies its length by 9, else a dict.
     """
     if not outputs:
-        return [], [], 0
+        return [], []
     top = max(o.id for o in outputs) + 1
-    low, window, marked = top, [], 0
+    low, window, found = top, [], []
     pending = set(outputs)  # found, but below the window
     while pending:
         oldest = min(node.id for node in pending)
         if not window:
             new_low = max(oldest - 4096, top - (1 << 22), 0)
-        elif low - oldest <= 4 * (marked + len(pending)) + 4096:
+        elif low - oldest <= 4 * (len(found) + len(pending)) + 4096:
             new_low = max(0, min(oldest, low - len(window)))  # at least doubling: few steps down a long chain
         else:
             break
+        if new_low <= top - new_low:
+            new_low = 0
         extension: list[Node | None] = [None] * (low - new_low)
         below = []
         for node in pending:
@@ -135,87 +150,126 @@ def _reachable(outputs: list[Node]) -> tuple[list[Node], list | dict, int]:
                 extension[node.id - new_low] = node
             else:
                 below.append(node)
-        for node in reversed(extension):
-            if node is not None:
-                for source in node.inputs:
-                    i = source.id - new_low
-                    if i >= 0:
-                        extension[i] = source
-                    else:
-                        below.append(source)
-        marked += len(extension) - extension.count(None)
-        low, window, pending = new_low, extension + window, set(below)
-    found = [node for node in window if node is not None]
-    if not pending:
-        return found, window, low
-    found[:0] = topological_order(pending)  # the sparse remainder, walked with a set
-    return found, {node.id - low: node for node in found}, low
+        if new_low:
+            for node in reversed(extension):
+                if node is not None:
+                    for source in node.inputs:
+                        i = source.id - new_low
+                        if i >= 0:
+                            extension[i] = source
+                        else:
+                            below.append(source)
+        else:  # the same, by the ids themselves: nothing is below id 0
+            for node in reversed(extension):
+                if node is not None:
+                    for source in node.inputs:
+                        extension[source.id] = source
+        found = _joined([node for node in extension if node is not None], found)
+        low, window, pending = new_low, _joined(extension, window), set(below)
+    if pending:
+        found[:0] = topological_order(pending)  # the sparse remainder, walked with a set
+    elif low <= 8 * len(window):
+        window[:0] = [None] * low
+        return found, window
+    return found, {node.id: node for node in found}
 
 
-def _value_numbers(source: list[Node], slots: list | dict, low: int, commutative: bool) -> tuple[list[int], list[int]]:
+def _joined(head: list, tail: list) -> list:
+    """``head + tail``, made by extending the longer list in place.
+
+    Copying a list of nodes touches every node (its reference count): at millions of
+    nodes, scattered in memory, that costs about as much as a pass of the walk itself.
+    """
+    if len(head) >= len(tail):
+        head += tail
+        return head
+    tail[:0] = head
+    return tail
+
+
+def _value_numbers(source: list[Node], slots: list | dict, commutative: bool) -> tuple[list[int], list[int]]:
     """The class of each node (the position of the first equal node), and the positions of the leaves.
 
-    One pass in topological order. ``slots[node.id - low]`` is overwritten with the
+    One pass in topological order. ``slots[node.id]`` is overwritten with the
     node's class as soon as it is known, so an op's key is a tuple of its op, attrs and
-    its inputs' classes, read by index. Constants sharing one array (vjp rules' zeros
-    and ones do) are keyed once: a constant's dtype and shape are its array's.
+    its inputs' classes, read by index. Most nodes of a separate form are duplicates, so
+    the key is looked up first and the op's kind asked only on a miss: keys are stored
+    only for pure ops (with sorted classes for commutative ones), so an impure or
+    unknown op never hits. Constants sharing one array (vjp rules' zeros and ones do)
+    are keyed once: a constant's dtype and shape are its array's.
     """
-    plain = {name for name, op in OPS.items() if op.pure and not (commutative and op.commutative)}
-    sorted_ops = {name for name, op in OPS.items() if op.pure and commutative and op.commutative}
-    setdefault = {}.setdefault
+    sort = {name for name, op in OPS.items() if commutative and op.commutative}
+    pure = {name for name, op in OPS.items() if op.pure}
+    numbered: dict[tuple, int] = {}
+    get = numbered.get
     constants: dict[tuple, int] = {}
     constant_arrays: dict[int, int] = {}  # id of an array -> class of its constants (the arrays stay alive)
     classes: list[int] = []
     append = classes.append
     leaves: list[int] = []
-    for p, node in enumerate(source):
+    for node in source:
         ins = node.inputs
-        op = node.op
-        if op in plain:
-            if len(ins) == 2:
-                c = setdefault((op, node.attrs, slots[ins[0].id - low], slots[ins[1].id - low]), p)
-            elif len(ins) == 1:
-                c = setdefault((op, node.attrs, slots[ins[0].id - low]), p)
-            else:
-                c = setdefault((op, node.attrs, *[slots[i.id - low] for i in ins]), p)
-        elif op == "constant":
-            leaves.append(p)
-            value = node.value
-            c = constant_arrays.get(id(value))
-            if c is None:
-                c = constant_arrays[id(value)] = constants.setdefault(
-                    (value.dtype.str, value.shape, value.tobytes()), p)
-        elif op in sorted_ops:  # any fixed order of the classes will do: equal multisets, equal keys
-            c = setdefault((op, node.attrs, *sorted([slots[i.id - low] for i in ins])), p)
-        else:  # placeholders, parameters and impure ops: by identity
-            if op == "placeholder" or op == "parameter":
+        if len(ins) == 2:
+            key = (node.op, node.attrs, slots[ins[0].id], slots[ins[1].id])
+        elif len(ins) == 1:
+            key = (node.op, node.attrs, slots[ins[0].id])
+        elif ins:
+            key = (node.op, node.attrs, *[slots[i.id] for i in ins])
+        elif node.op == "constant":
+            key = None  # never a key: constants are keyed by their array, below
+        else:
+            key = (node.op, node.attrs)
+        c = get(key)
+        if c is None:
+            p = len(classes)  # the position of this node, needed only here (so no enumerate)
+            op = node.op
+            if key is None:
                 leaves.append(p)
-            else:
-                get_op(op)  # an unknown op raises here
-            c = p
-        slots[node.id - low] = c
+                value = node.value
+                c = constant_arrays.get(id(value))
+                if c is None:
+                    c = constant_arrays[id(value)] = constants.setdefault(
+                        (value.dtype.str, value.shape, value.tobytes()), p)
+            elif op in sort:  # any fixed order of the classes will do: equal multisets, equal keys
+                c = numbered.setdefault((op, node.attrs, *sorted(key[2:])), p)
+            elif op in pure:
+                c = numbered[key] = p
+            else:  # placeholders, parameters and impure ops: by identity
+                if op == "placeholder" or op == "parameter":
+                    leaves.append(p)
+                else:
+                    get_op(op)  # an unknown op raises here
+                c = p
+        slots[node.id] = c
         append(c)
     return classes, leaves
 
 
-def _rebuild(source: list[Node], canonical: np.ndarray, leaf: np.ndarray, classes: list | dict, low: int) -> list[Node]:
-    """The merged graph's node at each canonical position: the original, or a copy reading merged inputs.
+def _rebuild(source: list[Node], canonical: np.ndarray, leaf: np.ndarray, classes: list | dict) -> dict[int, Node]:
+    """The copies the merged graph needs, by position: canonical nodes that read a replaced input.
 
-    ``classes[node.id - low]`` is the class of each node. Only canonical nodes after the
-    first duplicate can read a replaced input.
+    ``classes[node.id]`` is the class of each node. Only canonical nodes after the
+    first duplicate can read a replaced input. Every other node of the merged graph is
+    the original, read from ``source`` (a full list of the merged graph would touch
+    every node; see :func:`_joined`).
     """
-    merged = list(source)
-    positions = np.arange(len(source))
-    duplicate = canonical != positions
+    rebuilt: dict[int, Node] = {}
+    duplicate = canonical != np.arange(len(source))
     if not duplicate.any():
-        return merged
+        return rebuilt
     candidates = np.flatnonzero(~duplicate & ~leaf)
     for p in candidates[candidates > np.argmax(duplicate)].tolist():
-        node = merged[p]
-        new_inputs = tuple([merged[classes[i.id - low]] for i in node.inputs])
+        node = source[p]
+        new_inputs = tuple(_merged_nodes(source, rebuilt, [classes[i.id] for i in node.inputs]))
         if new_inputs != node.inputs:
-            merged[p] = node.with_inputs(new_inputs)
-    return merged
+            rebuilt[p] = node.with_inputs(new_inputs)
+    return rebuilt
+
+
+def _merged_nodes(source: list[Node], rebuilt: dict[int, Node], positions: list[int]) -> list[Node]:
+    """The merged graph's nodes at canonical ``positions``: the copy :func:`_rebuild` made, else the original."""
+    get = rebuilt.get
+    return [get(p, source[p]) for p in positions]
 
 
 def digests(outputs: Sequence[Node]) -> dict[Node, str]:

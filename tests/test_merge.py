@@ -1,5 +1,6 @@
 """merge: value numbering, and digests as its export form."""
 
+import json
 import subprocess
 import sys
 
@@ -209,6 +210,33 @@ def test_old_nodes_far_below_the_newest_are_found_and_merged(old_chain):
     result = assert_matches_reference(out)
     assert result.outputs[0] is result.outputs[1] is result.outputs[3]
     assert result.nodes_after == 3 + old_chain
+
+
+PLACEMENT_SCRIPT = """
+import json, sys
+import graphaudit as ga
+from graphaudit.merge import _reachable, merge
+runs = []
+for burnt in (0, 12_000, 100_000):  # ids burnt before the graph
+    for _ in range(burnt):
+        ga.graph.new_id_mark()
+    model = ga.models.deep_chain(depth=4, width=3, batch=2)
+    out = [ga.grad(model.loss, p) for p in model.params]
+    table = _reachable(out)[1]
+    runs.append([type(table).__name__, merge(out).canonical.tolist(), merge(out, commutative=True).canonical.tolist()])
+json.dump(runs, sys.stdout)
+"""
+
+
+def test_merge_is_the_same_wherever_the_graph_sits_among_the_ids():
+    # In a new process: a graph from id 0 (swept by ids), one a little above it (swept by
+    # offsets, its table padded down to id 0), and one far above it (a dict for a table).
+    runs = json.loads(subprocess.run([sys.executable, "-c", PLACEMENT_SCRIPT], capture_output=True, text=True,
+                                     check=True).stdout)
+    assert [table for table, *_ in runs] == ["list", "list", "dict"]
+    out = small_separate(ga.models.deep_chain(depth=4, width=3, batch=2))
+    expected = [assert_matches_reference(out, commutative).canonical.tolist() for commutative in (False, True)]
+    assert all(classes == expected for _, *classes in runs)
 
 
 def test_mapping_duplicates_and_copies_agree_with_the_arrays():
