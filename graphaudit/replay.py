@@ -126,7 +126,7 @@ class _CallLog(NamedTuple):
 
 
 class CallReplays:
-    """Separate grad calls over one cost, each replaying the turns it shares with the call before it.
+    """Separate grad calls over one cost, each replaying the turns it shares with an earlier call.
 
     Nodes are named by their index in the list a replay fills: the cost's forward nodes
     (in topological order) first, then the call's nodes as it made them. A grad call runs
@@ -137,7 +137,10 @@ class CallReplays:
     inputs are on the call's path (the "wanted" mask), and on what earlier turns handed
     down. Two calls whose paths differ in the nodes ``D`` take the same turns, in the same
     order, at every node newer than all of ``D`` and all consumers of ``D``: no earlier
-    turn can tell them apart.
+    turn can tell them apart. Two earlier calls are kept to share with: the last one
+    (parameters usually come in layer order) and the one that took the most turns (in a
+    chain, the deepest so far: every call above it shares all its turns with it, in any
+    order of the parameters).
     """
 
     def __init__(self, forward: list[Node], consumers: dict[Node, list[Node]], targets: Sequence[Node]):
@@ -148,10 +151,11 @@ class CallReplays:
         self.newest_reader = np.array([(consumers[n] or [n])[-1].id for n in forward], np.int64)
         self.paths = _paths(forward, self.forward_index, targets)
         self.last: _CallLog | None = None
+        self.longest: _CallLog | None = None
 
     def begin(self, call: GradCall, targets: set[Node], contributions: dict[Node, list[Node]],
               found: dict[Node, Node]) -> tuple[list[Node], set[Node], bool]:
-        """Replay the turns this call shares with the last one, filling its state.
+        """Replay the turns this call shares with an earlier one, filling its state.
 
         Returns the on-path nodes left to take turns at (in topological order, and as a
         set), and whether anything was replayed.
@@ -162,11 +166,13 @@ class CallReplays:
                 if target not in self.paths:  # a target of a call over several
                     self.paths.update(_paths(self.forward, self.forward_index, [target]))
                 on_path |= self.paths[target]
-        last, shared, routes = self.last, 0, 0
-        if last is not None:
-            differ = np.flatnonzero(on_path != last.on_path)
+        last, shared, routes = None, 0, 0
+        for log in {id(log): log for log in (self.last, self.longest) if log is not None}.values():
+            differ = np.flatnonzero(on_path != log.on_path)
             newest = int(self.newest_reader[differ].max()) if differ.size else -1
-            shared = int(np.searchsorted(last.negated_ids, -newest))  # the turns at nodes newer than that
+            turns = int(np.searchsorted(log.negated_ids, -newest))  # the turns at nodes newer than that
+            if turns > shared:
+                last, shared = log, turns
         # This call's log: lists like _CallLog's (the shared part of the last one's, then this
         # call's own turns), with the arrays' new entries in lists until the call ends.
         self.on_path, self.replayed_from = on_path, (last, shared, routes)
@@ -252,12 +258,14 @@ class CallReplays:
         if not self.nodes:
             return
         last, shared, routes = self.replayed_from
-        self.last = _CallLog(
+        self.last = log = _CallLog(
             self.on_path, self.steps[: self.ends[-1]], self.ends, self.nodes,
             _joined(last, "negated_ids", shared, [-node.id for node in self.nodes[shared:]]),
             _joined(last, "totals", shared, self.new_totals),
             self.route_ends, self.sources, _joined(last, "source_ids", routes, self.new_source_ids), self.adjoints,
         )
+        if self.longest is None or len(log.nodes) >= len(self.longest.nodes):
+            self.longest = log
 
 
 def _joined(last: _CallLog | None, field: str, count: int, new: list[int]) -> np.ndarray:

@@ -176,3 +176,20 @@ def test_a_rule_reading_a_node_from_outside_the_graph_stops_the_recording_not_th
         None if a is None else a * outside for a in rule(node, g, wanted)]))
     model = ga.models.mlp([4, 3, 3, 2], 3, "tanh")
     assert_same_as_separate_calls(model.loss, model.params)
+
+
+def test_in_any_order_of_the_parameters_a_chain_runs_each_turn_once(monkeypatch):
+    model = ga.models.deep_chain(12, width=4, batch=3)
+    run = []
+    turn = CallReplays.turn
+    monkeypatch.setattr(CallReplays, "turn", lambda self, *args: run.append(args[0]) or turn(self, *args))
+    orders = {"in order": model.params, "reversed": model.params[::-1],
+              "shuffled": [model.params[i] for i in np.random.default_rng(1).permutation(len(model.params))]}
+    turns_run = {}
+    for name, params in orders.items():
+        run.clear()
+        assert_same_as_separate_calls(model.loss, params)
+        turns_run[name] = len(run)
+    # in order: the first call runs every turn of the deepest path, each later call only its own
+    # layer's; in other orders the call that goes deepest so far is the one to share with
+    assert turns_run["reversed"] == turns_run["shuffled"] == turns_run["in order"]
