@@ -3,8 +3,8 @@
 The seed MLP and deep chains of L sigmoid layers (width 32, softmax over 10 classes, mean
 NLL), the same architecture in both libraries. Separate = one grad call per parameter, as a
 user writes it (the targets compare these). The column "separate_grads" is how ``ga.audit``
-builds the same graph: one forward walk, each call replaying the turns it shares with the call
-before, and each vjp rule replayed after its first run.
+builds the same graph: one forward walk, each call replaying the turns it shares with an
+earlier call, and each vjp rule replayed after its first run.
 PyTensor's separate build grows with L^2 (45 s at L=128 on this kind of machine): a
 PyTensor measurement predicted (L^2 scaling from the row above) to exceed
 ``--pytensor-limit`` seconds is not run: by default L=256 (~3 min or more, about 5 GB).

@@ -104,7 +104,7 @@ def _backward(
     found: dict[Node, Node] = {}
     if calls is None:
         path, replayed = sorted(on_path, key=_by_id), False
-    else:  # on_path is None: the calls know the paths, and replay the turns shared with the call before
+    else:  # on_path is None: the calls know the paths, and replay the turns shared with an earlier call
         path, on_path, replayed = calls.begin(build_context.call, targets, contributions, found)
     if cost in on_path and not replayed:
         build_context.origin = cost
@@ -157,7 +157,7 @@ def separate_grads(cost: Node, wrt: Sequence[Node]) -> list[Node]:
     """``[grad(cost, w) for w in wrt]``: the same separate calls and the same graph, made faster.
 
     The forward graph is walked once for all calls, each vjp rule runs once per forward
-    node and adjoint shape, and each call replays the turns it shares with the call before
+    node and adjoint shape, and each call replays the turns it shares with an earlier call
     (:mod:`graphaudit.replay`).
     """
     wrt = list(wrt)
@@ -170,7 +170,7 @@ class _Forward:
     """The graph of a cost, walked once: its nodes and, for each, the nodes that consume it.
 
     With ``replay_for``, the separate calls' targets, it also keeps the vjp rules'
-    recipes and the last call's turns, for the calls that share it.
+    recipes and earlier calls' turns, for the calls that share it.
     """
 
     def __init__(self, cost: Node, replay_for: Sequence[Node] | None = None):

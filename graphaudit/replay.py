@@ -12,9 +12,8 @@ call that makes them, but without running shape inference and the rule's logic a
 
 Consecutive separate calls also share most of their turns: ``grad(cost, w2)`` walks the
 same forward nodes from the cost down, with the same adjoints, as ``grad(cost, w1)`` did,
-until it nears the layers where their paths differ. :class:`CallReplays` keeps the last
-call's turns as one flat list of steps and makes the next call's shared turns in one
-tight loop, without the per-turn work of :func:`graphaudit.grad` (summing, looking up the
+until it nears the layers where their paths differ. :class:`CallReplays` keeps earlier
+calls' turns as flat lists of steps and makes a call's shared turns in one tight loop, without the per-turn work of :func:`graphaudit.grad` (summing, looking up the
 rule and its recipe, routing the adjoints); the call goes on turn by turn from there.
 
 The graph is the same, node for node (``tests/test_replay.py`` compares them); only the
