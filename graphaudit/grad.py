@@ -98,7 +98,7 @@ def _backward(
     Returns the summed adjoint of every target reached. With ``record``, appends one
     :class:`RuleRecord` per forward node processed, for the counting mode
     (:mod:`graphaudit.counting`). With ``replays``, rules run before are replayed, and
-    with ``calls``, the turns shared with the previous call (:mod:`graphaudit.replay`).
+    with ``calls``, the turns shared with an earlier call (:mod:`graphaudit.replay`).
     """
     contributions: dict[Node, list[Node]] = {}
     found: dict[Node, Node] = {}
