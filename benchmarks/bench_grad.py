@@ -5,7 +5,7 @@ NLL), the same architecture in both libraries. Separate = one grad call per para
 user writes it (the targets compare these). The column "separate_grads" is how ``ga.audit``
 builds the same graph: one forward walk, each call replaying the turns it shares with an
 earlier call, and each vjp rule replayed after its first run.
-PyTensor's separate build grows with L^2 (45 s at L=128 on this kind of machine): a
+PyTensor's separate build grows with L^2 (the slowest column by far): a
 PyTensor measurement predicted (L^2 scaling from the row above) to exceed
 ``--pytensor-limit`` seconds is not run: by default L=256 (~3 min or more, about 5 GB).
 

@@ -12,6 +12,9 @@ tracing it reports: the import, merges, costs and report.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import jax
 import jax.numpy as jnp
 
@@ -29,21 +32,17 @@ from common import (
     title,
 )
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
+from jax_seed_mlp import mlp_loss  # the example's loss: the same network, written once
+
 DEPTHS = (16, 64)
 REPEATS, BUDGET = 20, 3.0  # per measurement: at most REPEATS runs, fewer once BUDGET seconds are spent
 
 
 def loss(*args):
-    """``loss(w1, b1, w2, b2, ..., x, y)``: sigmoid layers, softmax, mean NLL."""
+    """``loss(w1, b1, w2, b2, ..., x, y)``: examples/jax_seed_mlp.py's network, one argument per parameter."""
     *params, x, y = args
-    h = x
-    layers = len(params) // 2
-    for layer in range(layers):
-        h = h @ params[2 * layer] + params[2 * layer + 1]
-        if layer < layers - 1:
-            h = jax.nn.sigmoid(h)
-    logp = jnp.log(jax.nn.softmax(h))
-    return -jnp.mean(logp[jnp.arange(h.shape[0]), y])
+    return mlp_loss(params, x, y)
 
 
 def arguments(widths, batch) -> list:
@@ -83,8 +82,7 @@ def main() -> int:
            "graphaudit audit", "audit/JAX", "graphaudit's own", "own/JAX"], rows)
     print(f"times are medians, (n) = runs: at most {REPEATS}, fewer once {BUDGET:.0f} s are spent; "
           f"graphaudit's own = audit time - its make_jaxpr time (last run); JAX {jax.__version__}")
-    print("NOTE issue 8 sets no target for the JAX front-end; it quotes make_jaxpr of all separate grads at "
-          "36 ms (seed) and 14 s (L=128)")
+    print("NOTE issue 8 sets no target for the JAX front-end; compare with the make_jaxpr times it quotes")
     return 0
 
 

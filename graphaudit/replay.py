@@ -165,16 +165,17 @@ class CallReplays:
                 if target not in self.paths:  # a target of a call over several
                     self.paths.update(_paths(self.forward, self.forward_index, [target]))
                 on_path |= self.paths[target]
-        last, shared, routes = None, 0, 0
+        source, shared = None, 0  # the earlier call to replay from, and how many of its turns
         for log in {id(log): log for log in (self.last, self.longest) if log is not None}.values():
             differ = np.flatnonzero(on_path != log.on_path)
             newest = int(self.newest_reader[differ].max()) if differ.size else -1
             turns = int(np.searchsorted(log.negated_ids, -newest))  # the turns at nodes newer than that
             if turns > shared:
-                last, shared = log, turns
-        # This call's log: lists like _CallLog's (the shared part of the last one's, then this
+                source, shared = log, turns
+        routes = source.route_ends[shared - 1] if shared else 0
+        # This call's log: lists like _CallLog's (the shared part of the source's, then this
         # call's own turns), with the arrays' new entries in lists until the call ends.
-        self.on_path, self.replayed_from = on_path, (last, shared, routes)
+        self.on_path, self.replayed_from = on_path, (source, shared, routes)
         self.steps, self.ends, self.nodes, self.route_ends, self.sources, self.adjoints = [], [], [], [], [], []
         self.new_totals: list[int] = []
         self.new_source_ids: list[int] = []
@@ -183,19 +184,17 @@ class CallReplays:
         self.recording = True
         left = len(self.forward)
         if shared:
-            routes = last.route_ends[shared - 1]
-            self.replayed_from = (last, shared, routes)
-            self._replay(call, last, shared, routes, targets, contributions, found)
-            left = int(np.searchsorted(self.forward_ids, last.nodes[shared - 1].id))
+            self._replay(call, source, shared, routes, targets, contributions, found)
+            left = int(np.searchsorted(self.forward_ids, source.nodes[shared - 1].id))
         self.mark = new_id_mark()
         path = [self.forward[p] for p in np.flatnonzero(on_path[:left]).tolist()]
         return path, set(path), shared > 0
 
-    def _replay(self, call, last: _CallLog, shared: int, routes: int, targets, contributions, found) -> None:
-        end, offset = last.ends[shared - 1], len(self.forward)
+    def _replay(self, call, source: _CallLog, shared: int, routes: int, targets, contributions, found) -> None:
+        end, offset = source.ends[shared - 1], len(self.forward)
         made = list(self.forward)
         append = made.append
-        for op, take, attrs, shape, dtype, name, value, origin in islice(last.steps, end):
+        for op, take, attrs, shape, dtype, name, value, origin in islice(source.steps, end):
             append(new_node(op, take(made), attrs, shape, dtype, name, value, (call, origin)))
         first = made[offset].id
         if made[-1].id - first != end - 1:
@@ -205,18 +204,18 @@ class CallReplays:
         # The state after the shared turns: the ids of their summed adjoints (a node summed by two
         # turns is named after the first), the targets they reached, and the adjoints still pending,
         # handed to nodes older than the last turn's node.
-        totals = last.totals[:shared]
+        totals = source.totals[:shared]
         ids = np.where(totals >= offset, totals + (first - offset), self.forward_ids[np.minimum(totals, offset - 1)])
-        call.adjoint_of.update(zip(ids[::-1].tolist(), last.nodes[shared - 1::-1]))
+        call.adjoint_of.update(zip(ids[::-1].tolist(), source.nodes[shared - 1::-1]))
         for target in targets:
-            turn = int(np.searchsorted(last.negated_ids[:shared], -target.id))
-            if turn < shared and last.nodes[turn] is target:
+            turn = int(np.searchsorted(source.negated_ids[:shared], -target.id))
+            if turn < shared and source.nodes[turn] is target:
                 found[target] = made[int(totals[turn])]
-        below = last.nodes[shared - 1].id
-        for r in np.flatnonzero(last.source_ids[:routes] < below).tolist():
-            contributions.setdefault(last.sources[r], []).append(made[last.adjoints[r]])
-        self.steps, self.ends, self.nodes = last.steps[:end], last.ends[:shared], last.nodes[:shared]
-        self.route_ends, self.sources, self.adjoints = last.route_ends[:shared], last.sources[:routes], last.adjoints[:routes]
+        below = source.nodes[shared - 1].id
+        for r in np.flatnonzero(source.source_ids[:routes] < below).tolist():
+            contributions.setdefault(source.sources[r], []).append(made[source.adjoints[r]])
+        self.steps, self.ends, self.nodes = source.steps[:end], source.ends[:shared], source.nodes[:shared]
+        self.route_ends, self.sources, self.adjoints = source.route_ends[:shared], source.sources[:routes], source.adjoints[:routes]
 
     def turn(self, node: Node, total: Node, adjoints: Sequence[Node | None]) -> None:
         """Note what ``node``'s turn made, since the last turn, as steps; and where it handed its adjoints."""
@@ -256,21 +255,21 @@ class CallReplays:
         """The call is over: keep its log for the next one (unless it took no turn)."""
         if not self.nodes:
             return
-        last, shared, routes = self.replayed_from
+        source, shared, routes = self.replayed_from
         self.last = log = _CallLog(
             self.on_path, self.steps[: self.ends[-1]], self.ends, self.nodes,
-            _joined(last, "negated_ids", shared, [-node.id for node in self.nodes[shared:]]),
-            _joined(last, "totals", shared, self.new_totals),
-            self.route_ends, self.sources, _joined(last, "source_ids", routes, self.new_source_ids), self.adjoints,
+            _joined(source, "negated_ids", shared, [-node.id for node in self.nodes[shared:]]),
+            _joined(source, "totals", shared, self.new_totals),
+            self.route_ends, self.sources, _joined(source, "source_ids", routes, self.new_source_ids), self.adjoints,
         )
         if self.longest is None or len(log.nodes) >= len(self.longest.nodes):
             self.longest = log
 
 
-def _joined(last: _CallLog | None, field: str, count: int, new: list[int]) -> np.ndarray:
-    """The first ``count`` entries of ``last``'s array ``field``, followed by ``new``."""
+def _joined(source: _CallLog | None, field: str, count: int, new: list[int]) -> np.ndarray:
+    """The first ``count`` entries of ``source``'s array ``field``, followed by ``new``."""
     added = np.array(new, np.int64)
-    return np.concatenate([getattr(last, field)[:count], added]) if count else added
+    return np.concatenate([getattr(source, field)[:count], added]) if count else added
 
 
 def _paths(forward: list[Node], index: dict[Node, int], targets: Sequence[Node]) -> dict[Node, np.ndarray]:
