@@ -19,14 +19,13 @@ import argparse
 import inspect
 import json
 import resource
-import subprocess
-import sys
 
 import graphaudit as ga
 from common import (
     ChainSizes,
     bytes_text,
     count_text,
+    in_fresh_process,
     loglog_slope,
     median_time,
     seconds_text,
@@ -67,15 +66,7 @@ def run_row(row: str) -> dict:
 
 def measure(row: str) -> dict:
     """:func:`run_row` in a fresh process; on failure or timeout, ``{"error": why}``."""
-    command = [sys.executable, __file__, "--row", row]
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=ROW_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {ROW_TIMEOUT} s"}
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        return {"error": f"failed: {last}"}
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return in_fresh_process(__file__, row, ROW_TIMEOUT)
 
 
 def table_row(name: str, result: dict) -> list[str]:

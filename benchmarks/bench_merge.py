@@ -2,15 +2,21 @@
 
 Part one merges the separate form (one ga.grad per parameter) of deep chains whose depths are
 chosen so that the graphs span ~10k .. 1M operations; throughput = operations / merge time.
+Each of its rows runs in a fresh process, as a user's audit would: a graph built in memory
+that the previous rows' graphs freed lies scattered, and merging it is slower for that alone.
 Part two builds the separate grads of a deep chain in PyTensor, imports them with
 ``from_pytensor`` and merges that same graph with graphaudit and with PyTensor's
-``MergeOptimizer`` (only the merges are timed, not the import, nor MergeOptimizer's clone).
+``MergeOptimizer`` in this process (only the merges are timed, not the import, nor
+MergeOptimizer's clone).
 
     python benchmarks/bench_merge.py
+    python benchmarks/bench_merge.py --row 445    # one row of part one (chain depth), as JSON
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import statistics
 import time
 
@@ -21,6 +27,7 @@ from common import (
     ChainSizes,
     chain_widths,
     count_text,
+    in_fresh_process,
     median_time,
     operation_count,
     pytensor_mlp,
@@ -37,25 +44,43 @@ SIZES = (10_000, 30_000, 100_000, 300_000, 1_000_000)  # operations in the separ
 PYTENSOR_DEPTH = 64
 REPEATS, BUDGET = 10, 5.0  # per measurement: at most REPEATS runs, fewer once BUDGET seconds are spent
 MERGE_OPTIMIZER_REPEATS = 3
+ROW_TIMEOUT = 300  # seconds a row's process may take before it is reported as timed out
 
 
 def rate_text(rate: float) -> str:
     return f"{count_text(rate)} nodes/s"
 
 
-def main() -> int:
+def run_row(depth: int) -> dict:
+    """Merge the separate form of the chain of ``depth`` layers in this process."""
+    separate = separate_form(ga.models.deep_chain(depth))
+    timing = median_time(lambda: ga.merge(separate), repeats=REPEATS, budget=BUDGET)
+    return {"nodes": operation_count(separate), "nodes_after": timing.result.nodes_after,
+            "seconds": timing.seconds, "runs": timing.runs}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--row", type=int, help="merge one chain's separate form in this process, print it as JSON")
+    args = parser.parse_args(argv)
+    if args.row:
+        print(json.dumps(run_row(args.row)))
+        return 0
+
     title("2. merge throughput: graphaudit merge, and PyTensor's MergeOptimizer on the same imported graph")
     sizes = ChainSizes()
-    rows, rates = [], []
+    rows, results = [], []
     for wanted in SIZES:
         depth = sizes.depth_for(wanted)
-        separate = separate_form(ga.models.deep_chain(depth))
-        nodes = operation_count(separate)
-        timing = median_time(lambda: ga.merge(separate), repeats=REPEATS, budget=BUDGET)
-        rates.append((nodes, nodes / timing.seconds))
-        rows.append([f"chain L={depth}, graphaudit grads", count_text(nodes), count_text(timing.result.nodes_after),
-                     str(timing), rate_text(nodes / timing.seconds), "-", "-"])
-        del separate, timing
+        result = in_fresh_process(__file__, str(depth), ROW_TIMEOUT)
+        results.append(result)
+        name = f"chain L={depth}, graphaudit grads"
+        if "error" in result:
+            rows.append([name, "-", "-", result["error"], "-", "-", "-"])
+            continue
+        result["rate"] = result["nodes"] / result["seconds"]
+        rows.append([name, count_text(result["nodes"]), count_text(result["nodes_after"]),
+                     f"{seconds_text(result['seconds'])} ({result['runs']})", rate_text(result["rate"]), "-", "-"])
 
     from graphaudit.frontends.pytensor import from_pytensor, merge_optimizer
 
@@ -79,13 +104,16 @@ def main() -> int:
     table(["graph (separate form)", "nodes", "after merge", "graphaudit merge", "graphaudit throughput",
            "PyTensor MergeOptimizer", "PyTensor/ga"], rows)
     print(f"nodes = operations (leaves not counted); times are medians, (n) = runs: at most {REPEATS}, fewer once "
-          f"{BUDGET:.0f} s are spent; MergeOptimizer {MERGE_OPTIMIZER_REPEATS} runs, each on a fresh clone")
+          f"{BUDGET:.0f} s are spent; graphaudit grads: each row in a fresh process; "
+          f"MergeOptimizer {MERGE_OPTIMIZER_REPEATS} runs, each on a fresh clone")
     print(f"PyTensor graph: {len(params)} separate pytensor.grad calls built in {seconds_text(build)}, "
           f"imported in {seconds_text(import_seconds)} (neither timed in the merge columns)")
-    (small_nodes, small_rate), (big_nodes, big_rate) = rates[0], rates[-1]
-    target(f"merge throughput at {count_text(big_nodes)} nodes", big_rate, ">=", 1_000_000, rate_text)
-    target(f"merge linearity, throughput at {count_text(big_nodes)} / at {count_text(small_nodes)} nodes",
-           100 * big_rate / small_rate, ">=", 70, lambda p: f"{p:.0f}%")
+    small, big = results[0], results[-1]
+    big_size, small_size = (count_text(r.get("nodes", wanted)) for r, wanted in ((big, SIZES[-1]), (small, SIZES[0])))
+    failed = big.get("error") or small.get("error", "")
+    target(f"merge throughput at {big_size} nodes", big.get("rate"), ">=", 1_000_000, rate_text, big.get("error", ""))
+    target(f"merge linearity, throughput at {big_size} / at {small_size} nodes",
+           100 * big["rate"] / small["rate"] if not failed else None, ">=", 70, lambda p: f"{p:.0f}%", failed)
     target(f"merge vs PyTensor MergeOptimizer on the same imported graph ({count_text(nodes)} nodes)",
            pt_ratio, ">=", 20, ratio_text)
     return 0
