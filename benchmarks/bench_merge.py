@@ -11,6 +11,7 @@ MergeOptimizer's clone).
 
     python benchmarks/bench_merge.py
     python benchmarks/bench_merge.py --row 445    # one row of part one (chain depth), as JSON
+    python benchmarks/bench_merge.py --in-one-process    # part one's rows one after another, here
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ def run_row(depth: int) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--row", type=int, help="merge one chain's separate form in this process, print it as JSON")
+    parser.add_argument("--in-one-process", action="store_true",
+                        help="run part one's rows one after another in this process (each in memory the last freed)")
     args = parser.parse_args(argv)
     if args.row:
         print(json.dumps(run_row(args.row)))
@@ -72,7 +75,7 @@ def main(argv=None) -> int:
     rows, results = [], []
     for wanted in SIZES:
         depth = sizes.depth_for(wanted)
-        result = in_fresh_process(__file__, str(depth), ROW_TIMEOUT)
+        result = run_row(depth) if args.in_one_process else in_fresh_process(__file__, str(depth), ROW_TIMEOUT)
         results.append(result)
         name = f"chain L={depth}, graphaudit grads"
         if "error" in result:
@@ -104,7 +107,8 @@ def main(argv=None) -> int:
     table(["graph (separate form)", "nodes", "after merge", "graphaudit merge", "graphaudit throughput",
            "PyTensor MergeOptimizer", "PyTensor/ga"], rows)
     print(f"nodes = operations (leaves not counted); times are medians, (n) = runs: at most {REPEATS}, fewer once "
-          f"{BUDGET:.0f} s are spent; graphaudit grads: each row in a fresh process; "
+          f"{BUDGET:.0f} s are spent; graphaudit grads: each row in "
+          f"{'this process, after the rows above' if args.in_one_process else 'a fresh process'}; "
           f"MergeOptimizer {MERGE_OPTIMIZER_REPEATS} runs, each on a fresh clone")
     print(f"PyTensor graph: {len(params)} separate pytensor.grad calls built in {seconds_text(build)}, "
           f"imported in {seconds_text(import_seconds)} (neither timed in the merge columns)")

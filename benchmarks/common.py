@@ -63,8 +63,8 @@ def in_fresh_process(script: str, row: str, timeout: float) -> dict:
     """Run ``python script --row row`` and read the JSON it prints last; on failure or timeout, ``{"error": why}``.
 
     A fresh process measures a graph in memory of its own: one built where earlier graphs
-    were freed lies scattered, and every walk over it is slower (a quarter slower for
-    ``ga.merge`` at 1M nodes after merging the smaller chains first).
+    were freed lies scattered, and every walk over it is slower (``bench_merge.py
+    --in-one-process`` shows by how much).
     """
     command = [sys.executable, script, "--row", row]
     try:
