@@ -13,8 +13,9 @@ call that makes them, but without running shape inference and the rule's logic a
 Consecutive separate calls also share most of their turns: ``grad(cost, w2)`` walks the
 same forward nodes from the cost down, with the same adjoints, as ``grad(cost, w1)`` did,
 until it nears the layers where their paths differ. :class:`CallReplays` keeps earlier
-calls' turns as flat lists of steps and makes a call's shared turns in one tight loop, without the per-turn work of :func:`graphaudit.grad` (summing, looking up the
-rule and its recipe, routing the adjoints); the call goes on turn by turn from there.
+calls' turns as flat lists of steps and makes a call's shared turns in one tight loop,
+without the per-turn work of :func:`graphaudit.grad` (summing, looking up the rule and its
+recipe, routing the adjoints); the call goes on turn by turn from there.
 
 The graph is the same, node for node (``tests/test_replay.py`` compares them); only the
 making is faster.
@@ -215,7 +216,8 @@ class CallReplays:
         for r in np.flatnonzero(source.source_ids[:routes] < below).tolist():
             contributions.setdefault(source.sources[r], []).append(made[source.adjoints[r]])
         self.steps, self.ends, self.nodes = source.steps[:end], source.ends[:shared], source.nodes[:shared]
-        self.route_ends, self.sources, self.adjoints = source.route_ends[:shared], source.sources[:routes], source.adjoints[:routes]
+        self.route_ends = source.route_ends[:shared]
+        self.sources, self.adjoints = source.sources[:routes], source.adjoints[:routes]
 
     def turn(self, node: Node, total: Node, adjoints: Sequence[Node | None]) -> None:
         """Note what ``node``'s turn made, since the last turn, as steps; and where it handed its adjoints."""
@@ -258,15 +260,15 @@ class CallReplays:
         source, shared, routes = self.replayed_from
         self.last = log = _CallLog(
             self.on_path, self.steps[: self.ends[-1]], self.ends, self.nodes,
-            _joined(source, "negated_ids", shared, [-node.id for node in self.nodes[shared:]]),
-            _joined(source, "totals", shared, self.new_totals),
-            self.route_ends, self.sources, _joined(source, "source_ids", routes, self.new_source_ids), self.adjoints,
+            _continued(source, "negated_ids", shared, [-node.id for node in self.nodes[shared:]]),
+            _continued(source, "totals", shared, self.new_totals),
+            self.route_ends, self.sources, _continued(source, "source_ids", routes, self.new_source_ids), self.adjoints,
         )
         if self.longest is None or len(log.nodes) >= len(self.longest.nodes):
             self.longest = log
 
 
-def _joined(source: _CallLog | None, field: str, count: int, new: list[int]) -> np.ndarray:
+def _continued(source: _CallLog | None, field: str, count: int, new: list[int]) -> np.ndarray:
     """The first ``count`` entries of ``source``'s array ``field``, followed by ``new``."""
     added = np.array(new, np.int64)
     return np.concatenate([getattr(source, field)[:count], added]) if count else added

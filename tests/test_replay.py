@@ -109,14 +109,14 @@ def test_replayed_separate_form_is_the_same_graph_on_random_graphs(data):
     assert_same_as_separate_calls(cost, params)
 
 
-def test_each_call_replays_the_turns_it_shares_with_the_call_before(monkeypatch):
+def test_each_call_replays_the_turns_it_shares_with_an_earlier_call(monkeypatch):
     model = ga.models.deep_chain(6, width=4, batch=3)
     replayed_turns = []
     replay = CallReplays._replay
 
-    def counted(self, call, last, shared, *rest):
+    def counted(self, call, source, shared, *rest):
         replayed_turns.append(shared)
-        return replay(self, call, last, shared, *rest)
+        return replay(self, call, source, shared, *rest)
 
     monkeypatch.setattr(CallReplays, "_replay", counted)
     assert_same_as_separate_calls(model.loss, model.params)
