@@ -37,7 +37,7 @@ def node_bytes(node: Node) -> int:
 
 
 def is_matmul(node: Node) -> bool:
-    return not node.is_leaf and get_op(node.op).kind == "matmul"
+    return not node.is_leaf and get_op(node.op).is_matmul
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ def total_cost(nodes: Iterable[Node]) -> Cost:
         if node.call is not None:
             backward += 1
             backward_flops += f
-        if op.kind == "matmul":
+        if op.is_matmul:
             matmul += f
     return Cost(count, backward, flops, backward_flops, matmul, written, tuple(sorted(unknown.items())))
 

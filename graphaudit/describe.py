@@ -37,7 +37,7 @@ def operand_text(node: Node) -> str:
 
     Any two-input op of kind ``matmul`` qualifies, so imported products (``jax.dot_general``) read the same.
     """
-    if len(node.inputs) == 2 and get_op(node.op).kind == "matmul":
+    if len(node.inputs) == 2 and get_op(node.op).is_matmul:
         return " @ ".join(shape_text(i.shape) for i in node.inputs)
     return shape_text(node.shape)
 

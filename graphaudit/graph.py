@@ -143,52 +143,7 @@ class Node(_NodeSlots):
         shape = "x".join(map(str, self.shape)) or "scalar"
         return f"<Node {self.label} {shape} {self.dtype}>"
 
-    # Operator overloading: every method defers to the op functions in ops.py.
-    def __add__(self, other):
-        return _ops().add(self, other)
-
-    def __radd__(self, other):
-        return _ops().add(other, self)
-
-    def __sub__(self, other):
-        return _ops().sub(self, other)
-
-    def __rsub__(self, other):
-        return _ops().sub(other, self)
-
-    def __mul__(self, other):
-        return _ops().mul(self, other)
-
-    def __rmul__(self, other):
-        return _ops().mul(other, self)
-
-    def __truediv__(self, other):
-        return _ops().div(self, other)
-
-    def __rtruediv__(self, other):
-        return _ops().div(other, self)
-
-    def __pow__(self, other):
-        return _ops().pow(self, other)
-
-    def __rpow__(self, other):
-        return _ops().pow(other, self)
-
-    def __matmul__(self, other):
-        return _ops().matmul(self, other)
-
-    def __rmatmul__(self, other):
-        return _ops().matmul(other, self)
-
-    def __neg__(self):
-        return _ops().neg(self)
-
-    def __getitem__(self, index):
-        return _ops().getitem(self, index)
-
-    @property
-    def T(self) -> Node:
-        return _ops().transpose(self)
+    # + - * / ** @, unary -, [] and .T are installed by graphaudit/ops/__init__.py.
 
     def __bool__(self):
         raise TypeError("a graphaudit node has no truth value: it is symbolic (use graphaudit.where)")
@@ -248,19 +203,6 @@ def made_since(outputs: Iterable[Node | None], mark: int) -> list[Node]:
             found[node.id] = node
             stack.extend(source for source in node.inputs if source.id > mark)
     return [found[i] for i in sorted(found)]
-
-
-def _ops():
-    """graphaudit.ops, which imports this module: found on first use, then kept."""
-    global _ops_module
-    if _ops_module is None:
-        from graphaudit import ops
-
-        _ops_module = ops
-    return _ops_module
-
-
-_ops_module = None
 
 
 def _as_dtype(dtype) -> np.dtype:

@@ -4,6 +4,7 @@ Each case gives the inputs, a graph builder and an independent numpy reference. 
 inputs become parameters and are differentiated; integer and bool inputs become
 constants. The gradient checked is that of ``sum(op(...) * R)`` for a fixed random ``R``,
 against central differences of the same expression computed with the numpy reference.
+Bad shapes and dtypes, one per family, are refused when a node is built.
 """
 
 from __future__ import annotations
@@ -13,9 +14,6 @@ from typing import Callable, NamedTuple
 import numpy as np
 import pytest
 from conftest import central_difference
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from hypothesis.extra.numpy import mutually_broadcastable_shapes
 
 import graphaudit as ga
 
@@ -189,9 +187,6 @@ CASES = [
          lambda g: np_unslice(g, SLICE_BOUNDS, (4, 5))),
 ]
 
-# x[::-1]: slice.indices() gives stop=-1, which numpy reads as "the last element".
-REVERSED_SLICE = Case("slice-reversed", inputs(normal(4)), lambda x: x[::-1], lambda x: x[::-1])
-
 
 def _materialise(case: Case, seed: int):
     rng = np.random.default_rng(seed)
@@ -249,182 +244,6 @@ def test_every_differentiable_op_has_a_gradient_check():
     assert with_vjp <= covered, f"no gradient check for {sorted(with_vjp - covered)}"
 
 
-BINARY = {"add": (ga.add, np.add), "sub": (ga.sub, np.subtract), "mul": (ga.mul, np.multiply),
-          "div": (ga.div, np.divide), "maximum": (ga.maximum, np.maximum)}
-
-
-@settings(max_examples=40, deadline=None)
-@given(
-    name=st.sampled_from(sorted(BINARY)),
-    shapes=mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3, max_side=3),
-    seed=st.integers(0, 2**16),
-)
-def test_binary_broadcasting_shapes_and_gradients(name, shapes, seed):
-    fn, np_fn = BINARY[name]
-    rng = np.random.default_rng(seed)
-    a_val = np.asarray(rng.standard_normal(shapes.input_shapes[0]))
-    sign = rng.choice([-1.0, 1.0], size=shapes.input_shapes[1])
-    b_val = np.asarray(rng.uniform(0.5, 2.0, size=shapes.input_shapes[1]) * sign)  # away from 0 for div
-    if name == "maximum":  # keep the two inputs apart so that the choice is stable under eps
-        a_val = np.where(np.abs(a_val - b_val) < 0.1, a_val + 0.2, a_val)
-    a, b = ga.parameter("a", a_val), ga.parameter("b", b_val)
-    out = fn(a, b)
-    assert out.shape == shapes.result_shape
-    weights = rng.standard_normal(out.shape)
-    ga_val, gb_val = ga.evaluate(ga.grad(ga.sum(out * ga.constant(weights)), [a, b]))
-
-    def f(x, y):
-        return float(np.sum(np_fn(x, y) * weights))
-
-    for got, position in ((ga_val, 0), (gb_val, 1)):
-        expected = central_difference(f, [a_val, b_val], position)
-        assert got.shape == (a_val, b_val)[position].shape
-        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-8)
-
-
-def test_reversed_slice_forward():
-    _, arrays, _, out = _materialise(REVERSED_SLICE, 1)
-    got = ga.evaluate(out)
-    np.testing.assert_array_equal(got, arrays[0][::-1])
-
-
-def test_max_gradient_is_shared_between_ties():
-    values = np.array([1.0, 3.0, 3.0, -2.0])
-    x = ga.parameter("x", values)
-    got = ga.evaluate(ga.grad(ga.max(x), x))
-    winners = values == values.max()
-    np.testing.assert_array_equal(got, winners / winners.sum())
-
-
-def test_maximum_gradient_goes_to_first_input_on_ties():
-    a_val = np.array([1.0, 2.0, 3.0])
-    b_val = np.array([1.0, 5.0, 0.0])
-    a, b = ga.parameter("a", a_val), ga.parameter("b", b_val)
-    ga_, gb = ga.evaluate(ga.grad(ga.sum(ga.maximum(a, b)), [a, b]))
-    np.testing.assert_array_equal(ga_, (a_val >= b_val).astype(float))
-    np.testing.assert_array_equal(gb, (b_val > a_val).astype(float))
-
-
-def test_cast_from_integer_gives_no_gradient_path():
-    i = ga.constant(np.arange(3))
-    x = ga.parameter("x", np.ones(3))
-    cost = ga.sum(ga.cast(i, "float64") * x)
-    gx = ga.evaluate(ga.grad(cost, x))
-    np.testing.assert_array_equal(gx, np.arange(3).astype(float))
-
-
-def test_cast_gradient_keeps_the_input_dtype():
-    x = ga.parameter("x", np.ones(3, dtype=np.float32))
-    g = ga.grad(ga.sum(ga.cast(x, "float64") * 2.0), x)
-    assert g.dtype == np.float32
-    np.testing.assert_array_equal(ga.evaluate(g), np.full(3, 2.0, dtype=np.float32))
-
-
-# --- forward values of comparisons and sources ---------------------------------------------
-
-
-def test_comparisons_forward():
-    rng = np.random.default_rng(3)
-    a, b = rng.integers(0, 3, size=(3, 4)), rng.integers(0, 3, size=(4,))
-    for fn, np_fn in ((ga.equal, np.equal), (ga.greater, np.greater)):
-        node = fn(ga.constant(a), ga.constant(b))
-        assert node.dtype == np.dtype(bool)
-        np.testing.assert_array_equal(ga.evaluate(node), np_fn(a, b))
-
-
-def test_arange_forward():
-    for n, dtype in ((5, "int64"), (0, "int64"), (4, "float32")):
-        node = ga.arange(n, dtype=dtype)
-        got = ga.evaluate(node)
-        expected = np.arange(n, dtype=dtype)
-        assert node.shape == expected.shape and got.dtype == expected.dtype
-        np.testing.assert_array_equal(got, expected)
-
-
-def test_one_hot_forward():
-    index = np.array([[0, 3], [2, 2], [1, 0]])
-    depth = 4
-    node = ga.one_hot(ga.constant(index), depth, dtype="float64")
-    got = ga.evaluate(node)
-    expected = np.eye(depth)[index]
-    assert node.shape == index.shape + (depth,)
-    assert got.dtype == np.float64
-    np.testing.assert_array_equal(got, expected)
-
-
-def test_one_hot_out_of_range_raises_at_evaluate():
-    node = ga.one_hot(ga.constant(np.array([0, 5])), 3)
-    with pytest.raises((ga.EvaluationError, IndexError), match="5"):
-        ga.evaluate(node)
-
-
-def test_zeros_forward():
-    node = ga.zeros((2, 3), dtype="float32")
-    got = ga.evaluate(node)
-    assert node.shape == (2, 3) and got.dtype == np.float32
-    np.testing.assert_array_equal(got, np.zeros((2, 3), np.float32))
-
-
-def test_random_ops_are_impure_and_seeded_by_key():
-    assert ga.OPS["uniform"].pure is False
-    assert ga.OPS["normal"].pure is False
-    deterministic = [name for name, op in ga.OPS.items() if op.kind != "random"]
-    assert all(ga.OPS[name].pure for name in deterministic)
-    u = ga.evaluate(ga.uniform((50,), key=7, dtype="float64"))
-    assert u.shape == (50,) and u.dtype == np.float64
-    assert ((0 <= u) & (u < 1)).all()
-    np.testing.assert_array_equal(u, ga.evaluate(ga.uniform((50,), key=7, dtype="float64")))
-    assert not np.array_equal(u, ga.evaluate(ga.uniform((50,), key=8, dtype="float64")))
-    n = ga.evaluate(ga.normal((2, 3), key=1, dtype="float32"))
-    assert n.shape == (2, 3) and n.dtype == np.float32
-
-
-def test_random_draws_have_no_gradient():
-    x = ga.parameter("x", np.ones(3))
-    noise = ga.uniform((3,), key=0, dtype="float64")
-    g = ga.evaluate(ga.grad(ga.sum(x * noise), x))
-    np.testing.assert_array_equal(g, ga.evaluate(noise))
-
-
-# --- shape and type errors -------------------------------------------------------------------
-
-
-def test_matmul_shape_mismatch_names_both_shapes():
-    a, b = ga.placeholder("a", (3, 4)), ga.placeholder("b", (5, 6))
-    with pytest.raises(ga.ShapeError) as info:
-        a @ b
-    assert "(3, 4)" in str(info.value) and "(5, 6)" in str(info.value)
-
-
-def test_matmul_batch_mismatch_names_both_shapes():
-    a, b = ga.placeholder("a", (2, 3, 4)), ga.placeholder("b", (3, 4, 5))
-    with pytest.raises(ga.ShapeError) as info:
-        ga.matmul(a, b)
-    assert "(2, 3, 4)" in str(info.value) and "(3, 4, 5)" in str(info.value)
-
-
-def test_matmul_needs_two_dimensions():
-    with pytest.raises(ga.ShapeError, match=r"\(4,\)"):
-        ga.matmul(ga.placeholder("v", (4,)), ga.placeholder("m", (4, 2)))
-
-
-@pytest.mark.parametrize("fn", [ga.add, ga.sub, ga.mul, ga.div, ga.pow, ga.maximum, ga.equal, ga.greater])
-def test_broadcast_mismatch_names_both_shapes(fn):
-    a, b = ga.placeholder("a", (3, 4)), ga.placeholder("b", (5,))
-    with pytest.raises(ga.ShapeError) as info:
-        fn(a, b)
-    assert "(3, 4)" in str(info.value) and "(5,)" in str(info.value)
-
-
-def test_shape_errors_are_value_errors():
-    assert issubclass(ga.ShapeError, ValueError) and issubclass(ga.ShapeError, ga.GraphauditError)
-
-
-def test_unknown_op_names_it():
-    with pytest.raises(ga.UnknownOpError, match="nope"):
-        ga.apply("nope", [])
-
-
 @pytest.mark.parametrize(
     "build, error",
     [
@@ -450,67 +269,3 @@ def test_bad_shapes_and_types_raise(build, error):
     x = ga.placeholder("x", (2, 3), "float64")
     with pytest.raises(error):
         build(x)
-
-
-def test_reshape_error_names_the_shapes():
-    with pytest.raises(ga.ShapeError) as info:
-        ga.reshape(ga.placeholder("x", (2, 3)), (4, 2))
-    assert "(2, 3)" in str(info.value) and "(4, 2)" in str(info.value)
-
-
-def test_reshape_rejects_negative_dimensions():
-    with pytest.raises((ga.ShapeError, ValueError)):
-        ga.reshape(ga.placeholder("x", (6,)), (-2, -3))
-
-
-@pytest.mark.parametrize(
-    "make_index",
-    [lambda: 1.5, lambda: (0, 1.0), lambda: np.array([0.0, 1.0]), lambda: ga.constant(np.array([0.0, 1.0]))],
-    ids=["float", "float-in-tuple", "float-array", "float-node"],
-)
-def test_float_indices_raise_type_error(make_index):
-    x = ga.placeholder("x", (3, 4))
-    with pytest.raises(TypeError):
-        x[make_index()]
-
-
-def test_take_with_float_index_raises_type_error():
-    with pytest.raises(TypeError, match="float"):
-        ga.take(ga.placeholder("x", (3, 4)), ga.constant(np.array([0.5])))
-
-
-def test_mixing_index_arrays_and_slices_raises():
-    with pytest.raises(TypeError):
-        ga.placeholder("x", (3, 4))[np.array([0, 1]), 1:]
-
-
-# --- numpy's result dtypes ------------------------------------------------------------------
-
-
-def test_integer_true_division_matches_numpy():
-    a, b = np.arange(5), np.array(2)
-    got = ga.evaluate(ga.div(ga.constant(a), ga.constant(b)))
-    np.testing.assert_array_equal(got, a / b)
-
-
-def test_integer_mean_matches_numpy():
-    a = np.array([1, 2])
-    got = ga.evaluate(ga.mean(ga.constant(a)))
-    np.testing.assert_array_equal(got, np.mean(a))
-
-
-def test_bool_sum_counts_like_numpy():
-    a = np.array([True, True, False, True])
-    got = ga.evaluate(ga.sum(ga.constant(a)))
-    np.testing.assert_array_equal(got, np.sum(a))
-
-
-@given(st.lists(st.lists(st.integers(0, 3), max_size=4).map(tuple), min_size=1, max_size=3))
-def test_broadcast_shapes_agrees_with_numpy(shapes):
-    from graphaudit.ops import broadcast_shapes
-
-    try:
-        expected = tuple(np.broadcast_shapes(*shapes))
-    except ValueError:
-        expected = None
-    assert broadcast_shapes(*shapes) == expected
