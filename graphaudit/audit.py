@@ -9,6 +9,7 @@ from the separate form, broken down by op, by grad call and by forward node.
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 import time
 from collections.abc import Mapping, Sequence
@@ -76,7 +77,7 @@ def audit(
             commutative=commutative,
         )
     if measure:
-        report.measured = _measure(report.forms, feed, repeats)
+        report = dataclasses.replace(report, measured=_measure(report.forms, feed, repeats))
     return report
 
 

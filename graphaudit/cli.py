@@ -14,14 +14,15 @@ import inspect
 import os
 import re
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, NoReturn
 
 from graphaudit import models
 from graphaudit.audit import audit
 from graphaudit.errors import GraphauditError
-from graphaudit.graph import Node
+from graphaudit.frontends import MissingFrameworkError, cli_frontends, nodes
+from graphaudit.frontends.common import CliFrontend, TargetError, a_type
 
 PROG = "graphaudit"
 INSTALL_HINT = "install Graphviz (Debian/Ubuntu: apt-get install graphviz; macOS: brew install graphviz)"
@@ -50,6 +51,10 @@ EXAMPLES: dict[str, Example] = {
         "DEPTH blocks h = h + tanh(h @ w + b), softmax: adjoints sum two paths",
     ),
 }
+
+
+# The analysis options of 'audit', as the front-ends name them (CliFrontend.options).
+ANALYSIS_OPTIONS = ("xla", "compile_check", "measure", "count", "commutative", "repeats")
 
 
 class UsageError(Exception):
@@ -162,7 +167,12 @@ def build_parser() -> argparse.ArgumentParser:
             "or, for a JAX function, (fn, args, argnums): fn(*args) a scalar, argnums the positions\n"
             "of the arguments to differentiate (arrays or pytrees of arrays; one jax.grad per leaf\n"
             "against one joint jax.grad). With a JAX target, --xla compiles both forms and counts\n"
-            "what XLA keeps, and --measure times the jitted forms.\n"
+            "what XLA keeps, and --measure times the jitted forms;\n"
+            "or, for PyTensor, (cost, wrt) or (cost, wrt, shapes): cost a scalar PyTensor variable,\n"
+            "wrt a variable or a list of them, shapes a dict {input name: shape} for inputs whose\n"
+            "static shape PyTensor does not know (one pytensor.grad per parameter against one\n"
+            "joint call; --compile-check adds what PyTensor's own rewrites keep).\n"
+            "An option that the target's front-end cannot honour is an error.\n"
             "The file is imported as a module, with its folder on sys.path."
         ),
         epilog=(
@@ -202,12 +212,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="also run each form with numpy and time it (needs a feed: the examples make one; "
         "a function target must return (cost, wrt, feed))",
     )
-    analysis.add_argument("--repeats", type=_positive_int, default=5, help="runs per form for --measure (default: 5)")
+    analysis.add_argument(
+        "--repeats", type=_positive_int,
+        help="runs per form for --measure (default: 5); for a PyTensor target, builds of each form (default: 20)",
+    )
     analysis.add_argument(
         "--xla",
         action="store_true",
         help="JAX targets only: also compile the separate grads (in one jit) and the joint grad with XLA and "
         "count the instructions and dots of the optimised HLO",
+    )
+    analysis.add_argument(
+        "--compile-check",
+        action="store_true",
+        help="PyTensor targets only: also count what PyTensor's MergeOptimizer and its default compile keep of "
+        "each form",
     )
     analysis.add_argument(
         "--commutative", action="store_true", help="let merging treat a+b and b+a (and a*b, b*a, ...) as equal"
@@ -289,23 +308,17 @@ def cmd_audit(args: argparse.Namespace) -> int:
         if flag in ("png", "svg") and Path(path).suffix.lower() != f".{flag}":
             raise UsageError(f"--{flag} {path}: the file name must end in .{flag}")
 
-    loaded = load_target(args)
-    if isinstance(loaded, JaxTarget):
-        report = audit_jax(loaded, args)
-    else:
-        cost, wrt, feed = loaded
-        if args.xla:
-            raise UsageError(f"--xla applies to JAX targets only; {args.target} is a graphaudit graph")
-        if args.measure and feed is None:
-            raise UsageError(
-                f"--measure needs a feed: make {args.target} return (cost, wrt, feed), feed a dict {{node: array}}"
-            )
-        if args.count and (args.measure or args.png or args.svg or args.dot):
-            raise UsageError("--count builds no separate graph: it cannot be drawn (--png/--svg/--dot) or --measure'd")
-        report = audit(
-            cost, wrt, measure=args.measure, feed=feed, commutative=args.commutative, repeats=args.repeats,
-            materialize=not args.count,
-        )
+    frontend, loaded = load_target(args)
+    options = {option: getattr(args, option) for option in ANALYSIS_OPTIONS}
+    _check_options(frontend, options, args.target)
+    if args.count and (args.measure or args.png or args.svg or args.dot):
+        raise UsageError("--count builds no separate graph: it cannot be drawn (--png/--svg/--dot) or --measure'd")
+    try:
+        report = frontend.run(loaded, options)
+    except MissingFrameworkError as exc:
+        raise UsageError(str(exc)) from exc
+    except TargetError as exc:
+        raise UsageError(str(exc)) from exc
 
     json_to_stdout = outputs["json"] == "-"
     notes = sys.stderr if json_to_stdout else sys.stdout
@@ -329,37 +342,11 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
-def audit_jax(target: JaxTarget, args: argparse.Namespace) -> Any:
-    """The JAX front-end's audit of ``target``; a failure inside JAX becomes a one-line usage error."""
-    from graphaudit.frontends import MissingFrameworkError
-    from graphaudit.frontends.jax import audit as jax_audit
-
-    try:
-        return jax_audit(
-            target.fn, *target.args, argnums=target.argnums, xla=args.xla, measure=args.measure,
-            commutative=args.commutative, repeats=args.repeats,
-        )
-    except MissingFrameworkError as exc:
-        raise UsageError(str(exc)) from exc
-    except GraphauditError:
-        raise
-    except Exception as exc:  # bad arguments, or JAX failed tracing or compiling the user's function
-        raise UsageError(f"auditing {args.target} with JAX failed: {type(exc).__name__}: {exc}") from exc
-
-
 # --- targets -----------------------------------------------------------------------------------
 
 
-class JaxTarget(NamedTuple):
-    """What a JAX target function returns: ``fn(*args)`` is a scalar; differentiate ``argnums``."""
-
-    fn: Callable[..., Any]
-    args: tuple
-    argnums: int | tuple[int, ...]
-
-
-def load_target(args: argparse.Namespace) -> tuple[Node, Node | list[Node], Mapping | None] | JaxTarget:
-    """``(cost, wrt, feed)`` or a :class:`JaxTarget`, from an example name or ``path/to/file.py:function``."""
+def load_target(args: argparse.Namespace) -> tuple[CliFrontend, Any]:
+    """The front-end and its target, from an example name or ``path/to/file.py:function``."""
     target: str = args.target
     sizes = {name: getattr(args, name) for name in ("batch", "depth", "width") if getattr(args, name) is not None}
     if target in EXAMPLES:
@@ -370,7 +357,8 @@ def load_target(args: argparse.Namespace) -> tuple[Node, Node | list[Node], Mapp
                 f"--{extra[0]} does not apply to {target} (it takes {', '.join('--' + o for o in example.options)})"
             )
         model = example.build(**sizes)
-        return model.loss, model.params, model.make_feed() if args.measure else None
+        return nodes.CLI, nodes.NodesTarget(model.loss, model.params, model.make_feed() if args.measure else None,
+                                            target)
     if ":" not in target:
         if target.endswith(".py"):
             raise UsageError(f"name the function too: {target}:FUNCTION")
@@ -385,7 +373,7 @@ def load_target(args: argparse.Namespace) -> tuple[Node, Node | list[Node], Mapp
         result = function()
     except Exception as exc:  # the user's code failed: say so in one line (--traceback shows where)
         raise UsageError(f"{target} raised {type(exc).__name__}: {exc} (--traceback shows where)") from exc
-    return check_result(result, target)
+    return recognise(result, target)
 
 
 def load_function(path: Path, name: str) -> Callable[[], Any]:
@@ -427,53 +415,35 @@ def load_function(path: Path, name: str) -> Callable[[], Any]:
         found = f"; functions defined there: {', '.join(defined)}" if defined else ""
         raise UsageError(f"{path} has no function {name!r}{found}")
     if not callable(function):
-        raise UsageError(f"{path}:{name} is {_a(function)}, not a function")
+        raise UsageError(f"{path}:{name} is {a_type(function)}, not a function")
     return function
 
 
-def check_result(result: Any, target: str) -> tuple[Node, Node | list[Node], Mapping | None] | JaxTarget:
-    """Check what a target function returned: ``(cost, wrt)``, ``(cost, wrt, feed)`` or ``(fn, args, argnums)``."""
-    expected = "(cost, wrt) or (cost, wrt, feed), or (fn, args, argnums) for a JAX function"
-    if isinstance(result, (tuple, list)) and len(result) == 3 and callable(result[0]):
-        return check_jax_result(result, target)
-    if not isinstance(result, (tuple, list)) or len(result) not in (2, 3):
-        got = f"a {len(result)}-tuple" if isinstance(result, (tuple, list)) else _a(result)
-        raise UsageError(f"{target} must return {expected}, got {got}")
-    cost, wrt, feed = (*result, None) if len(result) == 2 else result
-    if not isinstance(cost, Node):
-        raise UsageError(f"{target} must return {expected}: cost is {_a(cost)}, not a graphaudit Node")
-    if isinstance(wrt, (tuple, list)):
-        bad = [i for i, w in enumerate(wrt) if not isinstance(w, Node)]
-        if bad:
-            raise UsageError(f"{target}: wrt[{bad[0]}] is {_a(wrt[bad[0]])}, not a graphaudit Node")
-        if not wrt:
-            raise UsageError(f"{target}: wrt is empty; return at least one node to differentiate with respect to")
-        wrt = list(wrt)
-    elif not isinstance(wrt, Node):
-        raise UsageError(f"{target} must return {expected}: wrt is {_a(wrt)}, not a Node or a list of Nodes")
-    if feed is not None and not isinstance(feed, Mapping):
-        raise UsageError(f"{target}: feed is {_a(feed)}, not a dict {{node: array}}")
-    return cost, wrt, feed
+def recognise(result: Any, target: str) -> tuple[CliFrontend, Any]:
+    """The front-end that recognises what a target function returned, and its target."""
+    frontends = cli_frontends()
+    for frontend in frontends:
+        try:
+            recognised = frontend.recognise(result, target)
+        except TargetError as exc:
+            raise UsageError(str(exc)) from exc
+        if recognised is not None:
+            return frontend, recognised
+    expected = ", or ".join(frontend.returns for frontend in frontends)
+    got = f"a {len(result)}-tuple" if isinstance(result, (tuple, list)) else a_type(result)
+    if isinstance(result, (tuple, list)) and len(result) in (2, 3):
+        got += f" whose first item is {a_type(result[0])}"
+    raise UsageError(f"{target} must return {expected}; got {got}")
 
 
-def check_jax_result(result: Sequence[Any], target: str) -> JaxTarget:
-    """Check a JAX target's ``(fn, args, argnums)``: args a tuple or list, argnums an int or ints."""
-    fn, arguments, argnums = result
-    if not isinstance(arguments, (tuple, list)):
-        raise UsageError(f"{target} returned (fn, args, argnums), but args is {_a(arguments)}, not a tuple or list")
-    if isinstance(argnums, (tuple, list)):
-        if not argnums or not all(isinstance(a, int) and not isinstance(a, bool) for a in argnums):
-            raise UsageError(f"{target}: argnums must be an int or a non-empty tuple of ints, got {argnums!r}")
-        argnums = tuple(argnums)
-    elif not isinstance(argnums, int) or isinstance(argnums, bool):
-        raise UsageError(f"{target}: argnums must be an int or a non-empty tuple of ints, got {_a(argnums)}")
-    return JaxTarget(fn, tuple(arguments), argnums)
-
-
-def _a(value: Any) -> str:
-    """``an int``, ``a tuple``: the type of ``value`` with its article."""
-    name = type(value).__name__
-    return ("an " if name[:1].lower() in "aeiou" else "a ") + name
+def _check_options(frontend: CliFrontend, options: dict[str, Any], target: str) -> None:
+    """Refuse, in one line, an analysis option that the target's front-end cannot honour."""
+    for option, value in options.items():
+        if value in (None, False) or option in frontend.options:
+            continue
+        owners = " and ".join(f.name for f in cli_frontends() if option in f.options)
+        raise UsageError(f"--{option.replace('_', '-')} applies to {owners} targets only; "
+                         f"{target} is a {frontend.name} target")
 
 
 # --- files -------------------------------------------------------------------------------------

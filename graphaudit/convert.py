@@ -17,7 +17,9 @@ import networkx as nx
 import numpy as np
 
 from graphaudit.errors import GraphauditError, ShapeError
-from graphaudit.graph import LEAF_OPS, GradCall, Node, build_context, check_nodes, constant, parameter, placeholder
+from graphaudit.graph import (
+    LEAF_OPS, GradCall, Node, build_context, building, check_nodes, constant, parameter, placeholder,
+)
 from graphaudit.graph import topological_order
 from graphaudit.ops import apply, get_op
 
@@ -63,12 +65,9 @@ def from_networkx(graph: nx.DiGraph) -> list[Node]:
         raise GraphauditError(f"from_networkx: the graph has a cycle: {cycle}")
     built: dict[Any, Node] = {}
     calls: dict[Any, GradCall] = {}
-    saved = build_context.call, build_context.origin
-    try:
+    with building():
         for key in nx.lexicographical_topological_sort(graph, key=_sort_key):
             built[key] = _build(graph, key, built, calls)
-    finally:
-        build_context.call, build_context.origin = saved
     output_keys = graph.graph.get("outputs")
     if output_keys is None:
         output_keys = sorted((k for k in graph if graph.out_degree(k) == 0), key=_sort_key)

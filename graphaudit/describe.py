@@ -1,4 +1,4 @@
-"""Readable names for nodes: what reports and pictures print.
+"""Readable names for nodes and numbers: what reports, pictures and front-ends' sections print.
 
 Forward operations are named like jaxpr variables, by op and position: ``sigmoid_2`` is
 the second sigmoid of the forward pass. A backward node that is the summed adjoint of a
@@ -79,3 +79,22 @@ def _term(node: Node, names: dict[Node, str], depth: int) -> str:
     if depth <= 0:
         return "…"
     return describe(node, names, depth)
+
+
+def si(value: float, unit: str) -> str:
+    """``5.05 GFLOP``, ``12.3 MB``: three significant digits and an SI prefix."""
+    for factor, prefix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= factor:
+            return f"{value / factor:.3g} {prefix}{unit}"
+    return f"{value:g} {unit}"
+
+
+def seconds_text(seconds: float | None) -> str:
+    """``26 us``, ``314 ms``, ``1.2 s``; ``-`` for a time not measured."""
+    if seconds is None:
+        return "-"
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.0f} us"
+    if seconds < 1:
+        return f"{seconds * 1e3:.3g} ms"
+    return f"{seconds:.3g} s"

@@ -21,14 +21,17 @@ import re
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import graphviz
 
-from graphaudit.describe import adjoint_target, forward_names, leaf_text, operand_text
+from graphaudit.describe import adjoint_target, forward_names, leaf_text, operand_text, seconds_text, si
 from graphaudit.errors import GraphauditError
 from graphaudit.graph import GradCall, Node, check_nodes, topological_order
 from graphaudit.merge import MergeResult
-from graphaudit.report import Report, seconds_text, si
+
+if TYPE_CHECKING:  # reports call the drawing functions, which only read them
+    from graphaudit.report import Report
 
 MAX_NODES = 300
 VIEWS = ("merged", "separate")
@@ -453,16 +456,7 @@ def report_html(report: Report) -> str:
         f"<td>{seconds_text(f['build_seconds'])}</td></tr>"
         for name, f in data["forms"].items()
     )
-    dup = data["duplicated"]
-    headline = "graphaudit: " + (
-        f"{len(data['wrt'])} separate grad calls vs one joint call, wrt {', '.join(data['wrt'])}"
-        if data["kind"] == "grad"
-        else "what merging equal subexpressions removes from this graph"
-    )
-    verdict = (
-        f"duplicated work in the {report.subject} form: {dup['nodes']} nodes, "
-        f"{si(dup['flops'], 'FLOP')} ({si(dup['matmul_flops'], 'FLOP')} in matmuls)"
-    )
+    headline, verdict = report.headline(), report.verdict()
     try:
         svg = _pipe(report_dot(report, "merged"), "svg").decode("utf-8")
         picture = svg[svg.index("<svg") :]

@@ -18,6 +18,7 @@ from graphaudit.graph import (
     GradCall,
     Node,
     build_context,
+    building,
     check_nodes,
     constant,
     new_id_mark,
@@ -68,20 +69,15 @@ def _grad(cost, wrt, disconnected: str, record: list | None, forward: _Forward |
         )
     on_path = None if forward.calls is not None else forward.on_path(wanted_targets)  # calls find their own
 
-    call = GradCall([t.label for t in targets])
-    saved = build_context.call, build_context.origin
-    build_context.call = call
-    try:
+    with building(GradCall([t.label for t in targets])) as context:
         adjoints = _backward(cost, on_path, wanted_targets, record, forward.replays, forward.calls)
         grads = []
         for target in targets:
             if target in adjoints:
                 grads.append(adjoints[target])
             else:
-                build_context.origin = target
+                context.origin = target
                 grads.append(zeros(target.shape, target.dtype))
-    finally:
-        build_context.call, build_context.origin = saved
     return grads[0] if single else grads
 
 

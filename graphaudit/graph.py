@@ -8,7 +8,8 @@ graph can be shared freely between the separate and the joint gradient forms.
 Provenance says who made a node: ``call`` is ``None`` for forward nodes and a
 :class:`GradCall` for nodes built by a ``grad`` call; ``origin`` is the forward node
 whose vector-Jacobian rule produced a backward node. Both are set from a small
-build context that :func:`graphaudit.grad` enters while it runs the rules.
+build context, entered with :func:`building` by :func:`graphaudit.grad` while it runs the
+rules and by every importer.
 """
 
 from __future__ import annotations
@@ -68,6 +69,22 @@ class _BuildContext:
 
 
 build_context = _BuildContext()
+
+
+@contextlib.contextmanager
+def building(call: GradCall | None = None, origin: Node | None = None):
+    """Make nodes with this provenance inside the ``with`` block; the previous one comes back after.
+
+    The one place provenance is saved and restored: ``grad``, ``from_networkx`` and every
+    importer build inside it. Code in the block may move ``build_context.origin`` (or
+    ``call``) from node to node, as the reverse loop does at each forward node's turn.
+    """
+    saved = build_context.call, build_context.origin
+    build_context.call, build_context.origin = call, origin
+    try:
+        yield build_context
+    finally:
+        build_context.call, build_context.origin = saved
 
 
 class _NodeSlots:

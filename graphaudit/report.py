@@ -37,9 +37,24 @@ from dataclasses import dataclass
 from typing import Any
 
 from graphaudit.cost import Cost
-from graphaudit.describe import shape_text
+from graphaudit.describe import seconds_text, shape_text, si
 from graphaudit.graph import Node
 from graphaudit.merge import MergeResult
+
+
+class Section(dict):
+    """A front-end's part of a report: its data (this dict, ``to_dict()["framework"]``) and its text.
+
+    The report prints :meth:`lines` after its verdicts and :meth:`closing_lines` at its end,
+    and knows nothing else of any framework: each front-end subclasses this
+    (:mod:`graphaudit.frontends.common`) and says what its data means in its own words.
+    """
+
+    def lines(self) -> list[str]:
+        return []
+
+    def closing_lines(self) -> list[str]:
+        return []
 
 
 @dataclass
@@ -74,7 +89,7 @@ class Report:
     measured: dict[str, Any] | None
     names: dict[Node, str]
     commutative: bool = False
-    framework: dict[str, Any] | None = None
+    framework: Section | None = None
     materialized: bool = True
 
     # --- data --------------------------------------------------------------------------
@@ -105,7 +120,7 @@ class Report:
 
     def to_text(self) -> str:
         """A readable table: what ``print(report)`` shows."""
-        lines = [self._headline(), ""]
+        lines = [self.headline(), ""]
         header = f"{'form':<17}{'nodes':>8}{'backward':>10}{'FLOPs':>14}{'matmul FLOPs':>14}{'bytes':>12}{'build':>11}"
         lines += [header, "-" * len(header)]
         for name, form in self.forms.items():
@@ -122,7 +137,7 @@ class Report:
             listed = ", ".join(f"{op} ({count})" for op, count in sorted(unknown.items()))
             lines.append(f"no cost rule, FLOPs not counted: {listed}")
         dup = self.duplicated
-        lines += ["", self._verdict()]
+        lines += ["", self.verdict()]
         if self.kind == "grad":
             if self.materialized:
                 same = "yes" if self.merged_equals_joint else "NO"
@@ -142,7 +157,7 @@ class Report:
                 f"{seconds_text(m['separate_merged_seconds'])}; max |separate - joint| = {m['max_abs_difference']:.3g}"
             )
         if self.framework is not None:
-            lines += framework_lines(self.framework)
+            lines += self.framework.lines()
         if dup["nodes"]:
             lines += ["", "duplicated work by op:"]
             width = max([14] + [len(op) + 1 for op in dup["by_op"]])  # imported ops have long names
@@ -162,17 +177,21 @@ class Report:
                     f"  {rank:>2}. {row['expression']}  {row['shapes']}  x{row['copies']} copies, "
                     f"{si(row['wasted_flops'], 'FLOP')} wasted"
                 )
+        if self.framework is not None:
+            lines += self.framework.closing_lines()
         return "\n".join(lines)
 
     __str__ = to_text
 
-    def _headline(self) -> str:
+    def headline(self) -> str:
+        """The report's first line: what was compared."""
         if self.kind == "grad":
             shown = self.wrt if len(self.wrt) <= 10 else [*self.wrt[:8], "...", self.wrt[-1]]
             return f"graphaudit: {len(self.wrt)} separate grad calls vs one joint call, wrt {', '.join(shown)}"
         return "graphaudit: what merging equal subexpressions removes from this graph"
 
-    def _verdict(self) -> str:
+    def verdict(self) -> str:
+        """How much work the separate (or original) form duplicates, in one line."""
         dup = self.duplicated
         subject = self.forms[self.subject].cost
         text = (
@@ -221,59 +240,3 @@ def _without_timings(value: Any, timed: bool = False) -> Any:
     if isinstance(value, list):
         return [_without_timings(v, timed) for v in value]
     return None if timed and isinstance(value, float) else value
-
-
-def framework_lines(framework: dict[str, Any]) -> list[str]:
-    """The text of a front-end's ``framework`` section: build-time spread and compile check."""
-    name = f"{framework.get('name', 'framework')} {framework.get('version', '')}".strip()
-    lines = []
-    build = framework.get("build_seconds")
-    if build:
-        lines += ["", f"{name}: time to build the symbolic gradients, {build['repeats']} builds of each form"]
-        lines.append(f"  {'form':<10}{'calls':>6}{'median':>11}{'quartiles':>22}{'mean +- std':>22}{'min .. max':>22}")
-        for form in ("joint", "separate"):
-            s = build[form]
-            lines.append(
-                f"  {form:<10}{build['calls'][form]:>6}{seconds_text(s['median']):>11}"
-                f"{seconds_text(s['q1']) + ' .. ' + seconds_text(s['q3']):>22}"
-                f"{seconds_text(s['mean']) + ' +- ' + seconds_text(s['stdev']):>22}"
-                f"{seconds_text(s['min']) + ' .. ' + seconds_text(s['max']):>22}"
-            )
-        lines.append(f"  separate / joint (medians): {build['separate_over_joint']:.2f}x")
-    check = framework.get("compile_check")
-    if check:
-        lines += ["", f"{check.get('title', 'compile check')} (op nodes / matmuls):"]
-        lines.append(f"  {'graph':<44}{'separate':>20}{'joint':>20}")
-        for row in check["rows"]:
-            cells = []
-            for form in ("separate", "joint"):
-                r = row[form]
-                took = f" {seconds_text(r['seconds'])}" if r.get("seconds") is not None else ""
-                cells.append(f"{r['nodes']} / {r['dots']}{took}")
-            lines.append(f"  {row['graph']:<44}{cells[0]:>20}{cells[1]:>20}")
-        missed = check.get("merges_graphaudit_missed")
-        if missed is not None:
-            merges = check.get("merge_optimizer_merges", {})
-            lines.append(
-                "  MergeOptimizer's merges that graphaudit's merge does not make: "
-                + ", ".join(f"{form} {missed[form]} of {merges.get(form, '?')}" for form in missed)
-            )
-    return lines
-
-
-def si(value: float, unit: str) -> str:
-    """``5.05 GFLOP``, ``12.3 MB``: three significant digits and an SI prefix."""
-    for factor, prefix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(value) >= factor:
-            return f"{value / factor:.3g} {prefix}{unit}"
-    return f"{value:g} {unit}"
-
-
-def seconds_text(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 1e-3:
-        return f"{seconds * 1e6:.0f} us"
-    if seconds < 1:
-        return f"{seconds * 1e3:.3g} ms"
-    return f"{seconds:.3g} s"

@@ -487,3 +487,18 @@ def test_audit_count_flag_counts_instead_of_building(capsys):
 def test_audit_count_cannot_draw(tmp_path, capsys):
     assert main(["audit", "deep_chain", "--count", "--dot", str(tmp_path / "x.dot")]) == 2
     assert "--count" in capsys.readouterr().err
+
+
+def test_a_flag_the_targets_front_end_cannot_honour_exits_2(jax_model_file, capsys):
+    code, out, err = run(["audit", f"{jax_model_file}:target", "--count"], capsys)
+    assert_one_line_error(code, out, err)
+    assert "--count applies to graphaudit graph targets only" in err and "is a JAX target" in err
+    code, out, err = run(["audit", "deep_chain", "--depth", 2, "--compile-check"], capsys)
+    assert_one_line_error(code, out, err)
+    assert "--compile-check applies to PyTensor targets only" in err
+
+
+def test_a_target_no_front_end_recognises_says_what_each_expects(model_file, capsys):
+    code, out, err = run(["audit", f"{model_file}:cost_not_node"], capsys)
+    assert_one_line_error(code, out, err)
+    assert "(cost, wrt)" in err and "JAX" in err and "PyTensor" in err and "first item is a float" in err

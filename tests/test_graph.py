@@ -305,3 +305,22 @@ def test_made_since_finds_what_was_built_after_the_mark_behind_the_outputs():
     assert made_since([out, None], mark) == [inner, out]
     assert made_since([before], mark) == []
     assert unrelated not in made_since([out], mark)
+
+
+def test_building_sets_provenance_and_restores_it_even_after_an_error():
+    from graphaudit.graph import build_context, building
+
+    outer, inner = ga.GradCall(["a"]), ga.GradCall(["b"])
+    origin = ga.placeholder("o", (2,))
+    with building(outer):
+        made_outer = ga.constant(1.0)
+        with pytest.raises(RuntimeError):
+            with building(inner, origin):
+                made_inner = ga.constant(2.0)
+                raise RuntimeError("stop")
+        made_after = ga.constant(3.0)
+    assert (made_outer.call, made_outer.origin) == (outer, None)
+    assert (made_inner.call, made_inner.origin) == (inner, origin)
+    assert (made_after.call, made_after.origin) == (outer, None)
+    assert (build_context.call, build_context.origin) == (None, None)
+    assert ga.constant(4.0).call is None

@@ -1,14 +1,21 @@
 """Front-ends: turn a framework's gradient graphs into graphaudit nodes and audit them.
 
-Each front-end lives in its own module (``graphaudit.frontends.jax``,
-``graphaudit.frontends.pytensor``) and imports its framework lazily, through
-:func:`require`, so that graphaudit itself never needs the framework installed.
+Each front-end is a package (``graphaudit.frontends.jax``, ``graphaudit.frontends.pytensor``)
+of a table, an importer and an audit over :mod:`graphaudit.frontends.common`, and imports
+its framework lazily, through :func:`require`, so that graphaudit itself never needs the
+framework installed. :mod:`graphaudit.frontends.nodes` is graphaudit's own graphs, for the
+command line.
 """
 
 from __future__ import annotations
 
 import importlib
 from types import ModuleType
+
+# The front-ends the command line asks, in order, whether they recognise a target: each
+# module has a ``CLI`` (:class:`graphaudit.frontends.common.CliFrontend`). graphaudit's own
+# graphs come last: they explain what a target that no one recognised should return.
+CLI_FRONTENDS = ("graphaudit.frontends.jax", "graphaudit.frontends.pytensor", "graphaudit.frontends.nodes")
 
 
 class MissingFrameworkError(ImportError):
@@ -24,3 +31,8 @@ def require(module: str, extra: str) -> ModuleType:
             f"this graphaudit front-end needs {module!r}, which is not installed: "
             f"pip install 'graphaudit[{extra}]' ({error})"
         ) from error
+
+
+def cli_frontends() -> list:
+    """The ``CLI`` objects of :data:`CLI_FRONTENDS`, in order (no framework is imported by this)."""
+    return [importlib.import_module(name).CLI for name in CLI_FRONTENDS]

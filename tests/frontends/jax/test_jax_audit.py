@@ -1,13 +1,14 @@
-"""The JAX front-end: jaxprs imported as nodes, ``jax.grad`` per parameter audited against the joint call.
+"""frontends/jax/audit.py: ``jax.grad`` per parameter audited against the joint call.
 
-Hand counts are formulas over the widths and the batch (see ANCHORS.md's hand count): the
-separate form's duplicated matmul FLOPs are the input-gradient products of the layers above
-each parameter, plus one forward pass per separate trace beyond the first, since every
-``jax.grad`` trace re-traces the forward pass over the same (shared) inputs.
+Hand counts are formulas over the widths and the batch: the separate form's duplicated
+matmul FLOPs are the input-gradient products of the layers above each parameter, plus one
+forward pass per separate trace beyond the first, since every ``jax.grad`` trace
+re-traces the forward pass over the same (shared) inputs.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -22,8 +23,14 @@ jax = pytest.importorskip("jax")
 jnp = pytest.importorskip("jax.numpy")
 
 import graphaudit as ga  # noqa: E402
-from graphaudit.cost import node_flops  # noqa: E402
+from graphaudit.errors import ShapeError  # noqa: E402
+from graphaudit.frontends import MissingFrameworkError  # noqa: E402
 from graphaudit.frontends import jax as gj  # noqa: E402
+from graphaudit.frontends.common import TargetError  # noqa: E402
+from graphaudit.report import Report  # noqa: E402
+from jax_functions import sorted_loss  # noqa: E402
+
+jax_audit = importlib.import_module("graphaudit.frontends.jax.audit")  # the module; the package's audit is the function
 
 sys.path.insert(0, str(ROOT / "examples"))
 import jax_seed_mlp  # noqa: E402
@@ -158,30 +165,6 @@ def test_measure_times_the_jitted_forms():
     assert quiet["import_seconds"]["separate"] is None
 
 
-# --- what the importer keeps: unknown ops, remat, randomness, pytrees ---------------------------
-
-
-def sorted_loss(w, x):
-    """``jnp.sort`` binds ``sort`` (two operands, two results), which has no cost rule."""
-    return jnp.sum(jnp.sort(jnp.tanh(x @ w), axis=-1) * jnp.arange(w.shape[1], dtype=jnp.float32))
-
-
-def test_unknown_primitives_are_reported_not_dropped():
-    rng = np.random.default_rng(0)
-    w, x = rng.standard_normal((4, 5), dtype=np.float32), rng.standard_normal((3, 4), dtype=np.float32)
-    report = gj.audit(sorted_loss, w, x, argnums=0)
-    assert ga.OPS["jax.sort"].cost is None
-    for form in ("separate", "joint"):
-        order = ga.topological_order(report.forms[form].outputs)
-        sorts = sum(1 for n in order if n.op == "jax.sort")
-        assert sorts >= 1
-        assert dict(report.forms[form].cost.no_cost_rule) == {"jax.sort": sorts}
-        assert report.forms[form].cost.nodes == sum(1 for n in order if not n.is_leaf)
-    assert "no cost rule, FLOPs not counted: jax.sort" in report.to_text()
-    (value,) = ga.evaluate(report.forms["joint"].outputs, gj.named_leaves(sorted_loss, w, x))  # sort: 2 results
-    np.testing.assert_allclose(value, np.asarray(jax.grad(sorted_loss)(w, x)), rtol=1e-5, atol=1e-7)
-
-
 def sin_block(x, w):
     return jnp.sin(x @ w)
 
@@ -221,111 +204,7 @@ def test_remat_recomputation_is_reported_as_intentional():
         np.testing.assert_allclose(value, np.asarray(reference), rtol=1e-5, atol=1e-6)
 
 
-def test_random_draws_are_never_merged():
-    rng = np.random.default_rng(2)
-    w1 = rng.standard_normal((4, 5), dtype=np.float32)
-    w2 = rng.standard_normal((5, 2), dtype=np.float32)
-    x = rng.standard_normal((3, 4), dtype=np.float32)
-
-    def dropout_loss(w1, w2, key, x):
-        h = jnp.tanh(x @ w1)
-        keep = jax.random.bernoulli(key, 0.5, h.shape)
-        return jnp.sum(jnp.where(keep, h / 0.5, 0.0) @ w2)
-
-    args = (w1, w2, jax.random.PRNGKey(0), x)
-    report = gj.audit(dropout_loss, *args, argnums=(0, 1))
-    assert ga.OPS["jax.random_bits"].pure is False
-
-    def draws(form):
-        return sum(1 for n in ga.topological_order(report.forms[form].outputs) if n.op == "jax.random_bits")
-
-    assert draws("joint") == 1
-    assert draws("separate") == draws("separate_merged") == 2  # one per trace, both kept
-    assert report.merged_equals_joint is False
-    values = gj.evaluate(report.forms["separate_merged"].outputs, gj.named_leaves(dropout_loss, *args))
-    for value, reference in zip(values, jax.grad(dropout_loss, argnums=(0, 1))(*args)):
-        np.testing.assert_allclose(value, np.asarray(reference), rtol=1e-5, atol=1e-6)
-
-
-def test_pytree_params_are_flattened_and_named_by_path():
-    fn, args, argnums = jax_transformer.build(batch=2, seq=4, d_model=8, heads=2, d_ff=16)
-    report = gj.audit(fn, *args, argnums=argnums)
-    leaves = jax.tree_util.tree_flatten_with_path(args[0])[0]
-    assert report.wrt == ["params" + jax.tree_util.keystr(path) for path, _ in leaves]
-    assert "params['attn']['wq']" in report.wrt and "params['mlp']['b2']" in report.wrt
-    assert report.framework["traces"]["separate"] == len(leaves)
-    assert report.merged_equals_joint is True
-    assert report.forms["separate_merged"].cost.matmul_flops == report.forms["joint"].cost.matmul_flops
-    values = gj.evaluate(report.forms["separate_merged"].outputs, gj.named_leaves(fn, *args))
-    for value, reference in zip(values, jax.tree_util.tree_leaves(jax.jit(jax.grad(fn))(*args))):
-        np.testing.assert_allclose(value, np.asarray(reference), rtol=1e-4, atol=1e-6)
-
-
-# --- from_jaxpr, params and HLO counts ----------------------------------------------------------
-
-
-def test_from_jaxpr_inlines_calls_and_names_inputs():
-    def f(params, x):
-        return jnp.sum(jax.nn.relu(jax.jit(jnp.tanh)(x @ params["w"])))
-
-    traced = jax.make_jaxpr(f)({"w": jnp.ones((3, 2))}, jnp.ones((4, 3)))
-    (out,) = gj.from_jaxpr(traced)
-    order = ga.topological_order([out])
-    leaves = [n for n in order if n.op == "placeholder"]
-    assert sorted(n.name for n in leaves) == ["params['w']", "x"]
-    ops = [n.op for n in order if not n.is_leaf]
-    assert "jax.jit" not in ops and "jax.custom_jvp_call" not in ops
-    assert {"jax.dot_general", "jax.tanh", "jax.max", "jax.reduce_sum"} <= set(ops)
-    assert all(n.call is None for n in order)  # no transpose: all forward
-
-
-def test_from_jaxpr_shares_given_inputs_and_checks_them():
-    traced = jax.make_jaxpr(lambda a, b: a @ b)(jnp.ones((2, 3)), jnp.ones((3, 4)))
-    a, b = ga.placeholder("a", (2, 3)), ga.parameter("b", (3, 4))
-    first, second = gj.from_jaxpr(traced, [a, b]), gj.from_jaxpr(traced, [a, b])
-    assert first[0].inputs == second[0].inputs == (a, b)
-    assert ga.merge(first + second).removed == 1
-    with pytest.raises(ValueError, match="2 inputs"):
-        gj.from_jaxpr(traced, [a])
-    with pytest.raises(ValueError, match=r"inputs\[1\] \(b\) is float32\[3, 5\].*float32\[3, 4\]"):
-        gj.from_jaxpr(traced, [a, ga.parameter("b", (3, 5))])
-    with pytest.raises(TypeError, match="expected a jaxpr"):
-        gj.from_jaxpr(lambda a: a)
-
-
-def test_params_become_hashable_stable_attrs():
-    assert gj.hashable_param([np.int64(1), [2, np.int32(3)]]) == (1, (2, 3))
-    assert type(gj.hashable_param((np.int64(1),))[0]) is int
-    left = gj.hashable_param({"k": np.array([0.0], np.float32)})
-    same = gj.hashable_param({"k": np.array([0.0], np.float32)})
-    other = gj.hashable_param({"k": np.array([-0.0], np.float32)})
-    assert isinstance(left, gj.Opaque) and left == same and hash(left) == hash(same)
-    assert left != other  # 0.0 and -0.0 differ by their bytes
-    assert "0x" not in repr(left) and left.digest in repr(left)
-    jaxprs = [jax.make_jaxpr(lambda v: jnp.sin(v))(jnp.ones(3)).jaxpr for _ in range(2)]  # two traces
-    assert jaxprs[0] is not jaxprs[1] and gj.hashable_param(jaxprs[0]) == gj.hashable_param(jaxprs[1])
-    assert gj.hashable_param(jax.make_jaxpr(jnp.cos)(jnp.ones(3)).jaxpr) != gj.hashable_param(jaxprs[0])
-
-
-def test_cost_rules_of_imported_primitives():
-    b, i, j, k = 2, 3, 4, 5
-    n, c, h, w, o, kh, kw, groups = 2, 4, 6, 7, 6, 3, 2, 2
-
-    def f(p, q, image, kernel, updates):
-        batched = jnp.einsum("bij,bjk->bik", p, q)
-        conv = jax.lax.conv_general_dilated(image, kernel, (1, 1), "VALID", feature_group_count=groups)
-        scattered = jnp.zeros(10).at[jnp.array([1, 3, 3])].add(updates)
-        return batched, conv, scattered, jnp.sum(batched, axis=1)
-
-    args = (jnp.ones((b, i, j)), jnp.ones((b, j, k)), jnp.ones((n, c, h, w)), jnp.ones((o, c // groups, kh, kw)),
-            jnp.ones(3))
-    batched, conv, scattered, summed = gj.from_jaxpr(jax.make_jaxpr(f)(*args))
-    assert batched.op == "jax.dot_general" and ga.OPS[batched.op].kind == "matmul"
-    assert node_flops(batched) == 2 * b * i * j * k
-    assert conv.op == "jax.conv_general_dilated" and conv.shape == (n, o, h - kh + 1, w - kw + 1)
-    assert node_flops(conv) == 2 * conv.size * (c // groups) * kh * kw
-    assert scattered.op == "jax.scatter-add" and node_flops(scattered) == 3
-    assert summed.op == "jax.reduce_sum" and node_flops(summed) == b * i * k  # one per input element
+# --- HLO counts, errors -------------------------------------------------------------------------
 
 
 HLO = """HloModule demo
@@ -352,9 +231,6 @@ def test_hlo_counts_instructions_and_contractions():
     assert gj.hlo_counts(HLO) == {"instructions": 10, "dots": 3}
 
 
-# --- errors ---------------------------------------------------------------------------------------
-
-
 def test_audit_errors_name_the_problem():
     w, x = jnp.ones((3, 2)), jnp.ones((4, 3))
 
@@ -368,6 +244,67 @@ def test_audit_errors_name_the_problem():
     abstract = [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in (w, x)]
     with pytest.raises(ValueError, match="measure=True needs arrays"):
         gj.audit(f, *abstract, argnums=0, measure=True)
+
+
+# --- the report's JAX section (new with the package) ---------------------------------------------
+
+
+def test_the_report_is_the_core_report_with_a_jax_section(small_seed):
+    _, _, _, report = small_seed
+    assert type(report) is Report and isinstance(report.framework, gj.JaxSection)
+    closing = report.framework.closing_lines()
+    assert closing[0] == "" and closing[1].startswith(f"JAX {jax.__version__}: 8 jax.grad traces")
+    assert report.to_text().endswith("\n".join(closing))
+    assert json.loads(report.to_json())["framework"]["traces"] == {"separate": 8, "joint": 1}
+
+
+def test_the_xla_check_prints_once_its_verdict_right_after_its_table(small_seed):
+    _, _, _, report = small_seed
+    lines = report.to_text().splitlines()
+    verdicts = [i for i, line in enumerate(lines) if line.startswith("after XLA")]
+    assert len(verdicts) == 1
+    title = lines.index(f"{report.framework['compile_check']['title']} (op nodes / matmuls):")
+    # the title, the column header, one line per row, then the verdict
+    assert verdicts[0] == title + 2 + len(report.framework["compile_check"]["rows"])
+    assert lines[verdicts[0] + 1] == ""  # and the next section starts
+
+
+# --- the command line (new with the package) ------------------------------------------------------
+
+
+def test_cli_recognises_only_jax_targets():
+    fn = lambda w: jnp.sum(w * w)  # noqa: E731
+    w = np.ones(3, np.float32)
+    x = ga.parameter("x", (3,))
+    for other in [(ga.sum(x), x), (ga.sum(x), [x], None), (1, 2, 3), "text", None, (fn, (w,))]:
+        assert gj.CLI.recognise(other, "f.py:target") is None
+    target = gj.CLI.recognise([fn, [w], [0]], "f.py:target")
+    assert (target.fn, target.args, target.argnums, target.name) == (fn, (w,), (0,), "f.py:target")
+    with pytest.raises(TargetError, match=r"^f.py:target returned \(fn, args, argnums\), but args is an int, not a"):
+        gj.CLI.recognise((fn, 3, 0), "f.py:target")
+    with pytest.raises(TargetError, match=r"^f.py:target: argnums must be an int or a non-empty tuple of ints, got \(\)"):
+        gj.CLI.recognise((fn, (w,), ()), "f.py:target")
+    with pytest.raises(TargetError, match="non-empty tuple of ints, got a bool$"):
+        gj.CLI.recognise((fn, (w,), True), "f.py:target")
+    assert isinstance(TargetError("x"), ValueError)
+
+
+def test_cli_runs_with_the_options_and_says_what_failed_in_jax(monkeypatch):
+    options = {"xla": True, "measure": False, "repeats": None, "commutative": True, "count": False}
+    fn = lambda w: jnp.sum(jnp.tanh(w) * w)  # noqa: E731
+    report = gj.CLI.run(gj.CLI.recognise((fn, (np.ones(3, np.float32),), 0), "f.py:t"), options)
+    assert report.commutative is True and "compile_check" in report.framework
+    broken = gj.CLI.recognise((lambda w: jnp.sum(w @ w), (np.ones((2, 3), np.float32),), 0), "f.py:broken")
+    with pytest.raises(TargetError, match=r"^auditing f.py:broken with JAX failed: TypeError: ") as failed:
+        gj.CLI.run(broken, options)
+    assert isinstance(failed.value.__cause__, TypeError)
+    for passing in (MissingFrameworkError("no jax"), ShapeError("bad shapes")):
+        def raising(*args, error=passing, **kwargs):
+            raise error
+
+        monkeypatch.setattr(jax_audit, "audit", raising)
+        with pytest.raises(type(passing)):
+            gj.CLI.run(broken, options)
 
 
 # --- determinism, examples -------------------------------------------------------------------------

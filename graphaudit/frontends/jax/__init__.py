@@ -1,0 +1,28 @@
+"""The JAX front-end: import jaxprs as graphaudit nodes, audit ``jax.grad`` per parameter vs joint.
+
+- :mod:`.ops`: the table of JAX primitives (kind, FLOP rule) and how an imported node runs;
+- :mod:`.importer`: jaxprs to nodes (:func:`from_jaxpr`), the user's function flattened to
+  named leaves (:func:`named_leaves`), imported graphs run in one ``jit`` (:func:`evaluate`);
+- :mod:`.audit`: :func:`audit`, what XLA keeps, the jitted run times, the report's
+  :class:`JaxSection`, and how the command line reaches all this (:data:`CLI`).
+
+JAX itself is imported on first use, never by importing this package.
+"""
+
+from graphaudit.frontends.common import Opaque, canonical_text, hashable_param
+from graphaudit.frontends.jax.audit import CLI, JaxSection, audit, hlo_counts
+from graphaudit.frontends.jax.importer import count_equations, evaluate, from_jaxpr, named_leaves
+
+__all__ = [
+    "CLI",
+    "JaxSection",
+    "Opaque",
+    "audit",
+    "canonical_text",
+    "count_equations",
+    "evaluate",
+    "from_jaxpr",
+    "hashable_param",
+    "hlo_counts",
+    "named_leaves",
+]

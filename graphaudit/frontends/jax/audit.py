@@ -1,0 +1,364 @@
+"""Is JAX smart enough? One ``jax.grad`` trace per parameter against one joint trace.
+
+:func:`audit` traces both forms, imports them (:mod:`.importer`), and compares them with
+the core :func:`graphaudit.compare_forms`; optionally it asks what XLA's optimised HLO
+keeps (``xla=True``) and times the jitted forms (``measure=True``). JAX's figures go in
+a :class:`JaxSection`, which says in the report's text what they mean.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from graphaudit.audit import compare_forms
+from graphaudit.cost import Cost, total_cost
+from graphaudit.describe import seconds_text, si
+from graphaudit.errors import GraphauditError
+from graphaudit.frontends import MissingFrameworkError, require
+from graphaudit.frontends.common import CliFrontend, FrameworkSection, TargetError, a_type, attach_section
+from graphaudit.frontends.jax.importer import FlatFunction, count_equations, from_jaxpr
+from graphaudit.frontends.jax.ops import ATTR_REMAT
+from graphaudit.graph import GradCall, Node, topological_order
+from graphaudit.report import Report
+
+
+def audit(
+    fn: Callable,
+    *args: Any,
+    argnums: int | Sequence[int] = 0,
+    xla: bool = False,
+    measure: bool = False,
+    commutative: bool = False,
+    repeats: int = 5,
+) -> Report:
+    """Audit one ``jax.grad`` trace per differentiated leaf against one joint ``jax.grad`` trace.
+
+    ``fn(*args)`` must return a scalar. The arguments named by ``argnums`` may be pytrees
+    (dicts of arrays, as Flax or Equinox params); every leaf of them is differentiated and
+    named by its path (``params['dense_1']['w']``). ``args`` may be arrays or
+    ``jax.ShapeDtypeStruct`` (nothing is allocated then; ``measure`` needs arrays).
+    ``xla=True`` compiles the separate grads in one ``jit`` and the joint grad and counts
+    what the optimised HLO keeps; ``measure=True`` times the jitted forms (median of ``repeats``).
+    The report's ``framework`` is a :class:`JaxSection`.
+    """
+    jax = require("jax", "jax")
+    if not callable(fn):
+        raise TypeError(f"audit: fn must be a function, got {type(fn).__name__}")
+    if repeats < 1:
+        raise ValueError(f"audit: repeats must be >= 1, got {repeats}")
+    flat = FlatFunction(fn, args, _normalise_argnums(argnums, len(args)))
+    if not flat.wrt:
+        raise ValueError(f"audit: the arguments {argnums} hold no arrays to differentiate")
+    if measure and any(isinstance(leaf, jax.ShapeDtypeStruct) for leaf in flat.leaves):
+        raise ValueError("audit: measure=True needs arrays, not jax.ShapeDtypeStruct, to run the gradients on")
+    wrt_names = [flat.names[i] for i in flat.wrt]
+
+    start = time.perf_counter()
+    joint_traced = jax.make_jaxpr(flat.joint())(*flat.leaves)
+    joint_seconds = time.perf_counter() - start
+    inputs = flat.nodes(joint_traced)
+
+    separate: list[Node] = []
+    trace_seconds = import_seconds = 0.0
+    equations = 0
+    for position, name in enumerate(wrt_names):
+        start = time.perf_counter()
+        traced = jax.make_jaxpr(flat.separate(position))(*flat.leaves)
+        middle = time.perf_counter()
+        separate += from_jaxpr(traced, inputs, call=GradCall([name]))
+        trace_seconds += middle - start
+        import_seconds += time.perf_counter() - middle
+        equations += count_equations(traced)
+    start = time.perf_counter()
+    joint = from_jaxpr(joint_traced, inputs, call=GradCall(wrt_names))
+    joint_import = time.perf_counter() - start
+
+    report = compare_forms(separate, joint, wrt=wrt_names, build_seconds=(trace_seconds, joint_seconds),
+                           commutative=commutative)
+    section = JaxSection(
+        name="JAX",
+        version=jax.__version__,
+        traces={"separate": len(wrt_names), "joint": 1},
+        jaxpr_equations={"separate": equations, "joint": count_equations(joint_traced)},
+        import_seconds={"separate": import_seconds, "joint": joint_import},
+        retraced_forward=_retraced_forward(report),
+        intentional_recomputation=_recomputation(report),
+    )
+    if xla:
+        section["compile_check"] = _xla_check(flat, [var.aval for var in joint_traced.jaxpr.invars])
+    if measure:
+        section["measured"] = _measure(flat, repeats)
+    return attach_section(report, section)
+
+
+def _normalise_argnums(argnums: int | Sequence[int], count: int) -> tuple[int, ...]:
+    raw = (argnums,) if isinstance(argnums, (int, np.integer)) else tuple(argnums)
+    if not raw:
+        raise ValueError("audit: argnums is empty; name at least one argument to differentiate")
+    result = []
+    for a in raw:
+        if not isinstance(a, (int, np.integer)) or not -count <= a < count:
+            raise ValueError(f"audit: argnums {a!r} is out of range for {count} positional arguments")
+        result.append(int(a) % count)
+    if len(set(result)) != len(result):
+        raise ValueError(f"audit: repeated argument in argnums {argnums!r}")
+    return tuple(result)
+
+
+def _cost_figures(cost: Cost) -> dict[str, int]:
+    return {"nodes": cost.nodes, "flops": cost.flops, "matmul_flops": cost.matmul_flops}
+
+
+def _retraced_forward(report: Report) -> dict[str, int]:
+    """The forward nodes that merging removes from the separate form: the re-traced forward passes."""
+    order = topological_order(report.forms["separate"].outputs)
+    duplicates = report.merges["separate"].duplicates
+    return _cost_figures(total_cost(n for n in order if n.call is None and n in duplicates))
+
+
+def _is_recomputed(node: Node) -> bool:
+    return node.attr(ATTR_REMAT, False) is True
+
+
+def _recomputation(report: Report) -> dict[str, dict[str, int]]:
+    """Nodes ``jax.checkpoint`` recomputes, per form, and their copies that separate calls duplicate."""
+    result = {
+        form: _cost_figures(total_cost(n for n in topological_order(report.forms[form].outputs) if _is_recomputed(n)))
+        for form in ("separate", "joint", "separate_merged")
+    }
+    duplicates = report.merges["separate"].duplicates
+    order = topological_order(report.forms["separate"].outputs)
+    result["duplicated"] = _cost_figures(total_cost(n for n in order if n in duplicates and _is_recomputed(n)))
+    return result
+
+
+# --- the report's JAX section ----------------------------------------------------------------
+
+
+class JaxSection(FrameworkSection):
+    """JAX's figures in a report (``report.framework``; ``to_dict()["framework"]``).
+
+    ``name`` and ``version``; ``traces`` and ``jaxpr_equations`` (primitive equations, per
+    form); ``import_seconds``; ``retraced_forward`` (the forward work that the separate
+    traces repeat: ``nodes``, ``flops``, ``matmul_flops``); ``intentional_recomputation``
+    (what ``jax.checkpoint`` recomputes, per form, and the copies of it that separate calls
+    duplicate); ``compile_check`` (only with ``xla=True``: ``backend``, ``title`` and
+    ``rows``, each ``graph`` and per form the optimised HLO's instructions as ``nodes``, its
+    dot and convolution ops as ``dots``, XLA's ``flops`` and the compile ``seconds``: first
+    as compiled, then with XLA's CSE pass disabled); ``measured`` (only with
+    ``measure=True``: median jitted run times).
+    """
+
+    def lines(self) -> list[str]:
+        """XLA's table, then in one line whether XLA got the duplicated products back."""
+        lines = super().lines()
+        check = self.get("compile_check")
+        if check is not None:
+            compiled, without_cse = check["rows"]
+            sep, joint = compiled["separate"]["dots"], compiled["joint"]["dots"]
+            verdict = ("XLA recovers the duplicated products" if sep <= joint
+                       else f"XLA keeps {sep - joint} duplicated products")
+            lines.append(
+                f"after XLA ({check['backend']}): separate {sep} dots vs joint {joint} dots: {verdict} "
+                f"(without its CSE pass: separate {without_cse['separate']['dots']} dots)"
+            )
+        return lines
+
+    def closing_lines(self) -> list[str]:
+        """The traces, the re-traced forward pass, what ``jax.checkpoint`` recomputes, and the run times."""
+        eqs, traces = self["jaxpr_equations"], self["traces"]
+        lines = [
+            "",
+            f"JAX {self['version']}: {traces['separate']} jax.grad traces, one per parameter "
+            f"({eqs['separate']} primitive equations in all), vs one joint trace ({eqs['joint']} equations)",
+        ]
+        forward = self["retraced_forward"]
+        lines.append(
+            f"re-traced forward pass (every separate trace repeats it): {forward['nodes']} duplicated nodes, "
+            f"{si(forward['flops'], 'FLOP')} ({si(forward['matmul_flops'], 'FLOP')} in matmuls)"
+        )
+        remat = self["intentional_recomputation"]
+        if remat["joint"]["nodes"] or remat["separate"]["nodes"]:
+            lines.append(
+                "intentional recomputation (jax.checkpoint), kept apart from the duplicated work: "
+                f"joint {remat['joint']['nodes']} nodes {si(remat['joint']['flops'], 'FLOP')}, separate merged "
+                f"{remat['separate_merged']['nodes']} nodes; copies that separate calls rebuilt: "
+                f"{remat['duplicated']['nodes']} nodes {si(remat['duplicated']['flops'], 'FLOP')}"
+            )
+        measured = self.get("measured")
+        if measured is not None:
+            joint_seconds = measured["joint_seconds"]
+
+            def versus(seconds: float | None) -> str:
+                ratio = f" ({seconds / joint_seconds:.2f}x)" if seconds is not None and joint_seconds else ""
+                return seconds_text(seconds) + ratio
+
+            lines.append(
+                f"jitted run time (median of {measured['repeats']}): joint {seconds_text(joint_seconds)}, "
+                f"separate grads in one jit {versus(measured['separate_one_jit_seconds'])}, separately jitted "
+                f"grads in turn {versus(measured['separately_jitted_seconds'])}; max |separate - joint| = "
+                f"{measured['max_abs_difference']:.3g}"
+            )
+        return lines
+
+
+# --- XLA and timing ------------------------------------------------------------------------------
+
+_INSTRUCTION = re.compile(r"^\s*(?:ROOT\s+)?%?[\w.\-]+\s*=\s*(.*)$")
+_CONTRACTION_TARGET = re.compile(r'custom_call_target="[^"]*(?:matmul|conv|gemm)[^"]*"', re.IGNORECASE)
+
+
+def _opcode(rest: str) -> str:
+    """The opcode of an HLO instruction, given the text after ``name = `` (shape, then opcode)."""
+    depth, position = 0, 0
+    for position, char in enumerate(rest):  # skip the result shape, which may be a (nested) tuple
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+        elif char == " " and depth == 0:
+            break
+    match = re.match(r"\s*([\w\-]+)\(", rest[position:])
+    return match.group(1) if match else ""
+
+
+def hlo_counts(text: str) -> dict[str, int]:
+    """Instructions (in every computation, fused ones included) and dot/convolution ops of an HLO module."""
+    instructions = dots = 0
+    inside = False
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.endswith("{") and not inside and ("(" in stripped or stripped.startswith("ENTRY")):
+            inside = True
+            continue
+        if stripped == "}":
+            inside = False
+            continue
+        if not inside:
+            continue
+        match = _INSTRUCTION.match(line)
+        if match is None:
+            continue
+        instructions += 1
+        opcode = _opcode(match.group(1))
+        if opcode in ("dot", "convolution") or (opcode == "custom-call" and _CONTRACTION_TARGET.search(line)):
+            dots += 1
+    return {"instructions": instructions, "dots": dots}
+
+
+def _compiled_counts(function: Callable, leaves: list, options: dict[str, str] | None = None) -> dict[str, Any]:
+    jax = require("jax", "jax")
+    start = time.perf_counter()
+    lowered = jax.jit(function).lower(*leaves)
+    compiled = lowered.compile(compiler_options=options) if options else lowered.compile()
+    seconds = time.perf_counter() - start
+    analysis = compiled.cost_analysis()
+    if isinstance(analysis, (list, tuple)):
+        analysis = analysis[0] if analysis else {}
+    flops = (analysis or {}).get("flops")
+    counts = hlo_counts(compiled.as_text())
+    return {"nodes": counts["instructions"], "dots": counts["dots"], "flops": None if flops is None else int(flops),
+            "seconds": seconds}
+
+
+def _xla_check(flat: FlatFunction, avals: list[Any]) -> dict[str, Any]:
+    """What XLA keeps of the separate grads compiled in one jit and of the joint grad, with and without CSE."""
+    jax = require("jax", "jax")
+    leaves = [jax.ShapeDtypeStruct(aval.shape, aval.dtype) for aval in avals]
+    rows = []
+    for graph, options in (("optimised HLO", None),
+                           ("optimised HLO, XLA's CSE pass disabled", {"xla_disable_hlo_passes": "cse"})):
+        rows.append({
+            "graph": graph,
+            "separate": _compiled_counts(flat.separate_in_one, leaves, options),
+            "joint": _compiled_counts(flat.joint(), leaves, options),
+        })
+    backend = jax.default_backend()
+    return {"backend": backend, "title": f"XLA ({backend}): separate grads in one jit vs the joint grad", "rows": rows}
+
+
+def _measure(flat: FlatFunction, repeats: int) -> dict[str, Any]:
+    """Median wall time of the jitted separate-in-one-jit, joint, and separately jitted grads.
+
+    The three run in turn within each repeat, so that a change in the machine's load
+    shifts them alike; a first, untimed run of each compiles it.
+    """
+    jax = require("jax", "jax")
+    leaves = flat.leaves
+    in_one, joint = jax.jit(flat.separate_in_one), jax.jit(flat.joint())
+    each = [jax.jit(flat.separate(p)) for p in range(len(flat.wrt))]
+    runs = {
+        "separate_one_jit_seconds": lambda: in_one(*leaves),
+        "joint_seconds": lambda: joint(*leaves),
+        "separately_jitted_seconds": lambda: [g(*leaves) for g in each],
+    }
+    results = {key: jax.block_until_ready(run()) for key, run in runs.items()}
+    times: dict[str, list[float]] = {key: [] for key in runs}
+    for _ in range(repeats):
+        for key, run in runs.items():
+            start = time.perf_counter()
+            jax.block_until_ready(run())
+            times[key].append(time.perf_counter() - start)
+    difference = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b)), initial=0.0))
+                     for a, b in zip(results["separate_one_jit_seconds"], results["joint_seconds"]))
+    return {"repeats": repeats, **{key: statistics.median(t) for key, t in times.items()},
+            "max_abs_difference": difference}
+
+
+# --- the command line ------------------------------------------------------------------------------
+
+
+class JaxTarget(NamedTuple):
+    """What a JAX target function returns: ``fn(*args)`` is a scalar; differentiate ``argnums``."""
+
+    fn: Callable[..., Any]
+    args: tuple
+    argnums: int | tuple[int, ...]
+    name: str  # the target as the command line names it: path/to/file.py:function
+
+
+def recognise(result: Any, name: str) -> JaxTarget | None:
+    """``result`` as a target when it is ``(fn, args, argnums)`` with ``fn`` callable; None otherwise.
+
+    Checks ``args`` is a tuple or list and ``argnums`` an int or a non-empty tuple of ints.
+    """
+    if not isinstance(result, (tuple, list)) or len(result) != 3 or not callable(result[0]):
+        return None
+    fn, arguments, argnums = result
+    if not isinstance(arguments, (tuple, list)):
+        raise TargetError(f"{name} returned (fn, args, argnums), but args is {a_type(arguments)}, not a tuple or list")
+    if isinstance(argnums, (tuple, list)):
+        if not argnums or not all(isinstance(a, int) and not isinstance(a, bool) for a in argnums):
+            raise TargetError(f"{name}: argnums must be an int or a non-empty tuple of ints, got {argnums!r}")
+        argnums = tuple(argnums)
+    elif not isinstance(argnums, int) or isinstance(argnums, bool):
+        raise TargetError(f"{name}: argnums must be an int or a non-empty tuple of ints, got {a_type(argnums)}")
+    return JaxTarget(fn, tuple(arguments), argnums, name)
+
+
+def run(target: JaxTarget, options: Mapping[str, Any]) -> Report:
+    """:func:`audit` of the target with the command line's options; a failure inside JAX in one line."""
+    try:
+        return audit(
+            target.fn, *target.args, argnums=target.argnums, xla=options["xla"], measure=options["measure"],
+            commutative=options["commutative"], repeats=options["repeats"] or 5,
+        )
+    except (MissingFrameworkError, GraphauditError):
+        raise
+    except Exception as exc:  # bad arguments, or JAX failed tracing or compiling the user's function
+        raise TargetError(f"auditing {target.name} with JAX failed: {type(exc).__name__}: {exc}") from exc
+
+
+CLI = CliFrontend(
+    name="JAX",
+    returns="(fn, args, argnums) for a JAX function",
+    options=frozenset({"xla", "measure", "repeats", "commutative"}),
+    recognise=recognise,
+    run=run,
+)

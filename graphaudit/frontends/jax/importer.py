@@ -1,0 +1,301 @@
+"""jaxprs as graphaudit nodes, and the user's function as a function of its flat leaves.
+
+:func:`from_jaxpr` turns a (closed) jaxpr into nodes. Each equation's outputs become
+nodes of op ``jax.<primitive>`` (:mod:`.ops`); a primitive with several results
+(``split``, ``sort``) gives one node per used result, told apart by the attr ``output=i``.
+Params become hashable attrs (:func:`~graphaudit.frontends.common.hashable_param`); a
+sub-jaxpr is compared by its printed text, variables named by position. The calls in
+:data:`~.ops.INLINED` (``jit``, ``custom_jvp_call``, ``remat``, ...) are inlined, so that
+what they compute can merge with the same work elsewhere.
+
+Provenance: an equation whose name stack says ``transpose(...)`` belongs to the backward
+pass and is tagged with the grad call; everything else is forward (``call=None``), so the
+forward pass that every separate ``jax.grad`` trace repeats shows up as duplicated
+forward work. Equations that ``jax.checkpoint`` recomputes in the backward pass (name
+stack ``rematted_computation``) carry the attr ``remat=True``: they never merge with the
+forward they recompute, as XLA's CSE does not merge them either (``prevent_cse``).
+
+:func:`evaluate` runs imported nodes inside one ``jit``; the core :func:`graphaudit.evaluate`
+runs them one eager JAX call at a time.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from graphaudit.frontends import require
+from graphaudit.frontends.common import ADDRESS, ATTR_OUTPUT, TEXT_RULES, canonical_text, hashable_param, imported_node
+from graphaudit.frontends.jax.ops import ATTR_REMAT, INLINED, PRIMITIVES, bind, op_name
+from graphaudit.graph import GradCall, Node, building, constant, parameter, placeholder, topological_order
+
+REMAT_STACK = "rematted_computation"  # the name stack jax.checkpoint gives the equations it recomputes
+
+
+def _jaxpr_text(value: Any, depth: int) -> str | None:
+    """A jaxpr's canonical text (variables named by position, callbacks without addresses); None for the rest."""
+    if "jax" not in sys.modules:  # no jaxpr exists before JAX is imported
+        return None
+    jax_core = require("jax.extend.core", "jax")
+    if isinstance(value, jax_core.ClosedJaxpr):
+        return f"closed_jaxpr({ADDRESS.sub('', str(value.jaxpr))}; consts={canonical_text(list(value.consts), depth)})"
+    if isinstance(value, jax_core.Jaxpr):
+        return f"jaxpr({ADDRESS.sub('', str(value))})"
+    return None
+
+
+TEXT_RULES.append(_jaxpr_text)
+
+
+# --- dtypes and shapes ---------------------------------------------------------------------
+
+
+def np_dtype(dtype: Any) -> np.dtype:
+    """numpy's dtype; JAX's extended dtypes (PRNG keys) as raw bytes of their size."""
+    try:
+        return np.dtype(dtype)
+    except TypeError:
+        return np.dtype(f"V{getattr(dtype, 'itemsize', 0) or 1}")
+
+
+def _aval_dtype(aval: Any) -> np.dtype:
+    """An abstract value's dtype; one that has none (an effect token) as one raw byte."""
+    dtype = getattr(aval, "dtype", None)
+    return np.dtype("V1") if dtype is None else np_dtype(dtype)
+
+
+def _shape(aval: Any, where: str) -> tuple[int, ...]:
+    shape = tuple(getattr(aval, "shape", ()))
+    if not all(isinstance(d, (int, np.integer)) for d in shape):
+        raise TypeError(f"{where}: shape {shape} has symbolic dimensions; graphaudit needs concrete shapes")
+    return tuple(int(d) for d in shape)
+
+
+# --- importing a jaxpr ----------------------------------------------------------------------
+
+
+class _Importer:
+    """Walks a jaxpr (and the sub-jaxprs it inlines) and builds the nodes of one trace."""
+
+    def __init__(self, call: GradCall | None):
+        self.call = call
+        self.jax_core = require("jax.extend.core", "jax")
+
+    def atom(self, env: dict, atom: Any) -> Node:
+        if isinstance(atom, self.jax_core.Literal):
+            return constant(np.asarray(atom.val, dtype=_aval_dtype(atom.aval)))
+        return env[atom]
+
+    def run(self, jaxpr: Any, consts: Sequence[Any], inputs: Sequence[Node], backward: bool, remat: bool) -> list[Node]:
+        env: dict[Any, Node] = {}
+        for var, value in zip(jaxpr.constvars, consts):
+            env[var] = constant(np.asarray(value))
+        for var, node in zip(jaxpr.invars, inputs):
+            env[var] = node
+        for eqn in jaxpr.eqns:
+            stack = str(eqn.source_info.name_stack)
+            eqn_backward = backward or "transpose(" in stack
+            eqn_remat = remat or REMAT_STACK in stack
+            inputs_of = [self.atom(env, v) for v in eqn.invars]
+            name = eqn.primitive.name
+            if name in INLINED and INLINED[name] in eqn.params:
+                sub = eqn.params[INLINED[name]]
+                sub_jaxpr, sub_consts = (sub.jaxpr, sub.consts) if hasattr(sub, "consts") else (sub, ())
+                if len(sub_jaxpr.invars) != len(inputs_of):
+                    raise ValueError(f"{name}: {len(inputs_of)} inputs for a sub-jaxpr of {len(sub_jaxpr.invars)}")
+                results = self.run(sub_jaxpr, sub_consts, inputs_of, eqn_backward, eqn_remat)
+                for var, node in zip(eqn.outvars, results):
+                    if not isinstance(var, self.jax_core.DropVar):
+                        env[var] = node
+                continue
+            self.equation(eqn, env, inputs_of, eqn_backward, eqn_remat)
+        return [self.atom(env, v) for v in jaxpr.outvars]
+
+    def equation(self, eqn: Any, env: dict, inputs: list[Node], backward: bool, remat: bool) -> None:
+        primitive = eqn.primitive
+        if ATTR_OUTPUT in eqn.params or ATTR_REMAT in eqn.params:
+            raise ValueError(f"JAX primitive {primitive.name!r} has a param named like a graphaudit attr")
+        op = op_name(primitive, bool(eqn.effects))
+        attrs = [(k, hashable_param(v)) for k, v in eqn.params.items()]
+        if remat:
+            attrs.append((ATTR_REMAT, True))
+        call = self.call if backward else None
+        for position, var in enumerate(eqn.outvars):
+            if isinstance(var, self.jax_core.DropVar):
+                continue
+            env[var] = imported_node(op, inputs, attrs, _shape(var.aval, f"output of {primitive.name}"),
+                                     _aval_dtype(var.aval), call=call,
+                                     output=position if primitive.multiple_results else None)
+
+
+def from_jaxpr(closed_jaxpr: Any, inputs: Sequence[Node] | None = None, *, call: GradCall | None = None) -> list[Node]:
+    """The nodes of a (closed) jaxpr's outputs.
+
+    ``inputs`` gives one node per invar (pass the same nodes to several imports so that
+    their graphs share leaves and can merge); by default each invar becomes a placeholder
+    named after the jaxpr's argument names. Backward equations (under ``transpose``) are
+    tagged with ``call`` (a new ``GradCall`` if none is given), forward ones are not.
+    """
+    jax_core = require("jax.extend.core", "jax")
+    if isinstance(closed_jaxpr, jax_core.ClosedJaxpr):
+        jaxpr, consts = closed_jaxpr.jaxpr, closed_jaxpr.consts
+    elif isinstance(closed_jaxpr, jax_core.Jaxpr):
+        jaxpr, consts = closed_jaxpr, ()
+    else:
+        raise TypeError(f"from_jaxpr: expected a jaxpr (jax.make_jaxpr(f)(*args)), got {type(closed_jaxpr).__name__}")
+    if inputs is None:
+        arg_names = getattr(getattr(jaxpr, "debug_info", None), "arg_names", None) or ()
+        if len(arg_names) != len(jaxpr.invars) or None in arg_names:
+            arg_names = [f"arg{i}" for i in range(len(jaxpr.invars))]
+        inputs = [
+            placeholder(name, _shape(v.aval, f"input {name}"), _aval_dtype(v.aval))
+            for name, v in zip(arg_names, jaxpr.invars)
+        ]
+    inputs = list(inputs)
+    _check_inputs(jaxpr, inputs)
+    if call is None:
+        call = GradCall(["<jaxpr>"])
+    with building():  # constants and literals are leaves, never backward nodes; equations say their call
+        return _Importer(call).run(jaxpr, consts, inputs, backward=False, remat=False)
+
+
+def _check_inputs(jaxpr: Any, inputs: list[Node]) -> None:
+    if len(inputs) != len(jaxpr.invars):
+        raise ValueError(f"from_jaxpr: {len(inputs)} input nodes for a jaxpr with {len(jaxpr.invars)} inputs")
+    for position, (var, node) in enumerate(zip(jaxpr.invars, inputs)):
+        if not isinstance(node, Node):
+            raise TypeError(f"from_jaxpr: inputs[{position}] is a {type(node).__name__}, not a graphaudit Node")
+        shape, dtype = _shape(var.aval, f"input {position}"), _aval_dtype(var.aval)
+        if node.shape != shape or node.dtype != dtype:
+            raise ValueError(
+                f"from_jaxpr: inputs[{position}] ({node.label}) is {node.dtype}{list(node.shape)}, "
+                f"but the jaxpr's input {position} is {dtype}{list(shape)}"
+            )
+
+
+def count_equations(closed_jaxpr: Any) -> int:
+    """Primitive equations of a jaxpr, with those of the calls it inlines (``jit``, ``remat``, ...)."""
+    count = 0
+    for eqn in getattr(closed_jaxpr, "jaxpr", closed_jaxpr).eqns:
+        key = INLINED.get(eqn.primitive.name)
+        count += count_equations(eqn.params[key]) if key in eqn.params else 1
+    return count
+
+
+# --- the user's function, flattened -----------------------------------------------------------
+
+
+def _argument_names(fn: Callable, count: int) -> list[str]:
+    """Names for ``fn``'s positional arguments, from its signature where it has one."""
+    try:
+        parameters = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        parameters = []
+    names: list[str] = []
+    for p in parameters:
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+            names.append(p.name)
+        elif p.kind == p.VAR_POSITIONAL:
+            names += [f"{p.name}[{i}]" for i in range(count - len(names))]
+            break
+    names += [f"arg{i}" for i in range(len(names), count)]
+    return names[:count]
+
+
+class FlatFunction:
+    """The user's function as a function of the flat list of its arguments' leaves.
+
+    ``names`` names each leaf by its argument and pytree path (``params['dense_1']['w']``);
+    ``wrt`` lists the positions of the leaves of the arguments ``argnums`` differentiates.
+    """
+
+    def __init__(self, fn: Callable, args: tuple, argnums: tuple[int, ...]):
+        jax = require("jax", "jax")
+        paths_leaves, self.treedef = jax.tree_util.tree_flatten_with_path(args)
+        if not paths_leaves:
+            raise ValueError("audit: the arguments hold no arrays")
+        self.fn = fn
+        arg_names = _argument_names(fn, len(args))
+        self.names: list[str] = []
+        self.leaves: list[Any] = []
+        self.wrt: list[int] = []
+        for index, (path, leaf) in enumerate(paths_leaves):
+            argument = path[0].idx
+            self.names.append(arg_names[argument] + jax.tree_util.keystr(path[1:]))
+            self.leaves.append(leaf)
+            if argument in argnums:
+                dtype = leaf.dtype if hasattr(leaf, "dtype") else np.asarray(leaf).dtype
+                if not np.issubdtype(np_dtype(dtype), np.inexact):
+                    raise TypeError(
+                        f"audit: cannot differentiate {self.names[-1]}: its dtype is {dtype}, not floating point"
+                    )
+                self.wrt.append(index)
+
+    def __call__(self, *leaves):
+        jax = require("jax", "jax")
+        return self.fn(*jax.tree_util.tree_unflatten(self.treedef, list(leaves)))
+
+    def separate(self, position: int) -> Callable:
+        """``jax.grad`` for the ``position``-th differentiated leaf alone."""
+        return require("jax", "jax").grad(self, argnums=self.wrt[position])
+
+    def joint(self) -> Callable:
+        return require("jax", "jax").grad(self, argnums=tuple(self.wrt))
+
+    def separate_in_one(self, *leaves):
+        """All the separate grads, in one function (for one ``jit``)."""
+        return tuple(self.separate(p)(*leaves) for p in range(len(self.wrt)))
+
+    def nodes(self, traced: Any) -> list[Node]:
+        """One leaf node per argument leaf, typed as JAX traced it: parameters if differentiated."""
+        wrt = set(self.wrt)
+        return [
+            (parameter if i in wrt else placeholder)(name, _shape(var.aval, name), _aval_dtype(var.aval))
+            for i, (name, var) in enumerate(zip(self.names, traced.jaxpr.invars))
+        ]
+
+
+def named_leaves(fn: Callable, *args: Any) -> dict[str, Any]:
+    """``{name: leaf}`` of the arguments, named as :func:`~.audit.audit` names them: the feed for
+    :func:`evaluate` (or :func:`graphaudit.evaluate`) of the imported forms."""
+    flat = FlatFunction(fn, args, ())
+    return dict(zip(flat.names, flat.leaves))
+
+
+def evaluate(outputs: Sequence[Node], feed: Mapping[str | Node, Any]) -> list[np.ndarray]:
+    """Compute imported ``outputs`` with JAX: every node binds its primitive, all in one ``jit``.
+
+    The core :func:`graphaudit.evaluate` runs the same nodes one eager JAX call at a time;
+    this compiles the graph once (much faster for more than a handful of nodes) and
+    carries values numpy cannot hold (PRNG keys). ``feed`` maps leaf nodes or names to arrays.
+    """
+    jax = require("jax", "jax")
+    outputs = list(outputs)
+    order = topological_order(outputs)
+    leaves = [n for n in order if n.op in ("placeholder", "parameter")]
+    values = []
+    for leaf in leaves:
+        if leaf in feed or leaf.name in feed:
+            values.append(feed[leaf] if leaf in feed else feed[leaf.name])
+        elif leaf.value is not None:
+            values.append(leaf.value)
+        else:
+            raise ValueError(f"evaluate: no value fed for {leaf.op} {leaf.name!r} of shape {leaf.shape}")
+    for node in order:
+        if not node.is_leaf and node.op not in PRIMITIVES:
+            raise ValueError(f"evaluate: node {node.label} is a graphaudit op, not an imported JAX primitive")
+
+    def run(*leaf_values):
+        env = {leaf: value for leaf, value in zip(leaves, leaf_values)}
+        for node in order:
+            if node.op == "constant":
+                env[node] = node.value
+            elif node not in env:
+                env[node] = bind(node, *(env[i] for i in node.inputs))
+        return [env[o] for o in outputs]
+
+    return [np.asarray(v) for v in jax.jit(run)(*values)]

@@ -1,0 +1,120 @@
+"""JAX's primitives as graphaudit ops: the table of how each one counts, and how it runs.
+
+Each primitive is registered as ``jax.<primitive>`` the first time an importer meets it,
+with its row of :data:`TABLE`: its kind and FLOP rule (a primitive with no row is
+reported as having no cost rule, never dropped). Every imported node runs through JAX
+itself: :func:`bind` hands its primitive the input arrays and its params back.
+
+A primitive is impure (never merged) when it draws random numbers (:data:`RANDOM`) or
+when the equation that first brings it has side effects.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from graphaudit.frontends.common import ATTR_OUTPUT, ImportedOp, Opaque, OpTable
+from graphaudit.graph import Node
+from graphaudit.ops import elementwise_cost, no_flops, reduction_cost
+
+# Calls whose sub-jaxpr is inlined (the key of the sub-jaxpr in the equation's params).
+INLINED = {
+    "jit": "jaxpr",
+    "pjit": "jaxpr",
+    "closed_call": "call_jaxpr",
+    "core_call": "call_jaxpr",
+    "custom_jvp_call": "call_jaxpr",
+    "custom_vjp_call": "call_jaxpr",
+    "custom_vjp_call_jaxpr": "fun_jaxpr",
+    "remat": "jaxpr",
+    "remat2": "jaxpr",
+    "checkpoint": "jaxpr",
+}
+ATTR_REMAT = "remat"  # graphaudit's attr on what jax.checkpoint recomputes (JAX's params never hold it)
+
+
+# --- cost rules --------------------------------------------------------------------------
+
+
+def dot_general_flops(node: Node) -> int:
+    """``2 * out.size * K``: one multiply-add per output element and contracted index."""
+    (lhs_contracting, _), _ = node.attr("dimension_numbers")
+    lhs = node.inputs[0]
+    return 2 * node.size * math.prod(lhs.shape[d] for d in lhs_contracting)
+
+
+def conv_flops(node: Node) -> int:
+    """``2 * out.size * (kernel elements per output feature)``: what each output element sums."""
+    rhs = node.inputs[1]
+    out_features = rhs.shape[node.attr("dimension_numbers").rhs_spec[0]]
+    return 2 * node.size * (rhs.size // out_features)
+
+
+def scatter_flops(node: Node) -> int:
+    """One FLOP per update element (each is combined into the operand)."""
+    return node.inputs[2].size
+
+
+# --- the table ---------------------------------------------------------------------------
+
+ELEMENTWISE = """abs acos acosh add add_any and asin asinh atan atan2 atanh cbrt ceil clamp complex conj cos cosh
+digamma div eq erf erf_inv erfc exp exp2 expm1 floor ge gt igamma igammac imag integer_pow is_finite le lgamma log
+log1p logistic lt max min mul ne neg nextafter not or polygamma population_count pow real rem round rsqrt
+select_n shift_left shift_right_arithmetic shift_right_logical sign sin sinh sqrt square sub tan tanh xor""".split()
+REDUCTIONS = """argmax argmin cumlogsumexp cummax cummin cumprod cumsum reduce_and reduce_max reduce_min reduce_or
+reduce_prod reduce_sum reduce_xor""".split()
+DATA = """bitcast_convert_type broadcast_in_dim concatenate convert_element_type copy copy_p dynamic_slice
+dynamic_update_slice expand_dims gather optimization_barrier pad random_unwrap random_wrap reduce_precision reshape
+rev scatter select_and_gather_add sharding_constraint slice split squeeze stop_gradient transpose""".split()
+SOURCES = "iota".split()
+RANDOM = "random_bits random_fold_in random_seed random_split rng_bit_generator rng_uniform threefry2x32".split()
+SCATTERS = "scatter-add scatter_add scatter-mul scatter_mul scatter-min scatter_min scatter-max scatter_max".split()
+
+PRIMITIVES: dict[str, Any] = {}  # op name -> the JAX primitive it binds
+
+
+def jax_params(node: Node) -> dict[str, Any]:
+    """The JAX params of an imported node: its attrs, opaque ones unwrapped, graphaudit's own left out."""
+    return {k: v.value if isinstance(v, Opaque) else v for k, v in node.attrs if k not in (ATTR_OUTPUT, ATTR_REMAT)}
+
+
+def bind(node: Node, *values: Any) -> Any:
+    """Bind an imported node's primitive to ``values`` (arrays, or tracers inside a ``jit``): the node's result."""
+    primitive = PRIMITIVES[node.op]
+    result = primitive.bind(*values, **jax_params(node))
+    return result[node.attr(ATTR_OUTPUT)] if primitive.multiple_results else result
+
+
+def _bind_impl(node: Node, *arrays: np.ndarray) -> np.ndarray:
+    """Evaluate one imported node with JAX itself (eagerly): how the core ``evaluate`` runs it."""
+    return np.asarray(bind(node, *arrays))
+
+
+TABLE = OpTable(
+    "jax.",
+    {
+        **{p: ImportedOp("elementwise", elementwise_cost) for p in ELEMENTWISE},
+        **{p: ImportedOp("reduction", reduction_cost) for p in REDUCTIONS},
+        **{p: ImportedOp("data", no_flops) for p in DATA},
+        **{p: ImportedOp("source", no_flops) for p in SOURCES},
+        **{p: ImportedOp("random", elementwise_cost) for p in RANDOM},
+        "dot_general": ImportedOp("matmul", dot_general_flops),
+        "conv_general_dilated": ImportedOp("matmul", conv_flops),
+        **{p: ImportedOp("data", scatter_flops) for p in SCATTERS},
+    },
+    fallback_impl=_bind_impl,
+)
+
+
+def op_name(primitive: Any, effectful: bool) -> str:
+    """``jax.<primitive>``, registered with its table row the first time it is seen (random
+    draws and equations with side effects as impure: see :meth:`OpTable.op_name`)."""
+    key = primitive.name
+    pure = key not in RANDOM and not effectful
+    doc = f"JAX primitive {key!r}" + ("" if TABLE.row(key).cost is not None else " (no cost rule)")
+    name = TABLE.op_name(key, pure=pure, doc=doc)
+    PRIMITIVES.setdefault(name, primitive)
+    return name

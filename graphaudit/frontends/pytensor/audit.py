@@ -1,0 +1,329 @@
+"""The seed's question inside PyTensor: ``pytensor.grad`` per parameter against one joint call.
+
+The separate form is one ``pytensor.grad(cost, [p])`` per parameter, the joint form one
+``pytensor.grad(cost, wrt)``. Both are built ``repeats`` times (the seed's own measurement:
+median and spread of the build times), imported and compared with
+:func:`graphaudit.compare_forms`. With ``compile_check=True`` the report also gives what
+PyTensor's own rewrites get back: its ``MergeOptimizer`` alone, and the default compile
+rewrites, on both forms (node and dot counts beside graphaudit's).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+from graphaudit.audit import compare_forms
+from graphaudit.cost import is_matmul
+from graphaudit.describe import forward_names
+from graphaudit.errors import GraphauditError
+from graphaudit.frontends import MissingFrameworkError
+from graphaudit.frontends.common import (
+    CliFrontend, FrameworkSection, TargetError, a_type, attach_section, spread, target_wrt,
+)
+from graphaudit.frontends.pytensor.importer import _as_list, _dtype, _Importer
+from graphaudit.frontends.pytensor.ops import FAMILIES, PREFIX, _pytensor
+from graphaudit.graph import GradCall, Node, topological_order
+from graphaudit.report import Report
+
+REPEATS = 20  # builds of each form, by default
+
+
+# --- counting and PyTensor's own rewrites ------------------------------------------------------------
+
+
+def _traversal():
+    """``pytensor.graph.traversal`` (PyTensor 3), or ``pytensor.graph.basic`` where older releases keep the walks."""
+    _pytensor()
+    try:
+        from pytensor.graph import traversal
+    except ImportError:
+        from pytensor.graph import basic as traversal
+    return traversal
+
+
+def _roots(outputs) -> list:
+    pt = _pytensor()
+    return [v for v in _traversal().graph_inputs(outputs) if not isinstance(v, pt.graph.basic.Constant)]
+
+
+def _applies(outputs) -> list:
+    return list(_traversal().applys_between(_roots(outputs), outputs))
+
+
+MATMUL_CLASSES = frozenset(name for name, row in FAMILIES.rows.items() if row.kind == "matmul")
+
+
+def matmul_count(applies) -> int:
+    """How many of these PyTensor Apply nodes are matrix products (Dot, Dot22, Gemm, ..., Blockwise{Dot})."""
+    return sum(_is_matmul_op(a.op) for a in applies)
+
+
+def _is_matmul_op(op) -> bool:
+    from pytensor.tensor.blockwise import Blockwise
+
+    if isinstance(op, Blockwise):
+        return _is_matmul_op(op.core_op)
+    return type(op).__name__ in MATMUL_CLASSES
+
+
+def merge_optimizer(outputs) -> dict[str, Any]:
+    """Run PyTensor's ``MergeOptimizer`` alone on a clone of the graph of ``outputs``.
+
+    Returns ``nodes`` and ``dots`` (Apply nodes after merging), ``seconds``, and ``merged``:
+    the pairs ``(removed, kept)`` of Apply nodes *of the original graph* that it merged.
+    """
+    pt = _pytensor()
+    from pytensor.graph.basic import clone_get_equiv
+    from pytensor.graph.features import Feature
+    from pytensor.graph.fg import FunctionGraph
+    from pytensor.graph.rewriting.basic import MergeOptimizer
+
+    outputs = list(outputs)
+    inputs = _roots(outputs)
+    equiv = clone_get_equiv(inputs, outputs)
+    original = {clone: orig for orig, clone in equiv.items() if isinstance(orig, pt.graph.basic.Apply)}
+
+    class Replacements(Feature):
+        def __init__(self):
+            self.pairs = []
+
+        def on_change_input(self, fgraph, node, i, var, new_var, reason=None):
+            if var.owner is not None and new_var.owner is not None:
+                self.pairs.append((var.owner, new_var.owner))
+
+    graph = FunctionGraph([equiv[v] for v in inputs], [equiv[v] for v in outputs], clone=False)
+    seen = Replacements()
+    graph.attach_feature(seen)
+    start = time.perf_counter()
+    MergeOptimizer().rewrite(graph)
+    seconds = time.perf_counter() - start
+    merged = list(dict.fromkeys(
+        (original[a], original[b]) for a, b in seen.pairs if a in original and b in original and a is not b
+    ))
+    return {"nodes": len(graph.apply_nodes), "dots": matmul_count(graph.apply_nodes), "seconds": seconds,
+            "merged": merged}
+
+
+def default_compile(outputs, mode=None) -> dict[str, Any]:
+    """Compile ``outputs`` with ``pytensor.function`` (default mode unless ``mode``): nodes and dots it keeps."""
+    pt = _pytensor()
+    outputs = list(outputs)
+    inputs = [v for v in _roots(outputs) if not isinstance(v, pt.compile.sharedvalue.SharedVariable)]
+    start = time.perf_counter()
+    function = pt.function(inputs, outputs, mode=mode, on_unused_input="ignore")
+    seconds = time.perf_counter() - start
+    applies = function.maker.fgraph.apply_nodes
+    return {"nodes": len(applies), "dots": matmul_count(applies), "seconds": seconds}
+
+
+def mode_name(mode) -> str:
+    """``"default mode, Numba"``, ``"FAST_COMPILE, VM"``: the mode and its linker, briefly."""
+    pt = _pytensor()
+    resolved = pt.compile.mode.get_mode(mode)
+    linker = type(resolved.linker).__name__.removesuffix("Linker") or "?"
+    return f"{mode if isinstance(mode, str) else 'default mode'}, {linker}"
+
+
+
+
+# --- the audit -------------------------------------------------------------------------------------
+
+
+def build_both(cost, wrt: list, repeats: int) -> tuple[list, list, dict[str, Any]]:
+    """Build the separate and the joint grads ``repeats`` times each, alternating, timing each build.
+
+    Returns the first separate form, the first joint form, and the build-time statistics
+    (seconds: a :func:`spread` per form). A plain loop, like the seed's: the garbage
+    collector runs when it runs, and its pauses are part of the cost of building.
+    """
+    pt = _pytensor()
+    if repeats < 1:
+        raise ValueError(f"audit: repeats must be >= 1, got {repeats}")
+    times = {"separate": [], "joint": []}
+    kept: dict[str, list] = {}
+
+    def build(form):
+        if form == "separate":
+            return [pt.grad(cost, [p])[0] for p in wrt]
+        return list(pt.grad(cost, wrt))
+
+    for form in ("joint", "separate"):  # warm-up, untimed: the first grad call in a process pays for imports
+        build(form)
+    for rep in range(repeats):
+        for form in (("joint", "separate") if rep % 2 == 0 else ("separate", "joint")):
+            start = time.perf_counter()
+            grads = build(form)
+            times[form].append(time.perf_counter() - start)
+            kept.setdefault(form, grads)
+    stats = {form: spread(times[form]) for form in ("joint", "separate")}
+    build_seconds = {
+        "repeats": repeats,
+        "calls": {"joint": 1, "separate": len(wrt)},
+        **stats,
+        "separate_over_joint": stats["separate"]["median"] / stats["joint"]["median"],
+    }
+    return kept["separate"], kept["joint"], build_seconds
+
+
+def audit(
+    cost,
+    wrt,
+    *,
+    shapes: Mapping | None = None,
+    compile_check: bool = False,
+    repeats: int = REPEATS,
+    mode=None,
+    commutative: bool = False,
+) -> Report:
+    """Audit PyTensor's separate grads (one ``pytensor.grad(cost, [p])`` per ``p``) against its joint grad.
+
+    ``cost`` is a scalar PyTensor variable, ``wrt`` a variable or a list of them (shared
+    variables, or inputs, which then count as parameters). ``shapes`` gives the shapes of
+    inputs whose static shape PyTensor does not know (``{"x": (128, 16384), "y": (128,)}``).
+    Both forms are built ``repeats`` times; the report's build times are the medians, and
+    ``report.framework["build_seconds"]`` holds the spread. With ``compile_check=True``,
+    ``report.framework["compile_check"]`` also holds what PyTensor's ``MergeOptimizer`` and its
+    compile rewrites (``mode``, default: PyTensor's default mode) keep of each form.
+    """
+    pt = _pytensor()
+    (cost,), _ = _as_list(cost, "audit: cost")
+    if getattr(cost.type, "ndim", None) != 0 or _dtype(cost).kind != "f":
+        raise ValueError(f"audit: cost must be a floating-point scalar, got {cost.type} ({cost})")
+    targets, _ = _as_list(wrt, "audit: wrt")
+    if not targets:
+        raise ValueError("audit: wrt is empty; pass at least one variable")
+    separate_vars, joint_vars, build_seconds = build_both(cost, targets, repeats)
+
+    importer = _Importer(shapes, [t for t in targets if t.owner is None])
+    (cost_node,) = importer.import_outputs([cost])
+    wrt_names = []
+    for position, (target, node) in enumerate(zip(targets, importer.import_outputs(targets)), start=1):
+        wrt_names.append(node.name if node.is_leaf else (target.name or f"wrt{position}"))
+    separate = []
+    for name, variable in zip(wrt_names, separate_vars):
+        separate += importer.import_outputs([variable], GradCall([name]))
+    joint = importer.import_outputs(joint_vars, GradCall(wrt_names))
+    importer.check_shape_keys()
+
+    report = compare_forms(
+        separate, joint, wrt=wrt_names, names=_forward_names(cost_node),
+        build_seconds=(build_seconds["separate"]["median"], build_seconds["joint"]["median"]),
+        commutative=commutative,
+    )
+    section = PyTensorSection(name="PyTensor", version=pt.__version__, build_seconds=build_seconds)
+    if compile_check:
+        section["compile_check"] = _compile_check(report, importer, separate_vars, joint_vars, mode)
+    return attach_section(report, section)
+
+
+def _forward_names(cost_node: Node) -> dict[Node, str]:
+    """Forward nodes named like ``Elemwise{sigmoid}_2`` (the op without ``pytensor.``), by op and position."""
+    names = forward_names(topological_order([cost_node]))
+    return {node: name.removeprefix(PREFIX) for node, name in names.items()}
+
+
+def _compile_check(report: Report, importer: _Importer, separate_vars, joint_vars, mode) -> dict[str, Any]:
+    def ga_counts(form):
+        order = [n for n in topological_order(report.forms[form].outputs) if not n.is_leaf]
+        return {"nodes": len(order), "dots": sum(is_matmul(n) for n in order),
+                "seconds": report.forms[form].build_seconds if form.endswith("_merged") else None}
+
+    rows = []
+    as_built = {}
+    for form, variables in (("separate", separate_vars), ("joint", joint_vars)):
+        applies = _applies(variables)
+        as_built[form] = {"nodes": len(applies), "dots": matmul_count(applies), "seconds": None}
+    rows.append({"graph": "as built (PyTensor Apply nodes)", **as_built})
+    rows.append({"graph": "graphaudit merge", "separate": ga_counts("separate_merged"),
+                 "joint": ga_counts("joint_merged")})
+    pt_merge = {form: merge_optimizer(v) for form, v in (("separate", separate_vars), ("joint", joint_vars))}
+    rows.append({"graph": "PyTensor MergeOptimizer",
+                 **{form: {k: r[k] for k in ("nodes", "dots", "seconds")} for form, r in pt_merge.items()}})
+    compiled = {form: default_compile(v, mode) for form, v in (("separate", separate_vars), ("joint", joint_vars))}
+    rows.append({"graph": f"PyTensor compile ({mode_name(mode)})", **compiled})
+
+    missed = {}
+    for form in ("separate", "joint"):
+        mapping = report.merges[form].mapping
+        missed[form] = sum(
+            any(mapping[importer.nodes[a]] is not mapping[importer.nodes[b]] for a, b in zip(x.outputs, y.outputs))
+            for x, y in pt_merge[form]["merged"]
+        )
+    return {
+        "title": "what PyTensor's compiler gets back",
+        "rows": rows,
+        "merge_optimizer_merges": {form: len(pt_merge[form]["merged"]) for form in ("separate", "joint")},
+        "merges_graphaudit_missed": missed,
+    }
+
+
+class PyTensorSection(FrameworkSection):
+    """PyTensor's part of a report: build times, the compile check, and MergeOptimizer's merges.
+
+    ``compile_check`` adds ``merge_optimizer_merges`` (per form, the Apply nodes PyTensor's
+    ``MergeOptimizer`` merged away) and ``merges_graphaudit_missed`` (how many of those
+    graphaudit's merge did not make; 0 is the cross-check passing).
+    """
+
+    def lines(self) -> list[str]:
+        lines = super().lines()
+        if "compile_check" in self:
+            check = self["compile_check"]
+            missed, merges = check["merges_graphaudit_missed"], check["merge_optimizer_merges"]
+            lines.append("  MergeOptimizer's merges that graphaudit's merge does not make: "
+                         + ", ".join(f"{form} {missed[form]} of {merges[form]}" for form in missed))
+        return lines
+
+
+# --- the command line ------------------------------------------------------------------------------
+
+
+class PyTensorTarget(NamedTuple):
+    """What a target function returned: differentiate scalar ``cost`` w.r.t. ``wrt``, inputs of ``shapes``."""
+
+    cost: Any
+    wrt: list
+    shapes: Mapping | None
+    name: str
+
+
+def recognise(result: Any, name: str) -> PyTensorTarget | None:
+    """``result`` as a target when it is a 2- or 3-tuple whose first item is a PyTensor variable; None otherwise.
+
+    PyTensor is not imported to tell: a function that built PyTensor variables has imported it.
+    """
+    pytensor = sys.modules.get("pytensor")
+    if pytensor is None or not isinstance(result, (tuple, list)) or len(result) not in (2, 3):
+        return None
+    variable = pytensor.graph.basic.Variable
+    if not isinstance(result[0], variable):
+        return None
+    cost, wrt, shapes = (*result, None) if len(result) == 2 else result
+    wrt = target_wrt(wrt, variable, "PyTensor variable", name, CLI.returns)
+    if shapes is not None and not isinstance(shapes, Mapping):
+        raise TargetError(f"{name}: shapes is {a_type(shapes)}, not a dict {{variable or name: shape}}")
+    return PyTensorTarget(cost, wrt if isinstance(wrt, list) else [wrt], shapes, name)
+
+
+def run(target: PyTensorTarget, options: Mapping[str, Any]) -> Report:
+    """:func:`audit` of the target with the command line's options; PyTensor's own failures in one line."""
+    repeats = REPEATS if options["repeats"] is None else options["repeats"]
+    try:
+        return audit(target.cost, target.wrt, shapes=target.shapes, compile_check=options["compile_check"],
+                     repeats=repeats, commutative=options["commutative"])
+    except (MissingFrameworkError, GraphauditError):
+        raise
+    except Exception as exc:  # bad arguments, or PyTensor failed building or compiling the gradients
+        raise TargetError(f"auditing {target.name} with PyTensor failed: {type(exc).__name__}: {exc}") from exc
+
+
+CLI = CliFrontend(
+    name="PyTensor",
+    returns="(cost, wrt) or (cost, wrt, shapes) for PyTensor variables",
+    options=frozenset({"commutative", "repeats", "compile_check"}),
+    recognise=recognise,
+    run=run,
+)

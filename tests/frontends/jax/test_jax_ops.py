@@ -1,0 +1,114 @@
+"""frontends/jax/ops.py: how imported JAX primitives count, run and stay apart.
+
+Cost rules are checked against hand counts; a primitive with no row in the table is
+reported, not dropped, and still runs through JAX; random and effectful primitives never merge.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+jax = pytest.importorskip("jax")
+jnp = pytest.importorskip("jax.numpy")
+
+import graphaudit as ga  # noqa: E402
+from graphaudit.cost import node_flops  # noqa: E402
+from graphaudit.frontends import jax as gj  # noqa: E402
+from graphaudit.frontends.jax.ops import PRIMITIVES  # noqa: E402
+from jax_functions import sorted_loss  # noqa: E402
+
+
+def test_cost_rules_of_imported_primitives():
+    b, i, j, k = 2, 3, 4, 5
+    n, c, h, w, o, kh, kw, groups = 2, 4, 6, 7, 6, 3, 2, 2
+
+    def f(p, q, image, kernel, updates):
+        batched = jnp.einsum("bij,bjk->bik", p, q)
+        conv = jax.lax.conv_general_dilated(image, kernel, (1, 1), "VALID", feature_group_count=groups)
+        scattered = jnp.zeros(10).at[jnp.array([1, 3, 3])].add(updates)
+        return batched, conv, scattered, jnp.sum(batched, axis=1)
+
+    args = (jnp.ones((b, i, j)), jnp.ones((b, j, k)), jnp.ones((n, c, h, w)), jnp.ones((o, c // groups, kh, kw)),
+            jnp.ones(3))
+    batched, conv, scattered, summed = gj.from_jaxpr(jax.make_jaxpr(f)(*args))
+    assert batched.op == "jax.dot_general" and ga.OPS[batched.op].kind == "matmul"
+    assert node_flops(batched) == 2 * b * i * j * k
+    assert conv.op == "jax.conv_general_dilated" and conv.shape == (n, o, h - kh + 1, w - kw + 1)
+    assert node_flops(conv) == 2 * conv.size * (c // groups) * kh * kw
+    assert scattered.op == "jax.scatter-add" and node_flops(scattered) == 3
+    assert summed.op == "jax.reduce_sum" and node_flops(summed) == b * i * k  # one per input element
+
+
+def test_unknown_primitives_are_reported_not_dropped():
+    rng = np.random.default_rng(0)
+    w, x = rng.standard_normal((4, 5), dtype=np.float32), rng.standard_normal((3, 4), dtype=np.float32)
+    report = gj.audit(sorted_loss, w, x, argnums=0)
+    assert ga.OPS["jax.sort"].cost is None
+    for form in ("separate", "joint"):
+        order = ga.topological_order(report.forms[form].outputs)
+        sorts = sum(1 for n in order if n.op == "jax.sort")
+        assert sorts >= 1
+        assert dict(report.forms[form].cost.no_cost_rule) == {"jax.sort": sorts}
+        assert report.forms[form].cost.nodes == sum(1 for n in order if not n.is_leaf)
+    assert "no cost rule, FLOPs not counted: jax.sort" in report.to_text()
+    (value,) = ga.evaluate(report.forms["joint"].outputs, gj.named_leaves(sorted_loss, w, x))  # sort: 2 results
+    np.testing.assert_allclose(value, np.asarray(jax.grad(sorted_loss)(w, x)), rtol=1e-5, atol=1e-7)
+
+
+def test_random_draws_are_never_merged():
+    rng = np.random.default_rng(2)
+    w1 = rng.standard_normal((4, 5), dtype=np.float32)
+    w2 = rng.standard_normal((5, 2), dtype=np.float32)
+    x = rng.standard_normal((3, 4), dtype=np.float32)
+
+    def dropout_loss(w1, w2, key, x):
+        h = jnp.tanh(x @ w1)
+        keep = jax.random.bernoulli(key, 0.5, h.shape)
+        return jnp.sum(jnp.where(keep, h / 0.5, 0.0) @ w2)
+
+    args = (w1, w2, jax.random.PRNGKey(0), x)
+    report = gj.audit(dropout_loss, *args, argnums=(0, 1))
+    assert ga.OPS["jax.random_bits"].pure is False
+
+    def draws(form):
+        return sum(1 for n in ga.topological_order(report.forms[form].outputs) if n.op == "jax.random_bits")
+
+    assert draws("joint") == 1
+    assert draws("separate") == draws("separate_merged") == 2  # one per trace, both kept
+    assert report.merged_equals_joint is False
+    values = gj.evaluate(report.forms["separate_merged"].outputs, gj.named_leaves(dropout_loss, *args))
+    for value, reference in zip(values, jax.grad(dropout_loss, argnums=(0, 1))(*args)):
+        np.testing.assert_allclose(value, np.asarray(reference), rtol=1e-5, atol=1e-6)
+
+
+@pytest.fixture
+def forgotten_ops():
+    """The ops a test registers, forgotten after it: the registry is the process's, and other tests read it."""
+    before = set(ga.OPS)
+    yield
+    for name in set(ga.OPS) - before:
+        del ga.OPS[name]
+        PRIMITIVES.pop(name, None)
+
+
+def cond_jaxpr(with_effect):
+    """A ``lax.cond`` (a primitive no other test imports) whose equation has side effects or not."""
+    taken = (lambda u: (jax.debug.print("{}", u), u * 2)[1]) if with_effect else (lambda u: u * 2)
+    return jax.make_jaxpr(lambda v: jax.lax.cond(v.sum() > 0, taken, lambda u: u, v))(jnp.ones(3))
+
+
+def while_jaxpr(with_effect):
+    """A ``lax.while_loop`` (no other test imports it either) whose equation has side effects or not."""
+    body = (lambda v: (jax.debug.print("{}", v), v - 1)[1]) if with_effect else (lambda v: v - 1)
+    return jax.make_jaxpr(lambda v: jax.lax.while_loop(lambda u: u > 0, body, v))(3)
+
+
+def test_an_op_first_seen_with_side_effects_stays_impure_and_one_first_seen_pure_refuses_them(forgotten_ops):
+    (effectful,) = gj.from_jaxpr(cond_jaxpr(with_effect=True))
+    (plain,) = gj.from_jaxpr(cond_jaxpr(with_effect=False))  # accepted: it only stays apart
+    assert effectful.op == plain.op == "jax.cond" and ga.OPS["jax.cond"].pure is False
+    gj.from_jaxpr(while_jaxpr(with_effect=False))
+    assert ga.OPS["jax.while"].pure is True
+    with pytest.raises(ValueError, match="'while' has side effects here but was imported as pure"):
+        gj.from_jaxpr(while_jaxpr(with_effect=True))
