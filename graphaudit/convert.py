@@ -16,7 +16,7 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
-from graphaudit.errors import GraphauditError, ShapeError
+from graphaudit.errors import GraphauditError, ShapeError, culprit
 from graphaudit.graph import (
     LEAF_OPS, GradCall, Node, build_context, building, check_nodes, constant, parameter, placeholder,
 )
@@ -59,7 +59,7 @@ def from_networkx(graph: nx.DiGraph) -> list[Node]:
     Outputs are ``graph.graph["outputs"]``, or else the nodes nothing consumes.
     """
     if not isinstance(graph, nx.DiGraph):
-        raise TypeError(f"from_networkx: expected a networkx DiGraph, got {type(graph).__name__}")
+        raise TypeError(f"from_networkx: expected a networkx DiGraph, got {culprit(graph)}")
     if not nx.is_directed_acyclic_graph(graph):
         cycle = " -> ".join(str(u) for u, _ in nx.find_cycle(graph))
         raise GraphauditError(f"from_networkx: the graph has a cycle: {cycle}")

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from operator import attrgetter
 from typing import NamedTuple
 
-from graphaudit.errors import DisconnectedInputError
+from graphaudit.errors import DisconnectedInputError, culprit
 from graphaudit.graph import (
     GradCall,
     Node,
@@ -36,8 +36,9 @@ def grad(cost: Node, wrt: Node | Sequence[Node], *, disconnected: str = "raise")
 
     ``wrt`` is a node or a list of nodes; a list in gives a list out. A ``wrt`` that
     appears twice gets the same gradient node twice. A ``wrt`` the cost does not depend
-    on raises :class:`DisconnectedInputError`, unless ``disconnected="zero"``, which
-    returns zeros of its shape.
+    on, or an integer ``wrt`` (labels used as indices: integers have no gradient, as in
+    Theano), raises :class:`DisconnectedInputError`, unless ``disconnected="zero"``, which
+    returns zeros of its shape (of the cost's floating-point dtype for an integer ``wrt``).
     """
     return _grad(cost, wrt, disconnected, None)
 
@@ -47,14 +48,14 @@ def _grad(cost, wrt, disconnected: str, record: list | None, forward: _Forward |
     if disconnected not in ("raise", "zero"):
         raise ValueError(f"disconnected must be 'raise' or 'zero', got {disconnected!r}")
     if not isinstance(cost, Node):
-        raise TypeError(f"grad: cost is a {type(cost).__name__}, not a graphaudit Node")
+        raise TypeError(f"grad: cost is {culprit(cost)}, not a graphaudit Node")
     if cost.shape != ():
         raise ValueError(f"grad: cost must be a scalar, got shape {cost.shape} ({cost!r})")
     if cost.dtype.kind != "f":
         raise TypeError(f"grad: cost must be floating point, got {cost.dtype} ({cost!r})")
     single = isinstance(wrt, Node)
     if not single and not isinstance(wrt, (list, tuple)):
-        raise TypeError(f"grad: wrt must be a Node or a list of Nodes, got {type(wrt).__name__}")
+        raise TypeError(f"grad: wrt must be a Node or a list of Nodes, got {culprit(wrt)}")
     targets = [wrt] if single else check_nodes(wrt, "grad: wrt")
     if not targets:
         raise ValueError("grad: wrt is empty; pass at least one node")
@@ -67,6 +68,12 @@ def _grad(cost, wrt, disconnected: str, record: list | None, forward: _Forward |
         raise DisconnectedInputError(
             f"grad: cost does not depend on {missing[0]!r}; pass disconnected='zero' to get zeros for it"
         )
+    integers = [t for t in targets if t.dtype.kind not in "fc"]
+    if integers and disconnected == "raise":
+        raise DisconnectedInputError(
+            f"grad: {integers[0]!r} is an integer input ({integers[0].dtype}) and integer inputs have no gradient; "
+            "pass disconnected='zero' to get float zeros for it"
+        )
     on_path = None if forward.calls is not None else forward.on_path(wanted_targets)  # calls find their own
 
     with building(GradCall([t.label for t in targets])) as context:
@@ -76,8 +83,8 @@ def _grad(cost, wrt, disconnected: str, record: list | None, forward: _Forward |
             if target in adjoints:
                 grads.append(adjoints[target])
             else:
-                context.origin = target
-                grads.append(zeros(target.shape, target.dtype))
+                context.origin = target  # no gradient: zeros, floating point even for an integer input
+                grads.append(zeros(target.shape, target.dtype if target.dtype.kind in "fc" else cost.dtype))
     return grads[0] if single else grads
 
 

@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from graphaudit.errors import culprit
+
 LEAF_OPS = frozenset({"placeholder", "parameter", "constant"})
 
 _next_id = itertools.count()
@@ -249,21 +251,36 @@ def placeholder(name: str, shape: Sequence[int], dtype="float32") -> Node:
     return Node("placeholder", (), (), _as_shape(shape, f"placeholder {name!r}"), _as_dtype(dtype), name=str(name))
 
 
-def parameter(name: str, shape_or_value, dtype="float32") -> Node:
-    """What we differentiate: a weight. Give a shape (no array is allocated) or a value."""
-    if isinstance(shape_or_value, (np.ndarray, np.generic, float)):
-        value = np.array(shape_or_value, dtype=None if isinstance(shape_or_value, np.ndarray) else dtype)
-        value.flags.writeable = False
-        return Node("parameter", (), (), value.shape, value.dtype, name=str(name), value=value)
-    shape = _as_shape(shape_or_value, f"parameter {name!r}")
-    return Node("parameter", (), (), shape, _as_dtype(dtype), name=str(name))
+def parameter(name: str, shape_or_value=None, dtype=None, *, shape=None, value=None) -> Node:
+    """What we differentiate: a weight. Give its shape (no array is allocated) or its value.
+
+    ``parameter("w", (3, 3))`` and ``parameter("w", shape=(3, 3), dtype="float64")`` make
+    a weight of that shape (float32 unless ``dtype`` says otherwise); ``parameter("w",
+    array)`` and ``parameter("w", value=array)`` one holding a read-only copy of the array
+    (its own dtype unless ``dtype`` says otherwise). Give exactly one of the shape and the value.
+    """
+    given = {"shape_or_value": shape_or_value, "shape": shape, "value": value}
+    named = [key for key, item in given.items() if item is not None]
+    if len(named) != 1:
+        how = "both " + " and ".join(f"{key}=" for key in named) if named else "neither"
+        raise TypeError(f"parameter {name!r}: give its shape (shape=(3, 3)) or its value (value=array), got {how}")
+    if value is None and isinstance(shape_or_value, (np.ndarray, np.generic, float)):
+        value = shape_or_value
+    if value is not None:
+        array = np.array(value, dtype=dtype if dtype is not None or isinstance(value, np.ndarray) else "float32")
+        if array.dtype == object:
+            raise TypeError(f"parameter {name!r}: cannot make an array of {culprit(value)}")
+        array.flags.writeable = False
+        return Node("parameter", (), (), array.shape, array.dtype, name=str(name), value=array)
+    shape = _as_shape(shape if shape is not None else shape_or_value, f"parameter {name!r}")
+    return Node("parameter", (), (), shape, _as_dtype("float32" if dtype is None else dtype), name=str(name))
 
 
 def constant(value, dtype=None, name: str | None = None) -> Node:
     """A fixed value. Merged with other constants of the same dtype, shape and bytes."""
     array = np.array(value, dtype=dtype)
     if array.dtype == object:
-        raise TypeError(f"constant: cannot make an array of {type(value).__name__}")
+        raise TypeError(f"constant: cannot make an array of {culprit(value)}")
     array.flags.writeable = False
     return Node("constant", (), (), array.shape, array.dtype, name=name, value=array)
 
@@ -318,5 +335,5 @@ def check_nodes(values, what: str) -> list[Node]:
     nodes = list(values)
     for position, value in enumerate(nodes):
         if not isinstance(value, Node):
-            raise TypeError(f"{what}[{position}] is a {type(value).__name__}, not a graphaudit Node")
+            raise TypeError(f"{what}[{position}] is {culprit(value)}, not a graphaudit Node")
     return nodes

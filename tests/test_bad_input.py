@@ -98,12 +98,40 @@ def _disconnected_cost_dtype():
     ga.grad(ga.sum(ga.placeholder("n", (3,), "int64")), ga.placeholder("n2", (3,), "int64"))
 
 
+def _integer_wrt():
+    logp = ga.log_softmax(ga.parameter("w", (4, 3), "float64"))
+    labels = ga.placeholder("labels", (4,), "int64")
+    ga.grad(-ga.mean(logp[ga.arange(4), labels]), [labels])
+
+
+def _parameter_with_shape_and_value():
+    ga.parameter("w", shape=(3, 3), value=np.ones((3, 3)))
+
+
+def _parameter_with_neither():
+    ga.parameter("w", dtype="float64")
+
+
+def _grad_of_a_string_cost():
+    ga.grad("loss", [vector()])
+
+
+def _op_input_not_a_node():
+    ga.apply("exp", [[1.0, 2.0]])
+
+
 BAD_INPUTS = [
     # (row id, what is passed, the call, exception type, what the message must name)
     ("non-scalar cost", _non_scalar_cost, ValueError, r"scalar.*\(3,\)"),
     ("empty wrt", _empty_wrt, ValueError, r"wrt is empty"),
     ("wrt not in the graph", _wrt_not_in_graph, ga.DisconnectedInputError, r"unused_w.*disconnected='zero'"),
-    ("wrt not a node", _wrt_not_a_node, TypeError, r"wrt\[1\] is a str"),
+    ("wrt not a node", _wrt_not_a_node, TypeError, r"wrt\[1\] is a str \('w1'\), not a graphaudit Node"),
+    ("cost not a node", _grad_of_a_string_cost, TypeError, r"cost is a str \('loss'\)"),
+    ("op input not a node", _op_input_not_a_node, TypeError, r"exp: input 0 is a list \(\[1.0, 2.0\]\)"),
+    ("integer wrt", _integer_wrt, ga.DisconnectedInputError,
+     r"labels.*integer input \(int64\).*no gradient.*disconnected='zero'"),
+    ("parameter with a shape and a value", _parameter_with_shape_and_value, TypeError, r"'w'.*both shape= and value="),
+    ("parameter with neither shape nor value", _parameter_with_neither, TypeError, r"'w'.*got neither"),
     ("matmul shape mismatch", _matmul_mismatch, ga.ShapeError, r"\(3, 4\) @ \(5, 6\)"),
     ("broadcast mismatch", _broadcast_mismatch, ga.ShapeError, r"add: shapes \(3, 4\) and \(5,\)"),
     ("index out of range at evaluate", _index_out_of_range, ga.EvaluationError, r"index 7 .*axis 1 of size 3"),
@@ -174,3 +202,11 @@ def test_audit_mutates_neither_the_graph_nor_the_feed():
     assert snapshot(nodes) == before
     assert list(feed) == keys
     assert all(np.array_equal(feed[k], feed_copy[k]) for k in keys)
+
+
+def test_a_long_culprit_is_cut_and_an_array_is_named_by_shape():
+    from graphaudit.errors import REPR_LENGTH, culprit
+
+    assert culprit(np.zeros((3, 4), np.float32)) == "an ndarray of shape (3, 4) float32"
+    long = culprit("x" * 500)
+    assert long.startswith("a str ('xxx") and len(long) < REPR_LENGTH + 12

@@ -326,3 +326,16 @@ def test_separate_and_joint_gradients_are_identical(build):
         assert a.dtype == b.dtype == param.dtype
         assert np.array_equal(a, b), param.name
         assert np.any(a != 0), param.name
+
+
+def test_integer_wrt_gives_float_zeros_when_asked():
+    """The seed's labels are int64 indices: no gradient; disconnected='zero' gives zeros of the cost's dtype."""
+    model = models.seed_mlp(batch=4, widths=(6, 5, 4))
+    labels = next(n for n in ga.topological_order([model.loss]) if n.op == "placeholder" and n.dtype.kind == "i")
+    with pytest.raises(ga.DisconnectedInputError, match=labels.name):
+        ga.grad(model.loss, labels)
+    w, zero = ga.grad(model.loss, [model.params[0], labels], disconnected="zero")
+    assert zero.dtype == model.loss.dtype and zero.shape == labels.shape and zero.op == "zeros"
+    (value,) = ga.evaluate([zero], model.make_feed())
+    assert value.dtype == model.loss.dtype and not value.any()
+    assert w is not None and w.shape == model.params[0].shape

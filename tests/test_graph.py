@@ -324,3 +324,30 @@ def test_building_sets_provenance_and_restores_it_even_after_an_error():
     assert (made_after.call, made_after.origin) == (outer, None)
     assert (build_context.call, build_context.origin) == (None, None)
     assert ga.constant(4.0).call is None
+
+
+@pytest.mark.parametrize(
+    "make, shape, dtype",
+    [
+        (lambda: ga.parameter("w", (3, 3)), (3, 3), "float32"),
+        (lambda: ga.parameter("w", (3, 3), "float64"), (3, 3), "float64"),
+        (lambda: ga.parameter("w", shape=(3, 3), dtype="float64"), (3, 3), "float64"),
+        (lambda: ga.parameter("w", shape=5), (5,), "float32"),
+        (lambda: ga.parameter("w", value=np.ones((2, 4), np.float16)), (2, 4), "float16"),
+        (lambda: ga.parameter("w", value=np.ones((2, 4)), dtype="float32"), (2, 4), "float32"),
+        (lambda: ga.parameter("w", np.ones(2, np.float64)), (2,), "float64"),
+        (lambda: ga.parameter("w", 2.5), (), "float32"),
+    ],
+)
+def test_parameter_takes_a_shape_or_a_value_by_position_or_keyword(make, shape, dtype):
+    w = make()
+    assert (w.op, w.name, w.shape, w.dtype) == ("parameter", "w", shape, np.dtype(dtype))
+    if w.value is not None:
+        assert w.value.shape == shape and w.value.dtype == np.dtype(dtype) and not w.value.flags.writeable
+
+
+def test_parameter_value_is_a_copy_of_what_the_user_passed():
+    array = np.ones(3)
+    w = ga.parameter("w", value=array)
+    array[0] = 7.0
+    assert w.value[0] == 1.0 and array.flags.writeable

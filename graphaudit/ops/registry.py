@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from graphaudit.errors import UnknownOpError
+from graphaudit.errors import UnknownOpError, culprit
 from graphaudit.graph import Node, new_node
 
 Shape = tuple[int, ...]
@@ -112,7 +112,7 @@ def apply(name: str, inputs: Sequence[Node], **attrs: Any) -> Node:
 def _check_inputs(name: str, inputs: tuple) -> None:
     for position, value in enumerate(inputs):
         if not isinstance(value, Node):
-            raise TypeError(f"{name}: input {position} is a {type(value).__name__}, not a graphaudit Node")
+            raise TypeError(f"{name}: input {position} is {culprit(value)}, not a graphaudit Node")
 
 
 # --- cost rules (FLOPs; bytes are counted in cost.py from output shapes) --------------
