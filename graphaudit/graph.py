@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from graphaudit.attrs import canonical_attrs
 from graphaudit.errors import culprit
 
 LEAF_OPS = frozenset({"placeholder", "parameter", "constant"})
@@ -98,8 +99,9 @@ class _NodeSlots:
 class Node(_NodeSlots):
     """One operation applied to input nodes; immutable once made.
 
-    ``attrs`` is a tuple of ``(key, value)`` pairs sorted by key (hashable, and cheap
-    to build); :meth:`attr` reads one. ``value`` holds a constant's or a parameter's
+    ``attrs`` is a tuple of ``(key, value)`` pairs sorted by key, in the canonical form of
+    :mod:`graphaudit.attrs` (hashable, and equal only when the values are equal in type
+    too); :meth:`attr` reads one. ``value`` holds a constant's or a parameter's
     array, ``name`` a leaf's name. ``id`` is a process-wide creation counter: it
     orders nodes deterministically and serves as a compact integer identity.
     """
@@ -118,7 +120,7 @@ class Node(_NodeSlots):
     id: int
 
     def __new__(cls, op, inputs, attrs, shape, dtype, name=None, value=None):
-        return _NewNode(op, inputs, attrs, shape, dtype, name, value)
+        return _NewNode(op, inputs, canonical_attrs(attrs) if attrs else (), shape, dtype, name, value)
 
     def __setattr__(self, key, value):
         raise AttributeError(f"graphaudit nodes are immutable (tried to set {key!r} on {self!r})")

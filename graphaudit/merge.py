@@ -27,6 +27,7 @@ from functools import cached_property
 
 import numpy as np
 
+from graphaudit.attrs import attrs_text
 from graphaudit.graph import Node, check_nodes, paused_gc, topological_order
 from graphaudit.ops import OPS, get_op
 
@@ -291,7 +292,7 @@ def digests(outputs: Sequence[Node]) -> dict[Node, str]:
         elif node.op in ("placeholder", "parameter"):
             h.update(repr(node.name).encode())
         else:
-            h.update(repr(node.attrs).encode())
+            h.update(attrs_text(node.attrs).encode())
             if not get_op(node.op).pure:
                 impure_seen += 1
                 h.update(b"impure %d" % impure_seen)

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from graphaudit.attrs import canonical_attrs
 from graphaudit.errors import UnknownOpError, culprit
 from graphaudit.graph import Node, new_node
 
@@ -106,7 +107,7 @@ def apply(name: str, inputs: Sequence[Node], **attrs: Any) -> Node:
     shape, dtype = op.infer(*inputs, **attrs)
     if not isinstance(dtype, np.dtype):
         dtype = np.dtype(dtype)
-    return new_node(name, inputs, tuple(sorted(attrs.items())) if attrs else (), shape, dtype)
+    return new_node(name, inputs, canonical_attrs(attrs.items()) if attrs else (), shape, dtype)
 
 
 def _check_inputs(name: str, inputs: tuple) -> None:
