@@ -35,6 +35,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from graphaudit.attrs import canonical_attrs
 from graphaudit.describe import seconds_text
 from graphaudit.graph import GradCall, Node, new_node
 from graphaudit.ops import OPS, define_imported
@@ -199,15 +200,11 @@ def imported_node(
     call: GradCall | None,
     output: int | None = None,
 ) -> Node:
-    """One node of an imported op: attrs sorted by key, ``output=i`` for result ``i`` of a
-    multi-result op, and provenance given here (``call``; no vjp origin), not by the context."""
+    """One node of an imported op: attrs in canonical form (:mod:`graphaudit.attrs`), ``output=i``
+    for result ``i`` of a multi-result op, and provenance given here (``call``; no vjp origin)."""
     if output is not None:
         attrs = [*attrs, (ATTR_OUTPUT, output)]
-    return new_node(op, tuple(inputs), tuple(sorted(attrs, key=_by_key)), shape, dtype, None, None, (call, None))
-
-
-def _by_key(item: tuple[str, Any]) -> str:
-    return item[0]
+    return new_node(op, tuple(inputs), canonical_attrs(attrs), shape, dtype, None, None, (call, None))
 
 
 # --- the framework's section of a report -----------------------------------------------------

@@ -94,3 +94,22 @@ def test_importing_the_front_end_imports_no_jax():
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+def test_imported_params_that_differ_only_in_type_stay_apart():
+    """``exponent_bits=8`` and ``exponent_bits=8.0`` are == in Python; the nodes must not merge."""
+    from jax.extend.core import ClosedJaxpr
+
+    closed = jax.make_jaxpr(lambda v: jax.lax.reduce_precision(v, exponent_bits=8, mantissa_bits=7))(jnp.ones(3))
+
+    def with_bits(bits):
+        (eqn,) = closed.jaxpr.eqns
+        jaxpr = closed.jaxpr.replace(eqns=[eqn.replace(params={**eqn.params, "exponent_bits": bits})])
+        return ClosedJaxpr(jaxpr, closed.consts)
+
+    x = ga.placeholder("x", (3,), "float32")
+    (as_int,), (as_float,), (again,) = (gj.from_jaxpr(with_bits(b), [x]) for b in (8, 8.0, 8))
+    result = ga.merge([as_int, as_float, again])
+    assert result.mapping[as_int] is result.mapping[again] is not result.mapping[as_float]
+    digests = ga.digests([as_int, as_float, again])
+    assert digests[as_int] == digests[again] != digests[as_float]

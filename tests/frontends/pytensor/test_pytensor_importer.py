@@ -81,3 +81,22 @@ def test_pytensor_is_imported_lazily_with_a_clear_message_when_missing():
         "try:\n    gp.from_pytensor([])\nexcept ImportError as e:\n    print(type(e).__name__, e)"
     )
     assert "MissingFrameworkError" in missing.stdout and "pip install 'graphaudit[pytensor]'" in missing.stdout
+
+
+def test_imported_props_that_differ_only_in_type_stay_apart():
+    """``Cholesky(lower=True)`` and ``Cholesky(lower=1)`` are equal Ops to PyTensor; graphaudit keeps them apart."""
+    import pytensor.tensor as pt
+
+    try:
+        from pytensor.tensor.linalg import Cholesky
+    except ImportError:  # PyTensor 2.x
+        from pytensor.tensor.slinalg import Cholesky
+
+    a = pt.matrix("a", shape=(3, 3))
+    outputs = [Cholesky(lower=True)(a), Cholesky(lower=1)(a), Cholesky(lower=True)(a)]
+    assert outputs[0].owner.op == outputs[1].owner.op  # PyTensor's own == cannot tell them apart
+    as_bool, as_int, again = gp.from_pytensor(outputs).outputs
+    result = ga.merge([as_bool, as_int, again])
+    assert result.mapping[as_bool] is result.mapping[again] is not result.mapping[as_int]
+    digests = ga.digests([as_bool, as_int, again])
+    assert digests[as_bool] == digests[again] != digests[as_int]
