@@ -4,8 +4,10 @@ Conventions (those of torch's flop counter and XLA's cost analysis): a matrix pr
 ``(m,k) @ (k,n)`` costs ``2*m*k*n`` FLOPs (times its batch); an elementwise op one FLOP
 per output element; a reduction one per input element; data movement (reshape,
 transpose, indexing, slicing) no FLOPs. Each op's rule sits in its registry entry
-(:mod:`graphaudit.ops`). ``bytes`` counts what every operation writes: its output's
-size times its itemsize. Leaves (inputs, parameters, constants) cost nothing.
+(:mod:`graphaudit.ops`). ``bytes`` counts what an operation writes to a new buffer: its
+output's size times its itemsize, except for views (``Op.view``: transpose, reshape,
+broadcast, basic slicing), which write nothing. Leaves (inputs, parameters, constants)
+cost nothing.
 """
 
 from __future__ import annotations
@@ -30,8 +32,8 @@ def node_flops(node: Node) -> int:
 
 
 def node_bytes(node: Node) -> int:
-    """Bytes one node writes (0 for leaves)."""
-    if node.is_leaf:
+    """Bytes one node writes to a new buffer (0 for leaves and views)."""
+    if node.is_leaf or get_op(node.op).view:
         return 0
     return node.size * node.dtype.itemsize
 
@@ -77,7 +79,8 @@ def total_cost(nodes: Iterable[Node]) -> Cost:
             f = int(op.cost(node))
         count += 1
         flops += f
-        written += node.size * node.dtype.itemsize
+        if not op.view:
+            written += node.size * node.dtype.itemsize
         if node.call is not None:
             backward += 1
             backward_flops += f

@@ -1,5 +1,7 @@
 """cost: FLOPs and bytes from shapes, against hand counts."""
 
+import numpy as np
+
 import graphaudit as ga
 from graphaudit.cost import node_bytes, node_flops, total_cost
 
@@ -31,6 +33,29 @@ def test_bytes_are_what_an_operation_writes():
     assert node_bytes(ga.exp(x)) == 6 * 4 * 8
     assert node_bytes(ga.cast(x, "float32")) == 6 * 4 * 4
     assert node_bytes(x) == 0
+
+
+def test_views_write_nothing():
+    """transpose, reshape, broadcast and basic slices are views of their input: 0 bytes, and still 0 FLOPs."""
+    x = ga.placeholder("x", (6, 4), "float64")
+    views = [ga.transpose(x), ga.reshape(x, (24,)), ga.broadcast_to(x, (2, 6, 4)), x[1:3], x[2]]
+    assert [node_bytes(v) for v in views] == [0, 0, 0, 0, 0]
+    copies = [ga.concat([x, x]), x[ga.arange(6), ga.constant(np.zeros(6, np.int64))], x[1:3] * 2.0]
+    assert [node_bytes(c) for c in copies] == [12 * 4 * 8, 6 * 8, 2 * 4 * 8]
+    product = ga.transpose(x) @ x  # (4, 6) @ (6, 4): only the product's 4x4 result is written
+    cost = total_cost(ga.topological_order([product]))
+    assert cost.bytes == 4 * 4 * 8 and cost.flops == 2 * 4 * 6 * 4 and cost.nodes == 2
+
+
+def test_seed_bytes_count_no_transposed_weights():
+    """Each layer's backward transposes its weight (a view); the bytes are the written activations only."""
+    widths, batch = (6, 5, 4, 3), 2
+    model = ga.models.seed_mlp(batch=batch, widths=widths)
+    joint = ga.grad(model.loss, model.params)
+    order = [n for n in ga.topological_order(joint) if not n.is_leaf]
+    written = sum(n.size * n.dtype.itemsize for n in order if n.op not in ("transpose", "reshape", "broadcast_to", "slice"))
+    assert any(n.op == "transpose" for n in order)
+    assert total_cost(order).bytes == written
 
 
 def test_total_cost_of_the_seed_forward_pass_matches_the_hand_count():

@@ -52,12 +52,15 @@ class ImportedOp(NamedTuple):
 
     ``kind`` is the family (``"matmul"`` is the one reports single out); ``cost`` the FLOP
     rule (None: reported as "no cost rule", never dropped); ``impl`` numpy code called as
-    ``impl(node, *arrays)`` (None: the table's fallback, which asks the framework).
+    ``impl(node, *arrays)`` (None: the table's fallback, which asks the framework); ``view``
+    whether its output is a view of an input (a transpose, reshape, broadcast or basic
+    slice): it writes no new buffer, so it costs no bytes.
     """
 
     kind: str = "imported"
     cost: Callable[[Node], int] | None = None
     impl: Callable[..., np.ndarray] | None = None
+    view: bool = False
 
 
 UNKNOWN = ImportedOp()
@@ -86,7 +89,7 @@ class OpTable:
         if existing is None:
             row = row if row is not None else self.row(key)
             define_imported(name, kind=row.kind, cost=row.cost, impl=row.impl or self.fallback_impl, pure=pure,
-                            doc=doc)
+                            doc=doc, view=row.view)
         elif existing.pure and not pure:
             raise ValueError(f"op {key!r} has side effects here but was imported as pure before")
         return name

@@ -37,6 +37,9 @@ class Op:
     Ops imported from a framework (:func:`define_imported`) may lack parts: no ``infer``
     (their shapes come from the framework), no ``impl`` (they cannot be evaluated), no
     ``vjp``, or no ``cost`` rule (reports list them as "no cost rule", never drop them).
+
+    ``view`` marks an op whose output is a view of its input (transpose, reshape, broadcast,
+    basic slicing): it writes no new buffer, so it costs no bytes.
     """
 
     name: str
@@ -48,6 +51,7 @@ class Op:
     pure: bool = True
     commutative: bool = False
     doc: str = ""
+    view: bool = False
 
     @property
     def is_matmul(self) -> bool:
@@ -58,8 +62,8 @@ class Op:
 OPS: dict[str, Op] = {}
 
 
-def define(name, infer, impl, vjp, cost, kind, *, pure=True, commutative=False, doc="") -> Op:
-    op = Op(name, infer, impl, vjp, cost, kind, pure, commutative, doc)
+def define(name, infer, impl, vjp, cost, kind, *, pure=True, commutative=False, doc="", view=False) -> Op:
+    op = Op(name, infer, impl, vjp, cost, kind, pure, commutative, doc, view)
     OPS[name] = op
     return op
 
@@ -73,6 +77,7 @@ def define_imported(
     pure: bool = True,
     commutative: bool = False,
     doc: str = "",
+    view: bool = False,
 ) -> Op:
     """Register an op that a front-end imports from a framework (e.g. ``jax.dot_general``).
 
@@ -80,7 +85,7 @@ def define_imported(
     shapes). Registering the same name again with the same parts is a no-op; with
     different parts it is an error, so two front-ends cannot silently disagree.
     """
-    op = Op(name, None, impl, None, cost, kind, pure, commutative, doc)
+    op = Op(name, None, impl, None, cost, kind, pure, commutative, doc, view)
     existing = OPS.get(name)
     if existing is not None and existing != op:
         raise ValueError(f"op {name!r} is already registered differently")

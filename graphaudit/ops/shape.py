@@ -23,7 +23,7 @@ def _reshape_infer(x: Node, shape):
 
 
 define("reshape", _reshape_infer, lambda n, x: np.reshape(x, n.attr("shape")),
-       lambda n, g, w: [reshape(g, n.inputs[0].shape)], no_flops, "data")
+       lambda n, g, w: [reshape(g, n.inputs[0].shape)], no_flops, "data", view=True)
 
 
 def reshape(x, shape) -> Node:
@@ -51,7 +51,7 @@ def _transpose_vjp(node, g, wanted):
 
 
 define("transpose", _transpose_infer, lambda n, x: np.transpose(x, n.attr("axes")), _transpose_vjp, no_flops,
-       "data")
+       "data", view=True)
 
 
 def transpose(x, axes: Sequence[int] | None = None) -> Node:
@@ -67,7 +67,7 @@ def _broadcast_to_infer(x: Node, shape):
 
 
 define("broadcast_to", _broadcast_to_infer, lambda n, x: np.broadcast_to(x, n.attr("shape")),
-       lambda n, g, w: [unbroadcast(g, n.inputs[0])], no_flops, "data")
+       lambda n, g, w: [unbroadcast(g, n.inputs[0])], no_flops, "data", view=True)
 
 
 def broadcast_to(x, shape) -> Node:
@@ -144,7 +144,7 @@ def _unslice_impl(node, g):
 
 define("slice", _slice_infer, _slice_impl,
        lambda n, g, w: [apply("unslice", (g,), bounds=n.attr("bounds"), shape=n.inputs[0].shape)],
-       no_flops, "data", doc="basic slicing x[a:b:c, ...]")
+       no_flops, "data", doc="basic slicing x[a:b:c, ...]", view=True)
 define("unslice", _unslice_infer, _unslice_impl,
        lambda n, g, w: [apply("slice", (g,), bounds=n.attr("bounds"))], no_flops, "data",
        doc="zeros of `shape` with the input written at `bounds` (the vjp of slice)")

@@ -72,6 +72,9 @@ rev scatter select_and_gather_add sharding_constraint slice split squeeze stop_g
 SOURCES = "iota".split()
 RANDOM = "random_bits random_fold_in random_seed random_split rng_bit_generator rng_uniform threefry2x32".split()
 SCATTERS = "scatter-add scatter_add scatter-mul scatter_mul scatter-min scatter_min scatter-max scatter_max".split()
+# Data movement whose result is a view of its operand (numpy would not copy): no bytes written.
+VIEWS = frozenset("""broadcast_in_dim expand_dims optimization_barrier reshape sharding_constraint slice squeeze
+stop_gradient transpose""".split())
 
 PRIMITIVES: dict[str, Any] = {}  # op name -> the JAX primitive it binds
 
@@ -98,7 +101,7 @@ TABLE = OpTable(
     {
         **{p: ImportedOp("elementwise", elementwise_cost) for p in ELEMENTWISE},
         **{p: ImportedOp("reduction", reduction_cost) for p in REDUCTIONS},
-        **{p: ImportedOp("data", no_flops) for p in DATA},
+        **{p: ImportedOp("data", no_flops, view=p in VIEWS) for p in DATA},
         **{p: ImportedOp("source", no_flops) for p in SOURCES},
         **{p: ImportedOp("random", elementwise_cost) for p in RANDOM},
         "dot_general": ImportedOp("matmul", dot_general_flops),

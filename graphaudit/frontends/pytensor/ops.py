@@ -396,7 +396,7 @@ def imported_op(op) -> tuple[str, tuple[tuple[str, Any], ...]]:
     """
     name, attrs = _op_spec(op)
     if name not in OPS:
-        row = _row(op, name)
+        row = _row(op, name)._replace(view=bool(getattr(op, "view_map", None)))  # PyTensor says which ops view
         pure = "RandomVariable" not in {c.__name__ for c in type(op).__mro__}
         doc = f"PyTensor's {type(op).__name__}" + ("" if row.impl else " (evaluated by its own perform)")
         FAMILIES.op_name(name.removeprefix(PREFIX), pure=pure, row=row, doc=doc)

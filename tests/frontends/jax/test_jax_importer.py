@@ -113,3 +113,13 @@ def test_imported_params_that_differ_only_in_type_stay_apart():
     assert result.mapping[as_int] is result.mapping[again] is not result.mapping[as_float]
     digests = ga.digests([as_int, as_float, again])
     assert digests[as_int] == digests[again] != digests[as_float]
+
+
+def test_imported_views_write_no_bytes():
+    from graphaudit.cost import node_bytes
+
+    closed = jax.make_jaxpr(lambda a, b: jnp.reshape(a.T @ b, (-1,))[1:5])(jnp.ones((3, 4)), jnp.ones((3, 2)))
+    (out,) = gj.from_jaxpr(closed)
+    written = {n.op: node_bytes(n) for n in ga.topological_order([out]) if not n.is_leaf}
+    assert written["jax.transpose"] == written["jax.reshape"] == written["jax.slice"] == 0
+    assert written["jax.dot_general"] == 4 * 2 * 4  # the product's float32 result

@@ -100,3 +100,14 @@ def test_imported_props_that_differ_only_in_type_stay_apart():
     assert result.mapping[as_bool] is result.mapping[again] is not result.mapping[as_int]
     digests = ga.digests([as_bool, as_int, again])
     assert digests[as_bool] == digests[again] != digests[as_int]
+
+
+def test_ops_pytensor_declares_views_write_no_bytes():
+    from graphaudit.cost import node_bytes
+
+    a, b = pt.matrix("a", shape=(3, 4)), pt.matrix("b", shape=(3, 2))
+    out = pt.dot(a.T, b).reshape((8,))[1:5]
+    written = {n.op: node_bytes(n) for n in ga.topological_order(gp.from_pytensor([out]).outputs) if not n.is_leaf}
+    assert written["pytensor.DimShuffle"] == written["pytensor.Reshape"] == written["pytensor.Subtensor"] == 0
+    dot = next(op for op in written if "Dot" in op)
+    assert written[dot] == 4 * 2 * np.dtype(pytensor.config.floatX).itemsize
