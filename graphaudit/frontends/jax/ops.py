@@ -5,8 +5,11 @@ with its row of :data:`TABLE`: its kind and FLOP rule (a primitive with no row i
 reported as having no cost rule, never dropped). Every imported node runs through JAX
 itself: :func:`bind` hands its primitive the input arrays and its params back.
 
-A primitive is impure (never merged) when it draws random numbers (:data:`RANDOM`) or
-when the equation that first brings it has side effects.
+JAX's random draws are pure functions of their key (threefry, ``random_bits``): the same
+key gives the same bits, so the masks of separate traces merge like any pure op. A
+primitive is impure (never merged) only when it keeps hidden state (:data:`STATEFUL`:
+XLA's ``rng_uniform``) or when the equation that first brings it has side effects
+(callbacks, ordered effects, I/O).
 """
 
 from __future__ import annotations
@@ -71,6 +74,7 @@ dynamic_update_slice expand_dims gather optimization_barrier pad random_unwrap r
 rev scatter select_and_gather_add sharding_constraint slice split squeeze stop_gradient transpose""".split()
 SOURCES = "iota".split()
 RANDOM = "random_bits random_fold_in random_seed random_split rng_bit_generator rng_uniform threefry2x32".split()
+STATEFUL = frozenset({"rng_uniform"})  # draws from XLA's hidden generator state: two calls differ
 SCATTERS = "scatter-add scatter_add scatter-mul scatter_mul scatter-min scatter_min scatter-max scatter_max".split()
 # Data movement whose result is a view of its operand (numpy would not copy): no bytes written.
 VIEWS = frozenset("""broadcast_in_dim expand_dims optimization_barrier reshape sharding_constraint slice squeeze
@@ -113,10 +117,10 @@ TABLE = OpTable(
 
 
 def op_name(primitive: Any, effectful: bool) -> str:
-    """``jax.<primitive>``, registered with its table row the first time it is seen (random
+    """``jax.<primitive>``, registered with its table row the first time it is seen (stateful
     draws and equations with side effects as impure: see :meth:`OpTable.op_name`)."""
     key = primitive.name
-    pure = key not in RANDOM and not effectful
+    pure = key not in STATEFUL and not effectful
     doc = f"JAX primitive {key!r}" + ("" if TABLE.row(key).cost is not None else " (no cost rule)")
     name = TABLE.op_name(key, pure=pure, doc=doc)
     PRIMITIVES.setdefault(name, primitive)

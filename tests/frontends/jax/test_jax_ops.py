@@ -1,7 +1,8 @@
 """frontends/jax/ops.py: how imported JAX primitives count, run and stay apart.
 
 Cost rules are checked against hand counts; a primitive with no row in the table is
-reported, not dropped, and still runs through JAX; random and effectful primitives never merge.
+reported, not dropped, and still runs through JAX; random draws merge (pure functions of
+the key), stateful and effectful primitives never do.
 """
 
 from __future__ import annotations
@@ -56,30 +57,40 @@ def test_unknown_primitives_are_reported_not_dropped():
     np.testing.assert_allclose(value, np.asarray(jax.grad(sorted_loss)(w, x)), rtol=1e-5, atol=1e-7)
 
 
-def test_random_draws_are_never_merged():
+def dropout_loss(p, x, key):
+    """The issue's reproduction: a dropout mask drawn from ``key``, the same in every trace."""
+    keep = jax.random.bernoulli(key, 0.5, (4, 8))
+    return jnp.sum((jnp.where(keep, jnp.tanh(x @ p["a"]), 0.0) @ p["b"]) ** 2)
+
+
+@pytest.mark.parametrize("make_key", [jax.random.PRNGKey, jax.random.key], ids=["raw uint32 key", "typed key"])
+def test_random_draws_are_pure_functions_of_the_key_and_merge(make_key):
     rng = np.random.default_rng(2)
-    w1 = rng.standard_normal((4, 5), dtype=np.float32)
-    w2 = rng.standard_normal((5, 2), dtype=np.float32)
-    x = rng.standard_normal((3, 4), dtype=np.float32)
-
-    def dropout_loss(w1, w2, key, x):
-        h = jnp.tanh(x @ w1)
-        keep = jax.random.bernoulli(key, 0.5, h.shape)
-        return jnp.sum(jnp.where(keep, h / 0.5, 0.0) @ w2)
-
-    args = (w1, w2, jax.random.PRNGKey(0), x)
-    report = gj.audit(dropout_loss, *args, argnums=(0, 1))
-    assert ga.OPS["jax.random_bits"].pure is False
+    params = {"a": rng.standard_normal((8, 8), dtype=np.float32), "b": rng.standard_normal((8, 2), dtype=np.float32)}
+    args = (params, rng.standard_normal((4, 8), dtype=np.float32), make_key(0))
+    report = gj.audit(dropout_loss, *args, xla=True)
+    assert ga.OPS["jax.random_bits"].pure and ga.OPS["jax.random_wrap"].pure
 
     def draws(form):
         return sum(1 for n in ga.topological_order(report.forms[form].outputs) if n.op == "jax.random_bits")
 
-    assert draws("joint") == 1
-    assert draws("separate") == draws("separate_merged") == 2  # one per trace, both kept
-    assert report.merged_equals_joint is False
+    assert draws("joint") == draws("separate_merged") == 1
+    assert draws("separate") == len(report.wrt)  # one mask per trace, all the same
+    assert report.merged_equals_joint is True
+    assert report.forms["separate_merged"].cost.nodes == report.forms["joint_merged"].cost.nodes
+    compiled = report.framework["compile_check"]["rows"][0]
+    assert compiled["separate"]["dots"] == compiled["joint"]["dots"]  # and XLA agrees
     values = gj.evaluate(report.forms["separate_merged"].outputs, gj.named_leaves(dropout_loss, *args))
-    for value, reference in zip(values, jax.grad(dropout_loss, argnums=(0, 1))(*args)):
+    for value, reference in zip(values, jax.tree_util.tree_leaves(jax.grad(dropout_loss)(*args))):
         np.testing.assert_allclose(value, np.asarray(reference), rtol=1e-5, atol=1e-6)
+
+
+def test_stateful_draws_never_merge():
+    """``rng_uniform`` draws from XLA's hidden state: two equal-looking calls give different numbers."""
+    closed = jax.make_jaxpr(lambda lo: jax.lax.rng_uniform(lo, 1.0, (3,)) + jax.lax.rng_uniform(lo, 1.0, (3,)))(0.0)
+    (out,) = gj.from_jaxpr(closed)
+    assert ga.OPS["jax.rng_uniform"].pure is False
+    assert ga.merge([out]).removed == 0
 
 
 @pytest.fixture
