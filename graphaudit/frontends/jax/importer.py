@@ -229,7 +229,8 @@ class FlatFunction:
             self.leaves.append(leaf)
             if argument in argnums:
                 dtype = leaf.dtype if hasattr(leaf, "dtype") else np.asarray(leaf).dtype
-                if not np.issubdtype(np_dtype(dtype), np.inexact):
+                # JAX's view of inexact: numpy's says no to bfloat16 and the other ml_dtypes floats
+                if not jax.numpy.issubdtype(dtype, jax.numpy.inexact):
                     raise TypeError(
                         f"audit: cannot differentiate {self.names[-1]}: its dtype is {dtype}, not floating point"
                     )
