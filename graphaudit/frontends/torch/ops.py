@@ -1,0 +1,249 @@
+"""PyTorch's aten ops as graphaudit ops: the table of how each one counts.
+
+An FX node calling ``aten.<name>.<overload>`` is imported as op ``aten.<name>`` (the overload
+is an attr), registered with its row of :data:`TABLE` the first time it is seen; an op with
+no row is kept and reported as having no cost rule, never dropped. Every node runs through
+PyTorch itself (:func:`graphaudit.frontends.torch.aten.run_aten`): rows carry no numpy code.
+
+A node's tensor arguments are its inputs in schema order, and its ``tensors`` attr names
+each one (``"weight"``, ``"tensors[2]"``): :func:`tensor_input` finds one by name, so rules
+read the arguments they mean whichever optional tensors are absent.
+
+Conventions (:mod:`graphaudit.cost`), and where aten needs more:
+
+- Products: ``2*m*k*n`` per matrix product, as ``torch.utils.flop_counter.flop_registry``
+  counts them; ``addmm`` and ``baddbmm`` count the product only (the registry's convention;
+  their bias add, one FLOP per output element, is left out so that matmul FLOPs agree with
+  graphaudit's own ``matmul`` and with the registry). Convolutions as the registry counts them.
+- A kernel with several results is imported as one node per result used: a forward kernel's
+  by-products (layer norm's mean and rstd, max pooling's indices, attention's logsumexp,
+  nll_loss's total weight) cost nothing, result 0 carries the kernel; a backward kernel's
+  results (``convolution_backward``, ``native_layer_norm_backward``, ...) each cost what
+  computing that one result takes, since separate grad calls ask for one result each.
+- Elementwise ops one FLOP per output element; the ``*_backward`` of an activation the FLOPs
+  of its formula per element, stated in its row; in-place variants (``add_``) as their value.
+- Views (``view``, ``t``, ``expand``, ``select``, ``split`` outputs, ...) write no bytes;
+  copies (``clone``, ``cat``, ``_to_copy``, ``index_select``, ...) write their output.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from graphaudit.frontends.common import ATTR_OUTPUT, ImportedOp, OpTable
+from graphaudit.graph import Node
+from graphaudit.ops import elementwise_cost, no_flops, per_element, reduction_cost
+
+ATTR_TENSORS = "tensors"  # per input, the name of the schema argument it is ("weight", "tensors[2]")
+
+
+def tensor_input(node: Node, name: str) -> Node | None:
+    """The input of ``node`` that is its tensor argument ``name``; None when that optional tensor was None."""
+    names = node.attr(ATTR_TENSORS, ())
+    return node.inputs[names.index(name)] if name in names else None
+
+
+def _output(node: Node) -> int:
+    return node.attr(ATTR_OUTPUT, 0)
+
+
+# --- cost rules --------------------------------------------------------------------------
+
+
+def product(first: str) -> Callable[[Node], int]:
+    """``2 * out.size * k``: one multiply-add per output element and contracted index (``first``'s last axis)."""
+
+    def cost(node: Node) -> int:
+        return 2 * node.size * tensor_input(node, first).shape[-1]
+
+    cost.__doc__ = f"2 * out.size * {first}.shape[-1]: one multiply-add per output element and contracted index."
+    return cost
+
+
+def conv_products(x_shape: tuple, w_shape: tuple, out_shape: tuple, transposed: bool) -> int:
+    """The registry's convolution count: ``2 *`` each element of the output (of the input, when
+    transposed) times the kernel elements behind it (``w[1:]``: input channels per group x window)."""
+    return 2 * math.prod(x_shape if transposed else out_shape) * math.prod(w_shape[1:])
+
+
+def _swap(shape: tuple) -> tuple:
+    """Batch and channel axes exchanged: grad_weight as a convolution of the input with grad_output."""
+    return (shape[1], shape[0], *shape[2:])
+
+
+def convolution_flops(node: Node) -> int:
+    """A convolution's multiply-adds (see :func:`conv_products`)."""
+    return conv_products(tensor_input(node, "input").shape, tensor_input(node, "weight").shape, node.shape,
+                         node.attr("transposed"))
+
+
+def convolution_backward_flops(node: Node) -> int:
+    """One result of ``convolution_backward``: grad_input a (transposed) convolution of grad_output with the
+    weight, grad_weight a convolution of the input with grad_output, grad_bias a sum of grad_output."""
+    grad_out, x, w = (tensor_input(node, n).shape for n in ("grad_output", "input", "weight"))
+    transposed = node.attr("transposed")
+    output = _output(node)
+    if output == 0:
+        return conv_products(grad_out, w, node.shape, not transposed)
+    if output == 1:
+        x, grad_out = (grad_out, x) if transposed else (x, grad_out)
+        return conv_products(_swap(x), _swap(grad_out), _swap(node.shape), False)
+    return math.prod(grad_out)
+
+
+def _attention_shapes(node: Node) -> tuple[int, int, int, int, int]:
+    """``(batch * heads, query length, key length, query/key features, value features)``."""
+    q, k, v = (tensor_input(node, n).shape for n in ("query", "key", "value"))
+    return math.prod(q[:-2]), q[-2], k[-2], q[-1], v[-1]
+
+
+def attention_flops(node: Node) -> int:
+    """Result 0 of an attention kernel: ``q @ k^T`` and ``scores @ v`` (the registry's count; the softmax
+    and the mask are left out, as there); the logsumexp by-product nothing."""
+    if _output(node) != 0:
+        return 0
+    bh, sq, sk, d, dv = _attention_shapes(node)
+    return 2 * bh * sq * sk * (d + dv)
+
+
+def attention_backward_flops(node: Node) -> int:
+    """One result of an attention backward kernel: the registry's five products, split by result.
+
+    grad_query carries what all three results share (recomputing ``q @ k^T``, and
+    ``grad_out @ v^T``) and its own ``grad_scores @ k``; grad_key ``grad_scores^T @ q``; grad_value
+    ``probs^T @ grad_out``. The three results together are the registry's count.
+    """
+    bh, sq, sk, d, dv = _attention_shapes(node)
+    own = {0: sq * sk * d, 1: sq * sk * d, 2: sq * sk * dv}[_output(node)]
+    shared = sq * sk * (d + dv) if _output(node) == 0 else 0
+    return 2 * bh * (own + shared)
+
+
+def per_element_of(count: int, name: str) -> Callable[[Node], int]:
+    """``count`` FLOPs per element of tensor argument ``name`` (a backward kernel that walks its grad_output)."""
+
+    def cost(node: Node) -> int:
+        return count * tensor_input(node, name).size
+
+    cost.__doc__ = f"{count} FLOPs per element of {name}."
+    return cost
+
+
+def by_output(*rules: Callable[[Node], int]) -> Callable[[Node], int]:
+    """A multi-result kernel: ``rules[i]`` costs result ``i``."""
+
+    def cost(node: Node) -> int:
+        return rules[_output(node)](node)
+
+    return cost
+
+
+def _window(node: Node) -> int:
+    """Elements of a 2-d pooling window (``kernel_size`` of one int means a square)."""
+    kernel = node.attr("kernel_size")
+    return math.prod(kernel) if len(kernel) > 1 else kernel[0] ** 2
+
+
+def pool_flops(node: Node) -> int:
+    """One FLOP (compare or add) per window element of each output element; max pooling's indices nothing."""
+    return node.size * _window(node) if _output(node) == 0 else 0
+
+
+def pool_backward_flops(node: Node) -> int:
+    """Average pooling's backward: each grad_output element spread over its window, one FLOP each."""
+    return tensor_input(node, "grad_output").size * _window(node)
+
+
+def _first_output(rule: Callable[[Node], int]) -> Callable[[Node], int]:
+    """``rule`` for result 0 of a forward kernel; its by-products (statistics, total weight) cost nothing."""
+    return by_output(rule, no_flops, no_flops)
+
+
+# --- the table ---------------------------------------------------------------------------
+
+ELEMENTWISE = """abs add bitwise_not ceil clamp clamp_max clamp_min cos div elu eq erf exp expm1 floor ge gelu gt
+hardtanh le leaky_relu lerp log log1p logical_and logical_not logical_or lt masked_fill maximum minimum mul ne neg
+pow reciprocal relu rsqrt rsub sigmoid sign silu sin softplus sqrt square sub tanh where""".split()
+# in-place forms that autograd and nn modules dispatch (dropout's div_, LSTM cells' sigmoid_ and tanh_)
+INPLACE = "add_ div_ masked_fill_ mul_ relu_ sigmoid_ sub_ tanh_".split()
+REDUCTIONS = "amax amin any argmax argmin cumsum linalg_vector_norm logsumexp mean prod sum".split()
+SOURCES = """empty empty_like empty_strided full full_like new_empty new_full new_ones new_zeros ones ones_like
+scalar_tensor zeros zeros_like arange""".split()
+RANDOM = frozenset("bernoulli bernoulli_ native_dropout normal rand rand_like randn randn_like uniform_".split())
+# Outputs that alias their input (no bytes written); detach is dropped by the importer, kept here for completeness.
+VIEWS = """_reshape_alias _unsafe_view alias as_strided chunk detach diagonal expand permute select slice split
+split_with_sizes squeeze t transpose unbind unfold unsafe_split unsafe_split_with_sizes unsqueeze view""".split()
+# Data movement into a new buffer: bytes, no FLOPs.
+COPIES = """_to_copy cat clone constant_pad_nd copy copy_ embedding flip gather index index_select lift_fresh_copy
+repeat roll select_backward slice_backward stack""".split()
+
+TABLE_ROWS: dict[str, ImportedOp] = {
+    # products: 2*m*k*n each; addmm and baddbmm the product only (flop_registry's convention)
+    "aten.mm": ImportedOp("matmul", product("self")),
+    "aten.addmm": ImportedOp("matmul", product("mat1")),
+    "aten.bmm": ImportedOp("matmul", product("self")),
+    "aten.baddbmm": ImportedOp("matmul", product("batch1")),
+    # convolutions as flop_registry counts them; each backward result on its own
+    "aten.convolution": ImportedOp("matmul", convolution_flops),
+    "aten.convolution_backward": ImportedOp("matmul", convolution_backward_flops),
+    # attention kernels: their products (flop_registry's sdpa counts), split by result
+    "aten._scaled_dot_product_flash_attention_for_cpu": ImportedOp("matmul", attention_flops),
+    "aten._scaled_dot_product_flash_attention_for_cpu_backward": ImportedOp("matmul", attention_backward_flops),
+    # elementwise: one FLOP per output element (in-place forms alike)
+    **{f"aten.{p}": ImportedOp("elementwise", elementwise_cost) for p in ELEMENTWISE + INPLACE},
+    # activation backwards: the FLOPs of each formula per element
+    "aten.sigmoid_backward": ImportedOp("elementwise", per_element(3)),  # g * y * (1 - y)
+    "aten.tanh_backward": ImportedOp("elementwise", per_element(3)),  # g * (1 - y * y)
+    "aten.threshold_backward": ImportedOp("elementwise", per_element(1)),  # where(x > t, g, 0): one select
+    "aten.leaky_relu_backward": ImportedOp("elementwise", per_element(2)),  # g * where(x > 0, 1, slope)
+    "aten.silu_backward": ImportedOp("elementwise", per_element(6)),  # s = sigmoid(x); g * s * (1 + x * (1 - s))
+    "aten.gelu_backward": ImportedOp("elementwise", per_element(11)),  # g * (cdf + x * pdf): 4 + 4 + 3
+    # reductions: one FLOP per input element
+    **{f"aten.{p}": ImportedOp("reduction", reduction_cost) for p in REDUCTIONS},
+    # softmax family: five passes (max, sub, exp, sum, div or log), as graphaudit's own softmax
+    "aten._softmax": ImportedOp("elementwise", per_element(5)),
+    "aten._log_softmax": ImportedOp("elementwise", per_element(5)),
+    "aten._safe_softmax": ImportedOp("elementwise", per_element(5)),
+    "aten._softmax_backward_data": ImportedOp("elementwise", per_element(4)),  # y * (g - sum(g * y))
+    "aten._log_softmax_backward_data": ImportedOp("elementwise", per_element(4)),  # g - exp(y) * sum(g)
+    # nll_loss: one FLOP per target element (the picked log-probabilities summed; their scatter back)
+    "aten.nll_loss_forward": ImportedOp("reduction", _first_output(per_element_of(1, "target"))),
+    "aten.nll_loss_backward": ImportedOp("data", per_element_of(1, "target")),
+    # normalisation forward: 7 per element (mean 1, centre 1, square 1, variance sum 1, scale 1, affine 2)
+    "aten.native_layer_norm": ImportedOp("reduction", _first_output(per_element(7))),
+    "aten.native_batch_norm": ImportedOp("reduction", _first_output(per_element(7))),
+    # normalisation backward, per element of grad_out: grad_input 10 (xhat 2, w*g 1, two sums with their
+    # product 3, combine 4), grad_weight 4 (xhat 2, g * xhat, sum), grad_bias 1 (sum)
+    "aten.native_layer_norm_backward": ImportedOp("reduction", by_output(
+        per_element_of(10, "grad_out"), per_element_of(4, "grad_out"), per_element_of(1, "grad_out"))),
+    "aten.native_batch_norm_backward": ImportedOp("reduction", by_output(
+        per_element_of(10, "grad_out"), per_element_of(4, "grad_out"), per_element_of(1, "grad_out"))),
+    # pooling: one compare or add per window element; backwards one per grad_output element (times the window
+    # for average pooling, which spreads each); adaptive average pooling one per input element
+    "aten.max_pool2d_with_indices": ImportedOp("reduction", pool_flops),
+    "aten.max_pool2d_with_indices_backward": ImportedOp("data", per_element_of(1, "grad_output")),
+    "aten.avg_pool2d": ImportedOp("reduction", pool_flops),
+    "aten.avg_pool2d_backward": ImportedOp("data", pool_backward_flops),
+    "aten._adaptive_avg_pool2d": ImportedOp("reduction", reduction_cost),
+    "aten._adaptive_avg_pool2d_backward": ImportedOp("data", per_element_of(1, "self")),
+    # embedding: a gather (a copy, in COPIES); its backward adds each grad_output row into the weight's
+    "aten.embedding_dense_backward": ImportedOp("data", per_element_of(1, "grad_output")),
+    # random draws: one per output element (the importer keeps them apart: they are impure)
+    **{f"aten.{p}": ImportedOp("random", elementwise_cost) for p in RANDOM},
+    # sources: write their output, no arithmetic
+    **{f"aten.{p}": ImportedOp("source", no_flops) for p in SOURCES},
+    # views write no bytes; copies write their output
+    **{f"aten.{p}": ImportedOp("data", no_flops, view=True) for p in VIEWS},
+    **{f"aten.{p}": ImportedOp("data", no_flops) for p in COPIES},
+}
+
+
+def _run_aten(node: Node, *arrays):
+    """Evaluate one node through PyTorch (imported here: the aten module imports torch)."""
+    from graphaudit.frontends.torch.aten import run_aten
+
+    return run_aten(node, *arrays)
+
+
+TABLE = OpTable("", TABLE_ROWS, fallback_impl=_run_aten)
