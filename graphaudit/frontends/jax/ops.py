@@ -56,6 +56,18 @@ def conv_flops(node: Node) -> int:
     return 2 * node.size * (rhs.size // out_features)
 
 
+def window_flops(node: Node) -> int:
+    """``out.size * window``: each output element of a pooling combines the elements of its window
+    (padding included), as a reduction costs one FLOP per element it reads."""
+    return node.size * math.prod(node.attr("window_dimensions"))
+
+
+def select_and_scatter_flops(node: Node) -> int:
+    """``source.size * window``: max pooling's backward picks one element of each window (a
+    comparison per element) and adds the window's cotangent to it."""
+    return node.inputs[0].size * math.prod(node.attr("window_dimensions"))
+
+
 def scatter_flops(node: Node) -> int:
     """One FLOP per update element (each is combined into the operand)."""
     return node.inputs[2].size
@@ -71,8 +83,9 @@ REDUCTIONS = """argmax argmin cumlogsumexp cummax cummin cumprod cumsum reduce_a
 reduce_prod reduce_sum reduce_xor""".split()
 DATA = """bitcast_convert_type broadcast_in_dim concatenate convert_element_type copy copy_p dynamic_slice
 dynamic_update_slice expand_dims gather optimization_barrier pad random_unwrap random_wrap reduce_precision reshape
-rev scatter select_and_gather_add sharding_constraint slice split squeeze stop_gradient transpose""".split()
+rev scatter sharding_constraint slice split squeeze stop_gradient transpose""".split()
 SOURCES = "iota".split()
+WINDOWED = "reduce_window reduce_window_max reduce_window_min reduce_window_sum select_and_gather_add".split()
 RANDOM = "random_bits random_fold_in random_seed random_split rng_bit_generator rng_uniform threefry2x32".split()
 STATEFUL = frozenset({"rng_uniform"})  # draws from XLA's hidden generator state: two calls differ
 SCATTERS = "scatter-add scatter_add scatter-mul scatter_mul scatter-min scatter_min scatter-max scatter_max".split()
@@ -108,6 +121,8 @@ TABLE = OpTable(
         **{p: ImportedOp("data", no_flops, view=p in VIEWS) for p in DATA},
         **{p: ImportedOp("source", no_flops) for p in SOURCES},
         **{p: ImportedOp("random", elementwise_cost) for p in RANDOM},
+        **{p: ImportedOp("reduction", window_flops) for p in WINDOWED},
+        "select_and_scatter_add": ImportedOp("data", select_and_scatter_flops),
         "dot_general": ImportedOp("matmul", dot_general_flops),
         "conv_general_dilated": ImportedOp("matmul", conv_flops),
         **{p: ImportedOp("data", scatter_flops) for p in SCATTERS},

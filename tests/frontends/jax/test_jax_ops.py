@@ -41,6 +41,40 @@ def test_cost_rules_of_imported_primitives():
     assert summed.op == "jax.reduce_sum" and node_flops(summed) == b * i * k  # one per input element
 
 
+def test_pooling_costs_each_window_it_reads():
+    n, c, h, w, k, stride = 2, 3, 8, 7, 3, 2
+    pooled = n * c * -(-h // stride) * -(-w // stride)  # SAME padding: ceil(size / stride) windows per axis
+    window, strides = (1, 1, k, k), (1, 1, stride, stride)
+
+    def pools(x):
+        maximum = jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, window, strides, "SAME")
+        total = jax.lax.reduce_window(x, 0.0, jax.lax.add, window, strides, "SAME")
+        minimum = jax.lax.reduce_window(x, jnp.inf, jax.lax.min, window, strides, "SAME")
+        product = jax.lax.reduce_window(x, 1.0, jax.lax.mul, window, strides, "SAME")  # the generic primitive
+        return maximum, total, minimum, product
+
+    x = jnp.ones((n, c, h, w))
+    nodes = gj.from_jaxpr(jax.make_jaxpr(pools)(x))
+    assert [node.op for node in nodes] == ["jax.reduce_window_max", "jax.reduce_window_sum",
+                                           "jax.reduce_window_min", "jax.reduce_window"]
+    assert [node_flops(node) for node in nodes] == [pooled * k * k] * 4
+
+    def max_pool(x):
+        return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, window, strides, "SAME")
+
+    def max_pool_loss(x):
+        return jnp.sum(max_pool(x) ** 2)
+
+    order = ga.topological_order(gj.from_jaxpr(jax.make_jaxpr(jax.grad(max_pool_loss))(x)))
+    (scatter,) = [node for node in order if node.op == "jax.select_and_scatter_add"]
+    assert scatter.shape == x.shape and node_flops(scatter) == pooled * k * k  # one pick per window element
+    tangent = gj.from_jaxpr(jax.make_jaxpr(lambda x, t: jax.jvp(max_pool, (x,), (t,))[1])(x, x))
+    (gather,) = [node for node in ga.topological_order(tangent) if node.op == "jax.select_and_gather_add"]
+    assert node_flops(gather) == pooled * k * k
+    (value,) = ga.evaluate(nodes[:1], {"x": np.arange(x.size, dtype=np.float32).reshape(x.shape)})
+    np.testing.assert_array_equal(value, np.asarray(pools(jnp.arange(x.size, dtype=jnp.float32).reshape(x.shape))[0]))
+
+
 def test_unknown_primitives_are_reported_not_dropped():
     rng = np.random.default_rng(0)
     w, x = rng.standard_normal((4, 5), dtype=np.float32), rng.standard_normal((3, 4), dtype=np.float32)
