@@ -8,10 +8,14 @@ sub-jaxpr is compared by its printed text, variables named by position. The call
 :data:`~.ops.INLINED` (``jit``, ``custom_jvp_call``, ``remat``, ...) are inlined, so that
 what they compute can merge with the same work elsewhere.
 
-Provenance: an equation whose name stack says ``transpose(...)`` belongs to the backward
-pass and is tagged with the grad call; everything else is forward (``call=None``), so the
-forward pass that every separate ``jax.grad`` trace repeats shows up as duplicated
-forward work. Equations that ``jax.checkpoint`` recomputes in the backward pass (name
+Provenance: an equation whose name stack starts with ``transpose(...)`` was made by the
+outermost transformation, the audited ``jax.grad``, in its backward pass, and is tagged
+with the grad call; everything else is forward (``call=None``), so the forward pass that
+every separate ``jax.grad`` trace repeats shows up as duplicated forward work. A
+``jax.grad`` inside the user's function (a Hessian-vector product, meta-learning through
+an optimiser step) makes equations whose stack reads ``jvp(transpose(...))``: they are
+part of the function the audit differentiates, hence forward. The equations of an
+inlined sub-jaxpr belong where the equation that calls it does. Equations that ``jax.checkpoint`` recomputes in the backward pass (name
 stack ``rematted_computation``) carry the attr ``remat=True``: they never merge with the
 forward they recompute, as XLA's CSE does not merge them either (``prevent_cse``).
 
@@ -90,7 +94,10 @@ class _Importer:
             return constant(np.asarray(atom.val, dtype=_aval_dtype(atom.aval)))
         return env[atom]
 
-    def run(self, jaxpr: Any, consts: Sequence[Any], inputs: Sequence[Node], backward: bool, remat: bool) -> list[Node]:
+    def run(self, jaxpr: Any, consts: Sequence[Any], inputs: Sequence[Node], backward: bool | None,
+            remat: bool) -> list[Node]:
+        """The nodes of ``jaxpr``'s outputs; ``backward=None`` reads each equation's name stack (the
+        top level), True or False is the calling equation's (a sub-jaxpr)."""
         env: dict[Any, Node] = {}
         for var, value in zip(jaxpr.constvars, consts):
             env[var] = constant(np.asarray(value))
@@ -98,7 +105,7 @@ class _Importer:
             env[var] = node
         for eqn in jaxpr.eqns:
             stack = str(eqn.source_info.name_stack)
-            eqn_backward = backward or "transpose(" in stack
+            eqn_backward = stack.startswith("transpose(") if backward is None else backward
             eqn_remat = remat or REMAT_STACK in stack
             inputs_of = [self.atom(env, v) for v in eqn.invars]
             name = eqn.primitive.name
@@ -160,7 +167,7 @@ def from_jaxpr(closed_jaxpr: Any, inputs: Sequence[Node] | None = None, *, call:
     if call is None:
         call = GradCall(["<jaxpr>"])
     with building():  # constants and literals are leaves, never backward nodes; equations say their call
-        return _Importer(call).run(jaxpr, consts, inputs, backward=False, remat=False)
+        return _Importer(call).run(jaxpr, consts, inputs, backward=None, remat=False)
 
 
 def _check_inputs(jaxpr: Any, inputs: list[Node]) -> None:
