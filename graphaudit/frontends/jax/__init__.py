@@ -1,6 +1,8 @@
 """The JAX front-end: import jaxprs as graphaudit nodes, audit ``jax.grad`` per parameter vs joint.
 
 - :mod:`.ops`: the table of JAX primitives (kind, FLOP rule) and how an imported node runs;
+- :mod:`.loops`: ``scan``, ``cond`` and ``while`` imported with their bodies (unrolled
+  within a node budget, else whole) and costed as what they run;
 - :mod:`.importer`: jaxprs to nodes (:func:`from_jaxpr`), the user's function flattened to
   named leaves (:func:`named_leaves`), imported graphs run in one ``jit`` (:func:`evaluate`);
 - :mod:`.audit`: :func:`audit`, what XLA keeps, the jitted run times, the report's
@@ -12,6 +14,7 @@ JAX itself is imported on first use, never by importing this package.
 from graphaudit.frontends.common import Opaque, canonical_text, hashable_param
 from graphaudit.frontends.jax.audit import CLI, JaxSection, audit, hlo_counts
 from graphaudit.frontends.jax.importer import count_equations, evaluate, from_jaxpr, named_leaves
+from graphaudit.frontends.jax.loops import unrolled_size
 
 __all__ = [
     "CLI",
@@ -25,4 +28,5 @@ __all__ = [
     "hashable_param",
     "hlo_counts",
     "named_leaves",
+    "unrolled_size",
 ]

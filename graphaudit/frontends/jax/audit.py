@@ -23,6 +23,7 @@ from graphaudit.errors import GraphauditError
 from graphaudit.frontends import MissingFrameworkError, require
 from graphaudit.frontends.common import CliFrontend, FrameworkSection, TargetError, a_type, attach_section
 from graphaudit.frontends.jax.importer import FlatFunction, count_equations, from_jaxpr
+from graphaudit.frontends.jax.loops import COSTLIEST_BRANCH, DEFAULT_BUDGET, ONE_ITERATION, LoopRecord, unrolled_size
 from graphaudit.frontends.jax.ops import ATTR_REMAT
 from graphaudit.graph import GradCall, Node, topological_order
 from graphaudit.report import Report
@@ -36,6 +37,7 @@ def audit(
     measure: bool = False,
     commutative: bool = False,
     repeats: int = 5,
+    loop_budget: int = DEFAULT_BUDGET,
 ) -> Report:
     """Audit one ``jax.grad`` trace per differentiated leaf against one joint ``jax.grad`` trace.
 
@@ -45,7 +47,10 @@ def audit(
     ``jax.ShapeDtypeStruct`` (nothing is allocated then; ``measure`` needs arrays).
     ``xla=True`` compiles the separate grads in one ``jit`` and the joint grad and counts
     what the optimised HLO keeps; ``measure=True`` times the jitted forms (median of ``repeats``).
-    The report's ``framework`` is a :class:`JaxSection`.
+    Loops (``scan``, ``cond``, ``while``) are imported with their bodies (:mod:`.loops`): scans
+    are unrolled for the analysis when all the forms unrolled hold at most ``loop_budget``
+    nodes, else imported whole. The report's ``framework`` is a :class:`JaxSection`, which
+    says how each loop was treated.
     """
     jax = require("jax", "jax")
     if not callable(fn):
@@ -64,19 +69,20 @@ def audit(
     joint_seconds = time.perf_counter() - start
     inputs = flat.nodes(joint_traced)
 
-    separate: list[Node] = []
-    trace_seconds = import_seconds = 0.0
-    equations = 0
-    for position, name in enumerate(wrt_names):
-        start = time.perf_counter()
-        traced = jax.make_jaxpr(flat.separate(position))(*flat.leaves)
-        middle = time.perf_counter()
-        separate += from_jaxpr(traced, inputs, call=GradCall([name]))
-        trace_seconds += middle - start
-        import_seconds += time.perf_counter() - middle
-        equations += count_equations(traced)
     start = time.perf_counter()
-    joint = from_jaxpr(joint_traced, inputs, call=GradCall(wrt_names))
+    separate_traced = [jax.make_jaxpr(flat.separate(position))(*flat.leaves) for position in range(len(wrt_names))]
+    trace_seconds = time.perf_counter() - start
+    unrolled = sum(map(unrolled_size, [*separate_traced, joint_traced]))
+    unroll = unrolled <= loop_budget
+    loops: dict[str, list[LoopRecord]] = {"separate": [], "joint": []}
+
+    start = time.perf_counter()
+    separate: list[Node] = []
+    for name, traced in zip(wrt_names, separate_traced):
+        separate += from_jaxpr(traced, inputs, call=GradCall([name]), unroll=unroll, loops=loops["separate"])
+    import_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    joint = from_jaxpr(joint_traced, inputs, call=GradCall(wrt_names), unroll=unroll, loops=loops["joint"])
     joint_import = time.perf_counter() - start
 
     report = compare_forms(separate, joint, wrt=wrt_names, build_seconds=(trace_seconds, joint_seconds),
@@ -85,16 +91,29 @@ def audit(
         name="JAX",
         version=jax.__version__,
         traces={"separate": len(wrt_names), "joint": 1},
-        jaxpr_equations={"separate": equations, "joint": count_equations(joint_traced)},
+        jaxpr_equations={"separate": sum(map(count_equations, separate_traced)),
+                         "joint": count_equations(joint_traced)},
         import_seconds={"separate": import_seconds, "joint": joint_import},
         retraced_forward=_retraced_forward(report),
         intentional_recomputation=_recomputation(report),
+        loops=_loop_rows(loops, unroll, unrolled, loop_budget),
     )
     if xla:
         section["compile_check"] = _xla_check(flat, [var.aval for var in joint_traced.jaxpr.invars])
     if measure:
         section["measured"] = _measure(flat, repeats)
     return attach_section(report, section)
+
+
+def _loop_rows(loops: dict[str, list[LoopRecord]], unroll: bool, unrolled: int, budget: int) -> dict[str, Any]:
+    """How each distinct loop was treated, and how often each form met it; rows in a fixed order."""
+    counts: dict[LoopRecord, dict[str, int]] = {}
+    for form, records in loops.items():
+        for record in records:
+            counts.setdefault(record, {"separate": 0, "joint": 0})[form] += 1
+    rows = [{**record._asdict(), **seen} for record, seen in counts.items()]
+    rows.sort(key=lambda row: (row["primitive"], row["body"], row["treatment"], row["length"] or 0))
+    return {"unrolled": unroll, "unrolled_nodes": unrolled, "budget": budget, "rows": rows}
 
 
 def _normalise_argnums(argnums: int | Sequence[int], count: int) -> tuple[int, ...]:
@@ -152,12 +171,16 @@ class JaxSection(FrameworkSection):
     ``rows``, each ``graph`` and per form the optimised HLO's instructions as ``nodes``, its
     dot and convolution ops as ``dots``, XLA's ``flops`` and the compile ``seconds``: first
     as compiled, then with XLA's CSE pass disabled); ``measured`` (only with
-    ``measure=True``: median jitted run times).
+    ``measure=True``: median jitted run times); ``loops``: whether scans were ``unrolled``,
+    the ``unrolled_nodes`` that unrolling makes against the ``budget``, and ``rows``, one per
+    distinct loop: ``primitive``, ``length`` (steps, or branches), ``treatment``, ``body``
+    digest, and how often the ``separate`` and ``joint`` forms met it.
     """
 
     def lines(self) -> list[str]:
-        """XLA's table, then in one line whether XLA got the duplicated products back."""
-        lines = super().lines()
+        """How loops were costed (right under the figures they affect), XLA's table, then in one
+        line whether XLA got the duplicated products back."""
+        lines = self.loop_lines() + super().lines()
         check = self.get("compile_check")
         if check is not None:
             compiled, without_cse = check["rows"]
@@ -168,6 +191,25 @@ class JaxSection(FrameworkSection):
                 f"after XLA ({check['backend']}): separate {sep} dots vs joint {joint} dots: {verdict} "
                 f"(without its CSE pass: separate {without_cse['separate']['dots']} dots)"
             )
+        return lines
+
+    def loop_lines(self) -> list[str]:
+        loops = self.get("loops")
+        if not loops or not loops["rows"]:
+            return []
+        how = (f"scans unrolled for the analysis, step by step ({loops['unrolled_nodes']} nodes, within the budget "
+               f"of {loops['budget']})" if loops["unrolled"] else
+               f"scans imported whole, bodies compared by digest (unrolled they would make {loops['unrolled_nodes']} "
+               f"nodes, over the budget of {loops['budget']})")
+        lines = ["", f"loops: {how}"]
+        for row in loops["rows"]:
+            size = {"scan": f"{row['length']} steps", "cond": f"{row['length']} branches"}.get(row["primitive"], "")
+            lines.append(f"  {row['primitive']:<6}{size:>12}  body {row['body'][:8]}  {row['treatment']}  "
+                         f"(met {row['separate']}x in the separate form, {row['joint']}x in the joint)")
+        for treatment, words in ((COSTLIEST_BRANCH, "an upper bound: conds costed at their costliest branch"),
+                                 (ONE_ITERATION, "a lower bound: while loops costed for one iteration")):
+            if any(row["treatment"] == treatment for row in loops["rows"]):
+                lines.append(f"  the FLOPs above are {words}")
         return lines
 
     def closing_lines(self) -> list[str]:

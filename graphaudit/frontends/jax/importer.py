@@ -33,8 +33,10 @@ from typing import Any
 import numpy as np
 
 from graphaudit.frontends import require
-from graphaudit.frontends.common import ADDRESS, ATTR_OUTPUT, TEXT_RULES, canonical_text, hashable_param, imported_node
-from graphaudit.frontends.jax.ops import ATTR_REMAT, INLINED, PRIMITIVES, bind, op_name
+from graphaudit.frontends.common import ADDRESS, TEXT_RULES, Opaque, canonical_text, hashable_param, imported_node
+from graphaudit.cost import node_flops
+from graphaudit.frontends.jax.loops import LOOPS, LoopRecord, import_loop
+from graphaudit.frontends.jax.ops import ATTR_REMAT, GRAPHAUDIT_ATTRS, INLINED, LOOP_OUTPUT, PRIMITIVES, TABLE, bind, op_name
 from graphaudit.graph import GradCall, Node, building, constant, parameter, placeholder, topological_order
 
 REMAT_STACK = "rematted_computation"  # the name stack jax.checkpoint gives the equations it recomputes
@@ -82,12 +84,34 @@ def _shape(aval: Any, where: str) -> tuple[int, ...]:
 # --- importing a jaxpr ----------------------------------------------------------------------
 
 
-class _Importer:
-    """Walks a jaxpr (and the sub-jaxprs it inlines) and builds the nodes of one trace."""
+_BODY_FLOPS: dict[str, int] = {}  # a loop body's digest -> its FLOPs, imported whole
 
-    def __init__(self, call: GradCall | None):
+
+class _Importer:
+    """Walks a jaxpr (and the sub-jaxprs it inlines) and builds the nodes of one trace.
+
+    ``unroll`` says whether scans are unrolled (:mod:`.loops`); ``loops`` collects a
+    :class:`~.loops.LoopRecord` per loop equation met.
+    """
+
+    def __init__(self, call: GradCall | None, unroll: bool, loops: list[LoopRecord]):
         self.call = call
+        self.unroll = unroll
+        self.loops = loops
         self.jax_core = require("jax.extend.core", "jax")
+
+    def typed(self, aval: Any) -> tuple[tuple[int, ...], np.dtype]:
+        return _shape(aval, "a loop's result"), _aval_dtype(aval)
+
+    def body_flops(self, closed: Any) -> int:
+        """FLOPs of one run of a loop's body (or branch), its own loops imported whole."""
+        digest = Opaque(closed).digest
+        if digest not in _BODY_FLOPS:
+            inputs = [placeholder(f"in{i}", *self.typed(var.aval)) for i, var in enumerate(closed.jaxpr.invars)]
+            with building():
+                outputs = _Importer(None, unroll=False, loops=[]).run(closed.jaxpr, closed.consts, inputs, False, False)
+            _BODY_FLOPS[digest] = sum(node_flops(n) for n in topological_order([o for o in outputs if o is not None]))
+        return _BODY_FLOPS[digest]
 
     def atom(self, env: dict, atom: Any) -> Node:
         if isinstance(atom, self.jax_core.Literal):
@@ -124,8 +148,13 @@ class _Importer:
 
     def equation(self, eqn: Any, env: dict, inputs: list[Node], backward: bool, remat: bool) -> None:
         primitive = eqn.primitive
-        if ATTR_OUTPUT in eqn.params or ATTR_REMAT in eqn.params:
+        if GRAPHAUDIT_ATTRS & set(eqn.params):
             raise ValueError(f"JAX primitive {primitive.name!r} has a param named like a graphaudit attr")
+        if primitive.name in LOOPS:
+            for var, node in zip(eqn.outvars, import_loop(self, eqn, inputs, backward, remat)):
+                if not isinstance(var, self.jax_core.DropVar):
+                    env[var] = node
+            return
         op = op_name(primitive, bool(eqn.effects))
         attrs = [(k, hashable_param(v)) for k, v in eqn.params.items()]
         if remat:
@@ -139,13 +168,23 @@ class _Importer:
                                      output=position if primitive.multiple_results else None)
 
 
-def from_jaxpr(closed_jaxpr: Any, inputs: Sequence[Node] | None = None, *, call: GradCall | None = None) -> list[Node]:
+def from_jaxpr(
+    closed_jaxpr: Any,
+    inputs: Sequence[Node] | None = None,
+    *,
+    call: GradCall | None = None,
+    unroll: bool = True,
+    loops: list[LoopRecord] | None = None,
+) -> list[Node]:
     """The nodes of a (closed) jaxpr's outputs.
 
     ``inputs`` gives one node per invar (pass the same nodes to several imports so that
     their graphs share leaves and can merge); by default each invar becomes a placeholder
     named after the jaxpr's argument names. Backward equations (under ``transpose``) are
     tagged with ``call`` (a new ``GradCall`` if none is given), forward ones are not.
+    ``unroll=False`` imports scans whole instead of step by step (:mod:`.loops`, whose
+    :func:`~.loops.unrolled_size` says how big unrolling would make the graph); a
+    :class:`~.loops.LoopRecord` per loop met is appended to ``loops`` when given.
     """
     jax_core = require("jax.extend.core", "jax")
     if isinstance(closed_jaxpr, jax_core.ClosedJaxpr):
@@ -167,7 +206,8 @@ def from_jaxpr(closed_jaxpr: Any, inputs: Sequence[Node] | None = None, *, call:
     if call is None:
         call = GradCall(["<jaxpr>"])
     with building():  # constants and literals are leaves, never backward nodes; equations say their call
-        return _Importer(call).run(jaxpr, consts, inputs, backward=None, remat=False)
+        importer = _Importer(call, unroll, loops if loops is not None else [])
+        return importer.run(jaxpr, consts, inputs, backward=None, remat=False)
 
 
 def _check_inputs(jaxpr: Any, inputs: list[Node]) -> None:
@@ -294,7 +334,7 @@ def evaluate(outputs: Sequence[Node], feed: Mapping[str | Node, Any]) -> list[np
         else:
             raise ValueError(f"evaluate: no value fed for {leaf.op} {leaf.name!r} of shape {leaf.shape}")
     for node in order:
-        if not node.is_leaf and node.op not in PRIMITIVES:
+        if not node.is_leaf and node.op not in PRIMITIVES and node.op != TABLE.prefix + LOOP_OUTPUT:
             raise ValueError(f"evaluate: node {node.label} is a graphaudit op, not an imported JAX primitive")
 
     def run(*leaf_values):

@@ -37,6 +37,9 @@ INLINED = {
     "checkpoint": "jaxpr",
 }
 ATTR_REMAT = "remat"  # graphaudit's attr on what jax.checkpoint recomputes (JAX's params never hold it)
+ATTR_LOOP_FLOPS = "loop_flops"  # graphaudit's attr on a loop imported whole: what its body costs, all steps
+GRAPHAUDIT_ATTRS = frozenset({ATTR_OUTPUT, ATTR_REMAT, ATTR_LOOP_FLOPS})  # never handed back to JAX
+LOOP_OUTPUT = "loop_output"  # the op of one result of a loop imported whole (:mod:`.loops`)
 
 
 # --- cost rules --------------------------------------------------------------------------
@@ -68,6 +71,11 @@ def select_and_scatter_flops(node: Node) -> int:
     return node.inputs[0].size * math.prod(node.attr("window_dimensions"))
 
 
+def loop_flops(node: Node) -> int:
+    """A loop imported whole: the FLOPs its importer counted in its body, times its steps."""
+    return node.attr(ATTR_LOOP_FLOPS)
+
+
 def scatter_flops(node: Node) -> int:
     """One FLOP per update element (each is combined into the operand)."""
     return node.inputs[2].size
@@ -84,7 +92,8 @@ reduce_prod reduce_sum reduce_xor""".split()
 DATA = """bitcast_convert_type broadcast_in_dim concatenate convert_element_type copy copy_p dynamic_slice
 dynamic_update_slice expand_dims gather optimization_barrier pad random_unwrap random_wrap reduce_precision reshape
 rev scatter sharding_constraint slice split squeeze stop_gradient transpose""".split()
-SOURCES = "iota".split()
+SOURCES = "empty empty2 iota".split()
+LOOPS = "scan cond while".split()  # imported with their bodies (:mod:`.loops`); a row for those kept whole
 WINDOWED = "reduce_window reduce_window_max reduce_window_min reduce_window_sum select_and_gather_add".split()
 RANDOM = "random_bits random_fold_in random_seed random_split rng_bit_generator rng_uniform threefry2x32".split()
 STATEFUL = frozenset({"rng_uniform"})  # draws from XLA's hidden generator state: two calls differ
@@ -98,19 +107,36 @@ PRIMITIVES: dict[str, Any] = {}  # op name -> the JAX primitive it binds
 
 def jax_params(node: Node) -> dict[str, Any]:
     """The JAX params of an imported node: its attrs, opaque ones unwrapped, graphaudit's own left out."""
-    return {k: v.value if isinstance(v, Opaque) else v for k, v in node.attrs if k not in (ATTR_OUTPUT, ATTR_REMAT)}
+    return {k: v.value if isinstance(v, Opaque) else v for k, v in node.attrs if k not in GRAPHAUDIT_ATTRS}
 
 
 def bind(node: Node, *values: Any) -> Any:
-    """Bind an imported node's primitive to ``values`` (arrays, or tracers inside a ``jit``): the node's result."""
+    """Bind an imported node's primitive to ``values`` (arrays, or tracers inside a ``jit``): the node's result.
+
+    A loop imported whole gives the tuple of its results, and its ``loop_output`` nodes pick one.
+    """
+    if node.op == TABLE.prefix + LOOP_OUTPUT:
+        results = values[0]
+        return (results[()] if isinstance(results, np.ndarray) else results)[node.attr(ATTR_OUTPUT)]
     primitive = PRIMITIVES[node.op]
     result = primitive.bind(*values, **jax_params(node))
-    return result[node.attr(ATTR_OUTPUT)] if primitive.multiple_results else result
+    if not primitive.multiple_results:
+        return result
+    output = node.attr(ATTR_OUTPUT, None)
+    return tuple(result) if output is None else result[output]
 
 
 def _bind_impl(node: Node, *arrays: np.ndarray) -> np.ndarray:
-    """Evaluate one imported node with JAX itself (eagerly): how the core ``evaluate`` runs it."""
-    return np.asarray(bind(node, *arrays))
+    """Evaluate one imported node with JAX itself (eagerly): how the core ``evaluate`` runs it.
+
+    A loop imported whole is one value holding the tuple of its results (a 0-d object array).
+    """
+    result = bind(node, *arrays)
+    if not isinstance(result, tuple):
+        return np.asarray(result)
+    whole = np.empty((), dtype=object)
+    whole[()] = result
+    return whole
 
 
 TABLE = OpTable(
@@ -126,6 +152,8 @@ TABLE = OpTable(
         "dot_general": ImportedOp("matmul", dot_general_flops),
         "conv_general_dilated": ImportedOp("matmul", conv_flops),
         **{p: ImportedOp("data", scatter_flops) for p in SCATTERS},
+        **{p: ImportedOp("loop", loop_flops, view=True) for p in LOOPS},  # its loop_output nodes write
+        LOOP_OUTPUT: ImportedOp("data", no_flops),
     },
     fallback_impl=_bind_impl,
 )

@@ -1,0 +1,178 @@
+"""Control flow in jaxprs: ``scan``, ``cond`` and ``while`` imported with their bodies.
+
+A loop is costed as what it runs. Within the node budget (:data:`DEFAULT_BUDGET`), a
+``scan`` is *unrolled* for the analysis: its body is imported once per step, fed the
+previous step's carry and its slice of the scanned inputs, so value numbering sees every
+step and merges the steps that separate ``jax.grad`` traces repeat. Above the budget it is
+imported *whole*: one node that stands for the loop (its attrs hold the body, so equal
+loops over equal inputs merge as units), costed as its body's FLOPs times its length, and
+one ``loop_output`` node per result.
+
+A ``cond`` whose branch index is known at trace time (computed from constants only, as a
+loop counter is once its scan is unrolled) is the taken branch, inlined. Otherwise it is
+whole, costed as its costliest branch: an upper bound. A ``while`` is always whole: its
+trip count is not known before it runs, so one iteration (body and predicate) is costed,
+a lower bound. Each loop met leaves a :class:`LoopRecord` saying which way it was treated.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from graphaudit.evaluate import evaluate
+from graphaudit.frontends import require
+from graphaudit.frontends.common import ATTR_OUTPUT, Opaque, hashable_param, imported_node
+from graphaudit.frontends.jax.ops import ATTR_LOOP_FLOPS, ATTR_REMAT, INLINED, LOOP_OUTPUT, LOOPS, TABLE, op_name
+from graphaudit.graph import Node, topological_order
+
+DEFAULT_BUDGET = 1_000_000  # nodes the unrolled forms may hold, all traces together
+UNIT_DTYPE = np.dtype(object)  # a whole loop's node holds the tuple of its results
+
+UNROLLED = "unrolled"
+WHOLE = "whole, body x trip count"
+TAKEN_BRANCH = "taken branch (index known at trace time)"
+COSTLIEST_BRANCH = "costliest branch: an upper bound"
+ONE_ITERATION = "one iteration (trip count unknown): a lower bound"
+
+
+class LoopRecord(NamedTuple):
+    """One loop equation as imported: ``treatment`` is one of this module's treatment texts."""
+
+    primitive: str
+    length: int | None  # a scan's steps; a cond's branches; None for a while
+    treatment: str
+    body: str  # digest of the body's (or branches') jaxpr text: equal loops, equal digests
+
+
+def unrolled_size(jaxpr: Any) -> int:
+    """How many nodes importing ``jaxpr`` makes, at most, when every scan is unrolled: one per
+    result of each equation, a scan's body once per step with a slice per scanned input and a
+    stacking per result, a cond's largest branch."""
+    jaxpr = getattr(jaxpr, "jaxpr", jaxpr)
+    total = 0
+    for eqn in jaxpr.eqns:
+        name = eqn.primitive.name
+        if name in INLINED and INLINED[name] in eqn.params:
+            total += unrolled_size(eqn.params[INLINED[name]])
+        elif name == "scan":
+            carry = eqn.params["num_carry"]
+            scanned = len(eqn.invars) - eqn.params["num_consts"] - carry + len(eqn.outvars) - carry
+            total += eqn.params["length"] * (unrolled_size(eqn.params["jaxpr"]) + scanned)
+        elif name == "cond":
+            total += max(unrolled_size(branch) for branch in eqn.params["branches"])
+        else:
+            total += len(eqn.outvars)
+    return total
+
+
+def import_loop(importer: Any, eqn: Any, inputs: list[Node], backward: bool, remat: bool) -> list[Node]:
+    """The nodes of a loop equation's results (one per outvar), imported as the module docstring says.
+
+    ``importer`` is the :mod:`.importer`'s walker: ``run`` imports a sub-jaxpr, ``unroll`` says
+    whether scans are unrolled, ``loops`` collects the records, ``body_flops`` costs a body
+    imported whole, ``typed`` gives an abstract value's shape and dtype, ``call`` tags backward nodes.
+    """
+    name = eqn.primitive.name
+    if name == "scan":
+        length = eqn.params["length"]
+        record = LoopRecord("scan", length, UNROLLED if importer.unroll and length else WHOLE,
+                            _digest(eqn.params["jaxpr"]))
+        importer.loops.append(record)
+        if record.treatment == UNROLLED:
+            return _unrolled_scan(importer, eqn, inputs, backward, remat)
+        flops = length * importer.body_flops(eqn.params["jaxpr"])
+        return _whole(importer, eqn, inputs, backward, remat, flops)
+    if name == "cond":
+        branches = eqn.params["branches"]
+        index = _known_value(inputs[0])
+        digest = _digest(branches)
+        if index is not None:
+            importer.loops.append(LoopRecord("cond", len(branches), TAKEN_BRANCH, digest))
+            taken = branches[int(np.clip(index, 0, len(branches) - 1))]
+            return importer.run(taken.jaxpr, taken.consts, inputs[1:], backward, remat)
+        importer.loops.append(LoopRecord("cond", len(branches), COSTLIEST_BRANCH, digest))
+        flops = max(importer.body_flops(branch) for branch in branches)
+        return _whole(importer, eqn, inputs, backward, remat, flops)
+    body, predicate = eqn.params["body_jaxpr"], eqn.params["cond_jaxpr"]
+    importer.loops.append(LoopRecord("while", None, ONE_ITERATION, _digest((predicate, body))))
+    flops = importer.body_flops(body) + importer.body_flops(predicate)
+    return _whole(importer, eqn, inputs, backward, remat, flops)
+
+
+def _digest(value: Any) -> str:
+    return Opaque(value).digest
+
+
+# --- unrolling a scan ---------------------------------------------------------------------------
+
+
+def _unrolled_scan(importer: Any, eqn: Any, inputs: list[Node], backward: bool, remat: bool) -> list[Node]:
+    """The body imported once per step; scanned inputs sliced, per-step results stacked (by JAX's own ops)."""
+    params = eqn.params
+    length, body = params["length"], params["jaxpr"]
+    consts_end = params["num_consts"]
+    carry_end = consts_end + params["num_carry"]
+    consts, carry, xs = inputs[:consts_end], inputs[consts_end:carry_end], inputs[carry_end:]
+    slices = [importer.run(*_unstack_jaxpr(var.aval.shape, var.aval.dtype, length), [x], backward, remat)
+              for var, x in zip(eqn.invars[carry_end:], xs)]
+    steps: list[list[Node]] = [[] for _ in range(length)]
+    for i in range(length):
+        t = length - 1 - i if params["reverse"] else i
+        results = importer.run(body.jaxpr, body.consts, [*consts, *carry, *(s[t] for s in slices)], backward, remat)
+        carry, steps[t] = results[: len(carry)], results[len(carry):]
+    ys = []
+    for k, var in enumerate(eqn.outvars[len(carry):]):
+        stack = _stack_jaxpr(var.aval.shape[1:], var.aval.dtype, length)
+        ys += importer.run(*stack, [step[k] for step in steps], backward, remat)
+    return [*carry, *ys]
+
+
+@functools.lru_cache(maxsize=None)
+def _unstack_jaxpr(shape: tuple[int, ...], dtype: Any, length: int) -> tuple[Any, Any]:
+    """``xs -> [xs[0], ..., xs[length - 1]]`` as JAX writes it: (jaxpr, consts)."""
+    jax = require("jax", "jax")
+    closed = jax.make_jaxpr(lambda v: [jax.lax.index_in_dim(v, t, keepdims=False) for t in range(length)])(
+        jax.ShapeDtypeStruct(shape, dtype))
+    return closed.jaxpr, closed.consts
+
+
+@functools.lru_cache(maxsize=None)
+def _stack_jaxpr(shape: tuple[int, ...], dtype: Any, length: int) -> tuple[Any, Any]:
+    """``y_0, ..., y_(length-1) -> stacked ys`` as JAX writes it: (jaxpr, consts)."""
+    jax = require("jax", "jax")
+    closed = jax.make_jaxpr(lambda *ys: jax.lax.concatenate([jax.lax.expand_dims(y, (0,)) for y in ys], 0))(
+        *[jax.ShapeDtypeStruct(shape, dtype)] * length)
+    return closed.jaxpr, closed.consts
+
+
+# --- whole loops ----------------------------------------------------------------------------------
+
+
+def _whole(importer: Any, eqn: Any, inputs: list[Node], backward: bool, remat: bool, flops: int) -> list[Node]:
+    """One node for the loop (its FLOPs as an attr), and one ``loop_output`` node per used result."""
+    attrs = [(k, hashable_param(v)) for k, v in eqn.params.items()] + [(ATTR_LOOP_FLOPS, int(flops))]
+    if remat:
+        attrs.append((ATTR_REMAT, True))
+    call = importer.call if backward else None
+    unit = imported_node(op_name(eqn.primitive, bool(eqn.effects)), inputs, attrs, (), UNIT_DTYPE, call=call)
+    output = TABLE.op_name(LOOP_OUTPUT, doc="one result of a loop imported whole")
+    jax_core = require("jax.extend.core", "jax")
+    nodes = []
+    for position, var in enumerate(eqn.outvars):
+        if isinstance(var, jax_core.DropVar):
+            nodes.append(None)
+            continue
+        nodes.append(imported_node(output, [unit], [(ATTR_OUTPUT, position)], *importer.typed(var.aval),
+                                   call=call))
+    return nodes
+
+
+def _known_value(node: Node) -> Any:
+    """The value of ``node`` when it is computed from constants only (then it is known at trace time)."""
+    order = topological_order([node])
+    if any(n.op in ("placeholder", "parameter") for n in order):
+        return None
+    return np.asarray(evaluate(node))
