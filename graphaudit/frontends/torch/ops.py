@@ -32,10 +32,9 @@ import math
 from collections.abc import Callable
 
 from graphaudit.frontends.common import ATTR_OUTPUT, ImportedOp, OpTable
+from graphaudit.frontends.torch.aten import ATTR_TENSORS, run_aten
 from graphaudit.graph import Node
 from graphaudit.ops import elementwise_cost, no_flops, per_element, reduction_cost
-
-ATTR_TENSORS = "tensors"  # per input, the name of the schema argument it is ("weight", "tensors[2]")
 
 
 def tensor_input(node: Node, name: str) -> Node | None:
@@ -80,7 +79,11 @@ def convolution_flops(node: Node) -> int:
 
 def convolution_backward_flops(node: Node) -> int:
     """One result of ``convolution_backward``: grad_input a (transposed) convolution of grad_output with the
-    weight, grad_weight a convolution of the input with grad_output, grad_bias a sum of grad_output."""
+    weight, grad_weight a convolution of the input with grad_output, grad_bias a sum of grad_output.
+
+    As flop_registry counts them, except a grouped grad_weight: the registry multiplies by every input
+    channel, not a group's, so counts it ``groups`` times; here it costs what the forward costs.
+    """
     grad_out, x, w = (tensor_input(node, n).shape for n in ("grad_output", "input", "weight"))
     transposed = node.attr("transposed")
     output = _output(node)
@@ -238,12 +241,4 @@ TABLE_ROWS: dict[str, ImportedOp] = {
     **{f"aten.{p}": ImportedOp("data", no_flops) for p in COPIES},
 }
 
-
-def _run_aten(node: Node, *arrays):
-    """Evaluate one node through PyTorch (imported here: the aten module imports torch)."""
-    from graphaudit.frontends.torch.aten import run_aten
-
-    return run_aten(node, *arrays)
-
-
-TABLE = OpTable("", TABLE_ROWS, fallback_impl=_run_aten)
+TABLE = OpTable("", TABLE_ROWS, fallback_impl=run_aten)
