@@ -1,0 +1,258 @@
+"""Does PyTorch repeat the backward work? The user's own ``autograd.grad`` calls, one per parameter vs one joint.
+
+:func:`audit` traces the user's program once on fake tensors (:mod:`.capture`): the forward,
+one ``torch.autograd.grad`` per parameter, one joint call; imports the FX graph
+(:mod:`.importer`) and compares the two forms with the core :func:`graphaudit.compare_forms`.
+Optionally it asks what PyTorch's own FX CSE and inductor keep (``compile_check=True``,
+:mod:`.compile_check`) and times both forms in eager PyTorch (``measure=True``). PyTorch's
+figures go in a :class:`TorchSection`.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+
+from graphaudit.audit import compare_forms
+from graphaudit.describe import seconds_text
+from graphaudit.errors import GraphauditError
+from graphaudit.frontends import MissingFrameworkError, require
+from graphaudit.frontends.common import CliFrontend, FrameworkSection, TargetError, a_type, attach_section
+import graphaudit.frontends.torch.capture as capturing
+from graphaudit.frontends.torch.aten import numpy_dtype
+from graphaudit.frontends.torch.importer import from_fx
+from graphaudit.frontends.torch.ops import TABLE
+from graphaudit.graph import GradCall, parameter, placeholder
+from graphaudit.report import Report
+
+
+def audit(
+    loss_fn: Callable,
+    *example_inputs: Any,
+    params: Any,
+    compile_check: bool = False,
+    measure: bool = False,
+    commutative: bool = False,
+    repeats: int = 5,
+) -> Report:
+    """Audit one ``torch.autograd.grad`` per parameter against one joint call, as the user's program runs them.
+
+    ``params`` is an ``nn.Module`` (every parameter that requires grad, named by its module
+    path: ``layers.1.linear1.bias``) or a dict of named tensors; ``loss_fn(params,
+    *example_inputs)`` returns a scalar. The inputs may be real, meta or fake tensors:
+    auditing allocates none of the model's tensors. ``compile_check=True`` adds what FX CSE
+    and inductor keep of the separate grads; ``measure=True`` (real tensors only) times the
+    two forms in eager PyTorch, median of ``repeats``. The report's ``framework`` is a
+    :class:`TorchSection`.
+    """
+    torch = require("torch", "torch")
+    if not callable(loss_fn):
+        raise TypeError(f"audit: loss_fn must be a function, got {type(loss_fn).__name__}")
+    if repeats < 1:
+        raise ValueError(f"audit: repeats must be >= 1, got {repeats}")
+    start = time.perf_counter()
+    captured = capturing.capture(loss_fn, params, example_inputs)
+    trace_seconds = time.perf_counter() - start
+    named = captured.named
+    if measure or compile_check:
+        _check_real(named, "measure=True" if measure else "compile_check=True")
+
+    start = time.perf_counter()
+    wrt = list(named.params)
+    leaves = [parameter(name, tuple(p.shape), numpy_dtype(p.dtype)) for name, p in named.params.items()]
+    leaves += [placeholder(name, tuple(t.shape), numpy_dtype(t.dtype))
+               for name, t in [*named.fixed.items(), *named.inputs.items()]]
+    calls = [GradCall([name]) for name in wrt] + [GradCall(wrt)]
+    outputs, names = from_fx(captured.graph, leaves, calls)
+    import_seconds = time.perf_counter() - start
+
+    report = compare_forms(outputs[: len(wrt)], outputs[len(wrt):], wrt=wrt, names=names, commutative=commutative)
+    section = TorchSection(
+        name="PyTorch",
+        version=torch.__version__,
+        parameters=len(wrt),
+        fx_nodes=_fx_counts(captured.graph, len(wrt)),
+        trace_seconds=trace_seconds,
+        import_seconds=import_seconds,
+    )
+    if compile_check:
+        checker = require("graphaudit.frontends.torch.compile_check", "torch")
+        section["compile_check"] = checker.compile_check(loss_fn, params, *example_inputs)
+    if measure:
+        section["measured"] = _measure(loss_fn, params, named, example_inputs, repeats)
+    return attach_section(report, section)
+
+
+def _fx_counts(graph_module: Any, parameters: int) -> dict[str, dict[str, int]]:
+    """Per form, the FX graph's aten calls (``getitem`` and ``detach`` left out) and products among them.
+
+    Both forms hold the one forward; the separate form the calls ``0 .. parameters-1``, the
+    joint form call ``parameters``.
+    """
+    torch = require("torch", "torch")
+    counts = {form: {"nodes": 0, "matmuls": 0} for form in ("separate", "joint")}
+    for fx_node in graph_module.graph.nodes:
+        if fx_node.op != "call_function" or not isinstance(fx_node.target, torch._ops.OpOverload):
+            continue
+        key = f"{fx_node.target.namespace}.{fx_node.target._schema.name.split('::', 1)[1]}"
+        if key == "aten.detach":
+            continue
+        call = (fx_node.meta.get("custom") or {}).get(capturing.GRAD_CALL)
+        forms = ("separate", "joint") if call is None else ("joint",) if call == parameters else ("separate",)
+        for form in forms:
+            counts[form]["nodes"] += 1
+            counts[form]["matmuls"] += TABLE.row(key).kind == "matmul"
+    return counts
+
+
+# --- eager run times -----------------------------------------------------------------------------
+
+
+def _check_real(named: capturing.Named, option: str) -> None:
+    """``measure`` and ``compile_check`` run the program: every tensor must hold data (not meta, not fake)."""
+    fake_tensor = require("torch._subclasses.fake_tensor", "torch")
+    for group in named[:3]:
+        for name, tensor in group.items():
+            if tensor.is_meta or isinstance(tensor, fake_tensor.FakeTensor):
+                where = "meta" if tensor.is_meta else "fake"
+                raise ValueError(f"audit: {option} runs the program on real tensors, but {name} is a {where} tensor")
+
+
+def _measure(loss_fn: Callable, params: Any, named: capturing.Named, inputs: tuple, repeats: int) -> dict[str, Any]:
+    """Median eager time of a step (forward and grads) of each form, the two run in turn; and its backward alone.
+
+    The parameters are read, never written (detached aliases that require grad); buffers are
+    cloned, so a BatchNorm updates copies. A first untimed run of each warms up.
+    """
+    wrt = [p.detach().requires_grad_(True) for p in named.params.values()]
+    values = (wrt, [t.detach().clone() for t in named.fixed.values()], list(named.inputs.values()))
+    names = list(named.params)
+
+    def step(form: str) -> tuple[float, float, list]:
+        start = time.perf_counter()
+        loss = capturing.run_loss(loss_fn, params, named, values, inputs)
+        middle = time.perf_counter()
+        if form == "joint":
+            grads = capturing.grad(loss, wrt, names, retain_graph=False)
+        else:
+            grads = [g for p, n in zip(wrt, names) for g in capturing.grad(loss, [p], [n], retain_graph=True)]
+        end = time.perf_counter()
+        return end - start, end - middle, grads
+
+    forms = ("separate", "joint")
+    results = {form: step(form)[2] for form in forms}
+    times: dict[str, list[tuple[float, float]]] = {form: [] for form in forms}
+    for _ in range(repeats):
+        for form in forms:
+            total, backward, _ = step(form)
+            times[form].append((total, backward))
+    difference = max(float((a - b).abs().max()) for a, b in zip(results["separate"], results["joint"]))
+    measured: dict[str, Any] = {"repeats": repeats, "max_abs_difference": difference}
+    for form in forms:
+        measured[f"{form}_seconds"] = statistics.median(t for t, _ in times[form])
+        measured[f"{form}_backward_seconds"] = statistics.median(b for _, b in times[form])
+    return measured
+
+
+# --- the report's PyTorch section ------------------------------------------------------------------
+
+
+class TorchSection(FrameworkSection):
+    """PyTorch's figures in a report (``report.framework``; ``to_dict()["framework"]``).
+
+    ``name``, ``version`` and ``parameters``; ``fx_nodes`` (per form, the traced FX graph's
+    aten calls as ``nodes`` and its products as ``matmuls``; both forms count the one
+    forward); ``trace_seconds`` (``make_fx`` of the whole program) and ``import_seconds``;
+    ``compile_check`` (only with ``compile_check=True``: the rows of :mod:`.compile_check`
+    and its ``verdict``); ``measured`` (only with ``measure=True``: median eager seconds of a
+    step of each form and of its backward alone, and ``max_abs_difference`` of the gradients).
+    """
+
+    def lines(self) -> list[str]:
+        lines = super().lines()
+        check = self.get("compile_check")
+        if check is not None and check.get("verdict"):
+            lines.append(check["verdict"])
+        return lines
+
+    def closing_lines(self) -> list[str]:
+        """The trace, and the eager run times."""
+        fx = self["fx_nodes"]
+        lines = [
+            "",
+            f"PyTorch {self['version']}: one make_fx trace of the forward, {self['parameters']} autograd.grad calls "
+            f"and one joint call ({seconds_text(self['trace_seconds'])}; imported in "
+            f"{seconds_text(self['import_seconds'])}); FX aten calls separate {fx['separate']['nodes']} vs joint "
+            f"{fx['joint']['nodes']}, products {fx['separate']['matmuls']} vs {fx['joint']['matmuls']}",
+        ]
+        measured = self.get("measured")
+        if measured is not None:
+            joint, joint_backward = measured["joint_seconds"], measured["joint_backward_seconds"]
+            lines.append(
+                f"eager step (median of {measured['repeats']}): separate {seconds_text(measured['separate_seconds'])}"
+                f" vs joint {seconds_text(joint)} ({_ratio(measured['separate_seconds'], joint)}); backward alone "
+                f"{seconds_text(measured['separate_backward_seconds'])} vs {seconds_text(joint_backward)} "
+                f"({_ratio(measured['separate_backward_seconds'], joint_backward)}); max |separate - joint| = "
+                f"{measured['max_abs_difference']:.3g}"
+            )
+        return lines
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}x" if b else "-"
+
+
+# --- the command line ----------------------------------------------------------------------------
+
+
+class TorchTarget(NamedTuple):
+    """What a PyTorch target function returns: ``loss_fn(params, *inputs)`` is a scalar."""
+
+    loss_fn: Callable[..., Any]
+    params: Any
+    inputs: tuple
+    name: str
+
+
+def recognise(result: Any, name: str) -> TorchTarget | None:
+    """``result`` as a target when it is ``(loss_fn, params, *inputs)`` with ``params`` an ``nn.Module``
+    or a dict of torch tensors; None otherwise. Imports nothing: no torch object exists unless
+    torch is imported already."""
+    torch = sys.modules.get("torch")
+    if torch is None or not isinstance(result, (tuple, list)) or len(result) < 2:
+        return None
+    loss_fn, params, *inputs = result
+    is_module = isinstance(params, torch.nn.Module)
+    is_dict = isinstance(params, Mapping) and any(isinstance(v, torch.Tensor) for v in params.values())
+    if not (is_module or is_dict):
+        return None
+    if not callable(loss_fn):
+        raise TargetError(f"{name} must return {CLI.returns}: loss_fn is {a_type(loss_fn)}, not a function")
+    if is_dict:
+        bad = [key for key, value in params.items() if not isinstance(value, torch.Tensor)]
+        if bad:
+            raise TargetError(f"{name}: params[{bad[0]!r}] is {a_type(params[bad[0]])}, not a torch tensor")
+    return TorchTarget(loss_fn, params, tuple(inputs), name)
+
+
+def run(target: TorchTarget, options: Mapping[str, Any]) -> Report:
+    """:func:`audit` of the target with the command line's options; a failure inside PyTorch in one line."""
+    try:
+        return audit(target.loss_fn, *target.inputs, params=target.params, compile_check=options["compile_check"],
+                     measure=options["measure"], commutative=options["commutative"], repeats=options["repeats"] or 5)
+    except (MissingFrameworkError, GraphauditError):
+        raise
+    except Exception as exc:  # bad arguments, or PyTorch failed tracing the user's program
+        raise TargetError(f"auditing {target.name} with PyTorch failed: {type(exc).__name__}: {exc}") from exc
+
+
+CLI = CliFrontend(
+    name="PyTorch",
+    returns="(loss_fn, params, *inputs) for PyTorch",
+    options=frozenset({"measure", "repeats", "commutative", "compile_check"}),
+    recognise=recognise,
+    run=run,
+)

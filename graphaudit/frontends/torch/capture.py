@@ -1,0 +1,207 @@
+"""The user's PyTorch program, traced once on fake tensors: the forward, then both forms of its gradients.
+
+:func:`capture` runs ``loss_fn(model, *inputs)`` once, then one ``torch.autograd.grad``
+per parameter (``retain_graph=True``), each inside ``torch.fx.traceback.annotate({"grad_call":
+i})``, then one joint call over all the parameters, and traces it all with ``make_fx`` on
+fake tensors (a ``FakeTensorMode`` on the CPU; never ``meta``, which would switch
+attention to another kernel): nothing is allocated or computed, whatever the model's size.
+One trace holds both forms, so both read the very same forward nodes, including those that
+never merge (a BatchNorm's update of its running statistics).
+
+What the trace's meta then says (``preserve_node_meta``):
+
+- ``custom["grad_call"]``: which call built a backward node (absent on forward nodes);
+- ``seq_nr``: the autograd sequence number of the forward op a backward node differentiates,
+  set by the hooks AOTAutograd uses (``setup_stacktrace_preservation_hooks``);
+- ``custom["module"]``: the ``nn.Module`` path of a forward node, set by global module
+  hooks (the user's model gets none of its own).
+
+Parameters are an ``nn.Module``'s (swapped for fakes through ``torch.func.functional_call``,
+buffers too, so a BatchNorm writes to fakes) or a dict of named tensors. Nothing the user
+passed is changed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
+
+from graphaudit.frontends import require
+
+GRAD_CALL = "grad_call"  # the custom meta key naming the grad call that built a node
+MODULE = "module"  # the custom meta key holding a forward node's nn.Module path
+
+
+class Named(NamedTuple):
+    """The tensors of the user's program, by name, split by what the audit does with them."""
+
+    params: dict[str, Any]  # differentiated: parameters that require grad
+    fixed: dict[str, Any]  # read, not differentiated: buffers and frozen parameters
+    inputs: dict[str, Any]  # the tensors among the inputs, named by argument and position
+    is_module: bool
+
+
+class Capture(NamedTuple):
+    """The traced program: its FX graph, whose placeholders are ``named``'s tensors in order."""
+
+    graph: Any  # torch.fx.GraphModule
+    named: Named
+
+
+def named_tensors(loss_fn: Callable, params: Any, inputs: tuple) -> Named:
+    """The parameters, fixed tensors and tensor inputs of an audit, named; a ValueError for none to differentiate."""
+    torch = require("torch", "torch")
+    if isinstance(params, torch.nn.Module):
+        state = dict(params.named_parameters())
+        differentiated = {name: p for name, p in state.items() if p.requires_grad}
+        fixed = {name: p for name, p in state.items() if not p.requires_grad}
+        fixed.update(params.named_buffers())
+        is_module = True
+    elif isinstance(params, Mapping):
+        bad = [name for name, value in params.items() if not isinstance(value, torch.Tensor)]
+        if bad:
+            raise TypeError(f"audit: params[{bad[0]!r}] is a {type(params[bad[0]]).__name__}, not a torch tensor")
+        differentiated, fixed, is_module = {str(name): p for name, p in params.items()}, {}, False
+    else:
+        raise TypeError(f"audit: params must be an nn.Module or a dict of named tensors, got {type(params).__name__}")
+    if not differentiated:
+        raise ValueError(f"audit: {type(params).__name__} has no parameters that require grad: nothing to audit")
+    for name, p in differentiated.items():
+        if not p.is_floating_point():
+            raise TypeError(f"audit: cannot differentiate {name}: its dtype is {p.dtype}, not floating point")
+    return Named(differentiated, fixed, _input_tensors(loss_fn, inputs), is_module)
+
+
+def _input_tensors(loss_fn: Callable, inputs: tuple) -> dict[str, Any]:
+    """The tensors among ``inputs``, named by ``loss_fn``'s argument names and their path inside."""
+    torch = require("torch", "torch")
+    pytree = require("torch.utils._pytree", "torch")
+    try:
+        arguments = [p.name for p in inspect.signature(loss_fn).parameters.values()][1:]
+    except (TypeError, ValueError):
+        arguments = []
+    arguments += [f"input{i}" for i in range(len(arguments), len(inputs))]
+    named = {}
+    for (path, leaf) in pytree.tree_flatten_with_path(tuple(inputs))[0]:
+        if isinstance(leaf, torch.Tensor):
+            named[arguments[path[0].idx] + pytree.keystr(path[1:])] = leaf
+    return named
+
+
+def fake_like(tensor: Any) -> Any:
+    """An empty tensor of ``tensor``'s shape, strides and dtype on the CPU (made inside a fake mode)."""
+    torch = require("torch", "torch")
+    fake = torch.empty_strided(tuple(tensor.shape), tuple(tensor.stride()), dtype=tensor.dtype, device="cpu")
+    return fake.requires_grad_(tensor.requires_grad and tensor.is_floating_point())
+
+
+@contextlib.contextmanager
+def module_paths(model: Any):
+    """Annotate every op that ``model``'s submodules run with their path (``layers.1.linear1``)."""
+    torch = require("torch", "torch")
+    traceback = require("torch.fx.traceback", "torch")
+    paths = {id(module): path for path, module in model.named_modules() if path}
+    stack: list = []
+
+    def enter(module, args):
+        if id(module) in paths:
+            stack.append(traceback.annotate({MODULE: paths[id(module)]}))
+            stack[-1].__enter__()
+
+    def leave(module, args, output):
+        if id(module) in paths:
+            stack.pop().__exit__(None, None, None)
+
+    hooks = [torch.nn.modules.module.register_module_forward_pre_hook(enter),
+             torch.nn.modules.module.register_module_forward_hook(leave, always_call=True)]
+    try:
+        yield
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
+def run_loss(loss_fn: Callable, params: Any, named: Named, values: Sequence[list], inputs: tuple) -> Any:
+    """``loss_fn`` on other tensors: ``values`` holds the parameters', the fixed tensors' and the
+    tensor inputs' (in :class:`Named`'s order); the non-tensor inputs are the user's."""
+    torch = require("torch", "torch")
+    pytree = require("torch.utils._pytree", "torch")
+    param_values, fixed_values, input_values = values
+    flat, spec = pytree.tree_flatten(tuple(inputs))
+    replaced = iter(input_values)
+    args = pytree.tree_unflatten([next(replaced) if isinstance(x, torch.Tensor) else x for x in flat], spec)
+    if not named.is_module:
+        return loss_fn(dict(zip(named.params, param_values)), *args)
+
+    class Loss(torch.nn.Module):  # the model as a submodule, so that functional_call swaps its tensors
+        def __init__(self):
+            super().__init__()
+            self.model = params
+
+        def forward(self, *args):
+            return loss_fn(self.model, *args)
+
+    state = {f"model.{name}": value for name, value in
+             [*zip(named.params, param_values), *zip(named.fixed, fixed_values)]}
+    return torch.func.functional_call(Loss(), state, args)
+
+
+def _program(loss_fn: Callable, params: Any, named: Named, inputs: tuple) -> Callable:
+    """``program(params, fixed, inputs)``: the user's forward once, the separate calls, the joint call."""
+    traceback = require("torch.fx.traceback", "torch")
+    hooks = require("torch._functorch._aot_autograd.logging_utils", "torch")
+    names = list(named.params)
+
+    def program(param_values: list, fixed_values: list, input_values: list):
+        with module_paths(params) if named.is_module else contextlib.nullcontext():
+            loss = run_loss(loss_fn, params, named, (param_values, fixed_values, input_values), inputs)
+        check_loss(loss)
+        hooks.setup_stacktrace_preservation_hooks([loss.grad_fn])
+        separate = []
+        for i, (name, p) in enumerate(zip(names, param_values)):
+            with traceback.annotate({GRAD_CALL: i}):
+                separate += grad(loss, [p], [name], retain_graph=True)
+        with traceback.annotate({GRAD_CALL: len(names)}):
+            joint = grad(loss, param_values, names, retain_graph=False)
+        return [*separate, *joint]
+
+    return program
+
+
+def check_loss(loss: Any) -> None:
+    """A scalar tensor that depends on the parameters, or an error saying what the loss is instead."""
+    torch = require("torch", "torch")
+    if not isinstance(loss, torch.Tensor):
+        raise TypeError(f"audit: loss_fn must return a scalar tensor, got {type(loss).__name__}")
+    if loss.dim() != 0:
+        raise ValueError(f"audit: loss_fn must return a scalar, got a tensor of shape {tuple(loss.shape)}")
+    if loss.grad_fn is None:
+        raise ValueError("audit: the loss does not depend on any parameter (it has no grad_fn)")
+
+
+def grad(loss: Any, wrt: list, names: list[str], retain_graph: bool) -> list:
+    """``torch.autograd.grad``; a parameter the loss does not use is named in the error."""
+    torch = require("torch", "torch")
+    grads = torch.autograd.grad(loss, wrt, retain_graph=retain_graph, allow_unused=True)
+    unused = [name for name, g in zip(names, grads) if g is None]
+    if unused:
+        raise ValueError(f"audit: the loss does not use parameter {unused[0]}: it has no gradient to audit")
+    return list(grads)
+
+
+def capture(loss_fn: Callable, params: Any, inputs: tuple) -> Capture:
+    """Trace ``loss_fn(params, *inputs)`` and both forms of its gradients on fake tensors."""
+    require("torch", "torch")
+    fake_mode = require("torch._subclasses.fake_tensor", "torch").FakeTensorMode()
+    proxy_tensor = require("torch.fx.experimental.proxy_tensor", "torch")
+    traceback = require("torch.fx.traceback", "torch")
+    named = named_tensors(loss_fn, params, inputs)
+    with fake_mode:
+        fakes = [[fake_like(t) for t in group.values()] for group in (named.params, named.fixed, named.inputs)]
+    for p in fakes[0]:
+        p.requires_grad_(True)
+    with traceback.preserve_node_meta():
+        graph = proxy_tensor.make_fx(_program(loss_fn, params, named, inputs), tracing_mode="fake")(*fakes)
+    return Capture(graph, named)
