@@ -35,9 +35,13 @@ def shape_text(shape: tuple[int, ...]) -> str:
 def operand_text(node: Node) -> str:
     """Shapes worth printing beside an expression: ``128x3000 @ 3000x5000`` for a matmul.
 
-    Any two-input op of kind ``matmul`` qualifies, so imported products (``jax.dot_general``) read the same.
+    An op's own ``operand_text`` comes first (an imported contraction over other dimensions);
+    otherwise any two-input op of kind ``matmul`` reads as a product, others by their shape.
     """
-    if len(node.inputs) == 2 and get_op(node.op).is_matmul:
+    op = get_op(node.op)
+    if op.operand_text is not None:
+        return op.operand_text(node)
+    if len(node.inputs) == 2 and op.is_matmul:
         return " @ ".join(shape_text(i.shape) for i in node.inputs)
     return shape_text(node.shape)
 

@@ -54,13 +54,15 @@ class ImportedOp(NamedTuple):
     rule (None: reported as "no cost rule", never dropped); ``impl`` numpy code called as
     ``impl(node, *arrays)`` (None: the table's fallback, which asks the framework); ``view``
     whether its output is a view of an input (a transpose, reshape, broadcast or basic
-    slice): it writes no new buffer, so it costs no bytes.
+    slice): it writes no new buffer, so it costs no bytes; ``operand_text`` what a node of
+    it works on, for reports (None: its input shapes, as for graphaudit's own ops).
     """
 
     kind: str = "imported"
     cost: Callable[[Node], int] | None = None
     impl: Callable[..., np.ndarray] | None = None
     view: bool = False
+    operand_text: Callable[[Node], str] | None = None
 
 
 UNKNOWN = ImportedOp()
@@ -89,7 +91,7 @@ class OpTable:
         if existing is None:
             row = row if row is not None else self.row(key)
             define_imported(name, kind=row.kind, cost=row.cost, impl=row.impl or self.fallback_impl, pure=pure,
-                            doc=doc, view=row.view)
+                            doc=doc, view=row.view, operand_text=row.operand_text)
         elif existing.pure and not pure:
             raise ValueError(f"op {key!r} has side effects here but was imported as pure before")
         return name

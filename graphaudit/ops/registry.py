@@ -39,7 +39,9 @@ class Op:
     ``vjp``, or no ``cost`` rule (reports list them as "no cost rule", never drop them).
 
     ``view`` marks an op whose output is a view of its input (transpose, reshape, broadcast,
-    basic slicing): it writes no new buffer, so it costs no bytes.
+    basic slicing): it writes no new buffer, so it costs no bytes. ``operand_text`` says what
+    a node of it works on, where its output's shape does not (a contraction over chosen
+    dimensions, a loop's steps): reports print it beside the node.
     """
 
     name: str
@@ -52,6 +54,7 @@ class Op:
     commutative: bool = False
     doc: str = ""
     view: bool = False
+    operand_text: Callable[[Node], str] | None = None
 
     @property
     def is_matmul(self) -> bool:
@@ -78,6 +81,7 @@ def define_imported(
     commutative: bool = False,
     doc: str = "",
     view: bool = False,
+    operand_text: Callable[[Node], str] | None = None,
 ) -> Op:
     """Register an op that a front-end imports from a framework (e.g. ``jax.dot_general``).
 
@@ -85,7 +89,7 @@ def define_imported(
     shapes). Registering the same name again with the same parts is a no-op; with
     different parts it is an error, so two front-ends cannot silently disagree.
     """
-    op = Op(name, None, impl, None, cost, kind, pure, commutative, doc, view)
+    op = Op(name, None, impl, None, cost, kind, pure, commutative, doc, view, operand_text)
     existing = OPS.get(name)
     if existing is not None and existing != op:
         raise ValueError(f"op {name!r} is already registered differently")

@@ -23,7 +23,8 @@ from graphaudit.errors import GraphauditError
 from graphaudit.frontends import MissingFrameworkError, require
 from graphaudit.frontends.common import CliFrontend, FrameworkSection, TargetError, a_type, attach_section
 from graphaudit.frontends.jax.importer import FlatFunction, count_equations, from_jaxpr
-from graphaudit.frontends.jax.loops import COSTLIEST_BRANCH, DEFAULT_BUDGET, ONE_ITERATION, LoopRecord, unrolled_size
+from graphaudit.frontends.jax.loops import (
+    COSTLIEST_BRANCH, DEFAULT_BUDGET, ONE_ITERATION, TAKEN_BRANCH, UNROLLED, LoopRecord, unrolled_size)
 from graphaudit.frontends.jax.ops import ATTR_REMAT
 from graphaudit.graph import GradCall, Node, topological_order
 from graphaudit.report import Report
@@ -171,7 +172,8 @@ class JaxSection(FrameworkSection):
     ``rows``, each ``graph`` and per form the optimised HLO's instructions as ``nodes``, its
     dot and convolution ops as ``dots``, XLA's ``flops`` and the compile ``seconds``: first
     as compiled, then with XLA's CSE pass disabled); ``measured`` (only with
-    ``measure=True``: median jitted run times); ``loops``: whether scans were ``unrolled``,
+    ``measure=True``: the ``device`` the arguments were put on, once, and median jitted run
+    times); ``loops``: whether scans were ``unrolled``,
     the ``unrolled_nodes`` that unrolling makes against the ``budget``, and ``rows``, one per
     distinct loop: ``primitive``, ``length`` (steps, or branches), ``treatment``, ``body``
     digest, and how often the ``separate`` and ``joint`` forms met it.
@@ -206,10 +208,13 @@ class JaxSection(FrameworkSection):
             size = {"scan": f"{row['length']} steps", "cond": f"{row['length']} branches"}.get(row["primitive"], "")
             lines.append(f"  {row['primitive']:<6}{size:>12}  body {row['body'][:8]}  {row['treatment']}  "
                          f"(met {row['separate']}x in the separate form, {row['joint']}x in the joint)")
-        for treatment, words in ((COSTLIEST_BRANCH, "an upper bound: conds costed at their costliest branch"),
-                                 (ONE_ITERATION, "a lower bound: while loops costed for one iteration")):
+        for treatment, words in ((COSTLIEST_BRANCH, "FLOPs above are an upper bound: conds costed at their "
+                                                    "costliest branch"),
+                                 (ONE_ITERATION, "FLOPs above are a lower bound: while loops costed for one iteration")):
             if any(row["treatment"] == treatment for row in loops["rows"]):
-                lines.append(f"  the FLOPs above are {words}")
+                lines.append(f"  the {words}")
+        if any(row["treatment"] != TAKEN_BRANCH and row["treatment"] != UNROLLED for row in loops["rows"]):
+            lines.append("  the matmul FLOPs leave out the products inside loops kept whole (FLOPs count them)")
         return lines
 
     def closing_lines(self) -> list[str]:
@@ -242,7 +247,8 @@ class JaxSection(FrameworkSection):
                 return seconds_text(seconds) + ratio
 
             lines.append(
-                f"jitted run time (median of {measured['repeats']}): joint {seconds_text(joint_seconds)}, "
+                f"jitted run time on {measured['device']}, arguments put on it once (median of "
+                f"{measured['repeats']}): joint {seconds_text(joint_seconds)}, "
                 f"separate grads in one jit {versus(measured['separate_one_jit_seconds'])}, separately jitted "
                 f"grads in turn {versus(measured['separately_jitted_seconds'])}; max |separate - joint| = "
                 f"{measured['max_abs_difference']:.3g}"
@@ -328,11 +334,14 @@ def _xla_check(flat: FlatFunction, avals: list[Any]) -> dict[str, Any]:
 def _measure(flat: FlatFunction, repeats: int) -> dict[str, Any]:
     """Median wall time of the jitted separate-in-one-jit, joint, and separately jitted grads.
 
-    The three run in turn within each repeat, so that a change in the machine's load
-    shifts them alike; a first, untimed run of each compiles it.
+    The arguments are put on the default device once, before any timing: handed host
+    arrays, every call would copy them over first, and on an accelerator that copy can
+    take longer than the gradients. The three run in turn within each repeat, so that a
+    change in the machine's load shifts them alike; a first, untimed run of each compiles it.
     """
     jax = require("jax", "jax")
-    leaves = flat.leaves
+    device = jax.devices()[0]
+    leaves = jax.block_until_ready(jax.device_put(list(flat.leaves), device))
     in_one, joint = jax.jit(flat.separate_in_one), jax.jit(flat.joint())
     each = [jax.jit(flat.separate(p)) for p in range(len(flat.wrt))]
     runs = {
@@ -349,8 +358,8 @@ def _measure(flat: FlatFunction, repeats: int) -> dict[str, Any]:
             times[key].append(time.perf_counter() - start)
     difference = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b)), initial=0.0))
                      for a, b in zip(results["separate_one_jit_seconds"], results["joint_seconds"]))
-    return {"repeats": repeats, **{key: statistics.median(t) for key, t in times.items()},
-            "max_abs_difference": difference}
+    return {"repeats": repeats, "device": f"{device.platform}:{device.id} ({device.device_kind})",
+            **{key: statistics.median(t) for key, t in times.items()}, "max_abs_difference": difference}
 
 
 # --- the command line ------------------------------------------------------------------------------

@@ -15,10 +15,12 @@ XLA's ``rng_uniform``) or when the equation that first brings it has side effect
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from graphaudit.describe import shape_text
 from graphaudit.frontends.common import ATTR_OUTPUT, ImportedOp, Opaque, OpTable
 from graphaudit.graph import Node
 from graphaudit.ops import elementwise_cost, no_flops, reduction_cost
@@ -50,6 +52,33 @@ def dot_general_flops(node: Node) -> int:
     (lhs_contracting, _), _ = node.attr("dimension_numbers")
     lhs = node.inputs[0]
     return 2 * node.size * math.prod(lhs.shape[d] for d in lhs_contracting)
+
+
+def dot_general_text(node: Node) -> str:
+    """The contraction as it is: ``64x32 @ 32x16`` for a plain product, a transposed matrix in
+    parentheses (``(64x5)ᵀ @ 64x3``), else the dimension numbers: ``2x3x4 · 2x4x5 over 2·1, batch 0·0``."""
+    (lhs_contracting, rhs_contracting), (lhs_batch, rhs_batch) = node.attr("dimension_numbers")
+    lhs, rhs = node.inputs
+    if len(lhs.shape) == len(rhs.shape) == 2 and len(lhs_contracting) == 1 and not lhs_batch:
+        left = f"({shape_text(lhs.shape)})ᵀ" if tuple(lhs_contracting) == (0,) else shape_text(lhs.shape)
+        right = f"({shape_text(rhs.shape)})ᵀ" if tuple(rhs_contracting) == (1,) else shape_text(rhs.shape)
+        return f"{left} @ {right}"
+
+    def dims(left: Sequence[int], right: Sequence[int]) -> str:
+        return f"{','.join(map(str, left)) or '-'}·{','.join(map(str, right)) or '-'}"
+
+    text = f"{shape_text(lhs.shape)} · {shape_text(rhs.shape)} over {dims(lhs_contracting, rhs_contracting)}"
+    return text + (f", batch {dims(lhs_batch, rhs_batch)}" if lhs_batch else "")
+
+
+def loop_text(node: Node) -> str:
+    """What a loop kept whole runs: ``scan 12 steps``, ``cond 2 branches``, ``while``."""
+    op = node.op.removeprefix(TABLE.prefix)
+    if op == "scan":
+        return f"scan {node.attr('length')} steps"
+    if op == "cond":
+        return f"cond {len(node.attr('branches').value)} branches"
+    return "while, trip count unknown"
 
 
 def conv_flops(node: Node) -> int:
@@ -149,10 +178,10 @@ TABLE = OpTable(
         **{p: ImportedOp("random", elementwise_cost) for p in RANDOM},
         **{p: ImportedOp("reduction", window_flops) for p in WINDOWED},
         "select_and_scatter_add": ImportedOp("data", select_and_scatter_flops),
-        "dot_general": ImportedOp("matmul", dot_general_flops),
+        "dot_general": ImportedOp("matmul", dot_general_flops, operand_text=dot_general_text),
         "conv_general_dilated": ImportedOp("matmul", conv_flops),
         **{p: ImportedOp("data", scatter_flops) for p in SCATTERS},
-        **{p: ImportedOp("loop", loop_flops, view=True) for p in LOOPS},  # its loop_output nodes write
+        **{p: ImportedOp("loop", loop_flops, view=True, operand_text=loop_text) for p in LOOPS},  # outputs write
         LOOP_OUTPUT: ImportedOp("data", no_flops),
     },
     fallback_impl=_bind_impl,

@@ -151,19 +151,37 @@ def test_xla_recovers_the_duplicated_dots_only_with_cse(small_seed):
     assert "XLA recovers the duplicated products" in text
 
 
-def test_measure_times_the_jitted_forms():
+def test_measure_times_the_jitted_forms_on_arguments_put_on_the_device_once(monkeypatch):
     rng = np.random.default_rng(3)
     w, x = rng.standard_normal((4, 5), dtype=np.float32), rng.standard_normal((3, 4), dtype=np.float32)
+    received = []
+    jit = jax.jit
+
+    def recording_jit(function):
+        compiled = jit(function)
+
+        def call(*args):
+            received.extend(args)
+            return compiled(*args)
+
+        return call
+
+    monkeypatch.setattr(jax, "jit", recording_jit)
     report = gj.audit(sorted_loss, w, x, argnums=0, measure=True, repeats=2)
+    calls_per_repeat = 3  # the separate grads in one jit, the joint grad, the one separately jitted grad
+    assert len(received) == 2 * (1 + 2) * calls_per_repeat  # two leaves; one untimed run, then two repeats
+    device = jax.devices()[0]
+    assert all(isinstance(a, jax.Array) and a.committed and a.devices() == {device} for a in received)
     measured = report.framework["measured"]
-    assert measured["repeats"] == 2
+    assert measured["repeats"] == 2 and measured["device"] == f"{device.platform}:{device.id} ({device.device_kind})"
     for key in ("separate_one_jit_seconds", "joint_seconds", "separately_jitted_seconds"):
         assert measured[key] > 0
     assert measured["max_abs_difference"] == 0.0  # one parameter: separate and joint are the same grad
-    assert "jitted run time (median of 2)" in report.to_text()
+    assert f"jitted run time on {measured['device']}, arguments put on it once (median of 2)" in report.to_text()
     quiet = report.to_dict(timings=False)["framework"]
     assert quiet["measured"]["joint_seconds"] is None and quiet["measured"]["repeats"] == 2
     assert quiet["import_seconds"]["separate"] is None
+    assert type(w) is np.ndarray and w.flags.writeable  # the caller's arrays are left as they were
 
 
 def sin_block(x, w):

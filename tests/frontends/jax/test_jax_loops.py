@@ -17,6 +17,7 @@ jnp = pytest.importorskip("jax.numpy")
 
 import graphaudit as ga  # noqa: E402
 from graphaudit.cost import node_flops  # noqa: E402
+from graphaudit.describe import operand_text  # noqa: E402
 from graphaudit.frontends import jax as gj  # noqa: E402
 from graphaudit.frontends.jax.loops import COSTLIEST_BRANCH, ONE_ITERATION, TAKEN_BRANCH, UNROLLED, WHOLE  # noqa: E402
 
@@ -110,7 +111,10 @@ def test_lstm_whole_when_over_the_budget_costs_body_times_steps():
     # each separate trace runs its own backward scan: as whole units they cannot merge, and XLA keeps them too
     compiled = report.framework["compile_check"]["rows"][0]
     assert report.merged_equals_joint is False and compiled["separate"]["dots"] > compiled["joint"]["dots"]
-    assert "scans imported whole, bodies compared by digest" in report.to_text()
+    assert {operand_text(scan) for scan in scans} == {f"scan {scans[0].attr('length')} steps"}
+    text = report.to_text()
+    assert "scans imported whole, bodies compared by digest" in text
+    assert "matmul FLOPs leave out the products inside loops kept whole" in text
     assert_grads(report, fn, args)
     (value,) = ga.evaluate(report.forms["joint"].outputs[:1], gj.named_leaves(fn, *args))  # the numpy path too
     np.testing.assert_allclose(value, np.asarray(jax.grad(fn)(*args)["b"]), rtol=2e-5, atol=1e-6)

@@ -15,6 +15,7 @@ jnp = pytest.importorskip("jax.numpy")
 
 import graphaudit as ga  # noqa: E402
 from graphaudit.cost import node_flops  # noqa: E402
+from graphaudit.describe import operand_text  # noqa: E402
 from graphaudit.frontends import jax as gj  # noqa: E402
 from graphaudit.frontends.jax.ops import PRIMITIVES  # noqa: E402
 from jax_functions import sorted_loss  # noqa: E402
@@ -39,6 +40,21 @@ def test_cost_rules_of_imported_primitives():
     assert node_flops(conv) == 2 * conv.size * (c // groups) * kh * kw
     assert scattered.op == "jax.scatter-add" and node_flops(scattered) == 3
     assert summed.op == "jax.reduce_sum" and node_flops(summed) == b * i * k  # one per input element
+
+
+def test_dot_general_text_shows_the_contraction_as_it_is():
+    m, k, n, b = 6, 4, 3, 2
+
+    def products(a, c, t, u, v):
+        return (a @ c,  # a plain product
+                jax.lax.dot_general(a, t, (((1,), (1,)), ((), ()))),  # a @ t.T, contracting (1, 1)
+                jax.lax.dot_general(u, a, (((0,), (0,)), ((), ()))),  # u.T @ a
+                jnp.einsum("bij,bjk->bik", v, jnp.ones((b, k, n))))  # batched
+
+    args = (jnp.ones((m, k)), jnp.ones((k, n)), jnp.ones((n, k)), jnp.ones((m, n)), jnp.ones((b, m, k)))
+    texts = [operand_text(node) for node in gj.from_jaxpr(jax.make_jaxpr(products)(*args))]
+    assert texts == [f"{m}x{k} @ {k}x{n}", f"{m}x{k} @ ({n}x{k})ᵀ", f"({m}x{n})ᵀ @ {m}x{k}",
+                     f"{b}x{m}x{k} · {b}x{k}x{n} over 2·1, batch 0·0"]
 
 
 def test_pooling_costs_each_window_it_reads():
