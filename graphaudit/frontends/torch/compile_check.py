@@ -24,7 +24,6 @@ from __future__ import annotations
 import re
 import statistics
 import time
-from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
@@ -157,8 +156,9 @@ def compile_check(loss_fn: Callable, params: Any, *inputs: Any) -> dict[str, Any
     ``loss_fn(params, *inputs)`` returns the scalar loss; ``params`` is an ``nn.Module`` (its
     parameters that require grad) or a dict of named tensors; ``inputs`` are real tensors
     (or other values). Returns the ``compile_check`` entry of a :class:`FrameworkSection`:
-    ``title``, ``rows`` (each ``graph`` and per form ``nodes``, ``dots``, ``seconds``) and a
-    one-line ``verdict``.
+    ``title``, ``rows`` (each ``graph`` and per form ``nodes``, ``dots``, ``seconds``: the
+    trace, the pass, the compile with its first run, or the median step) and a one-line
+    ``verdict``. A row a compiler failed on says so (``nodes`` "failed", ``error`` its message).
     """
     torch = require("torch", "torch")
     proxy_tensor = require("torch.fx.experimental.proxy_tensor", "torch")

@@ -12,9 +12,10 @@ read the arguments they mean whichever optional tensors are absent.
 Conventions (:mod:`graphaudit.cost`), and where aten needs more:
 
 - Products: ``2*m*k*n`` per matrix product, as ``torch.utils.flop_counter.flop_registry``
-  counts them; ``addmm`` and ``baddbmm`` count the product only (the registry's convention;
-  their bias add, one FLOP per output element, is left out so that matmul FLOPs agree with
-  graphaudit's own ``matmul`` and with the registry). Convolutions as the registry counts them.
+  counts them. A product kernel counts its products only (the registry's convention, so that
+  matmul FLOPs agree with it and with graphaudit's own ``matmul``): ``addmm``'s and a
+  convolution's bias add, attention's softmax, ``convolution_backward``'s grad_bias are left
+  out. Convolutions and attention kernels as the registry counts them.
 - A kernel with several results is imported as one node per result used: a forward kernel's
   by-products (layer norm's mean and rstd, max pooling's indices, attention's logsumexp,
   nll_loss's total weight) cost nothing, result 0 carries the kernel; a backward kernel's
@@ -79,7 +80,7 @@ def convolution_flops(node: Node) -> int:
 
 def convolution_backward_flops(node: Node) -> int:
     """One result of ``convolution_backward``: grad_input a (transposed) convolution of grad_output with the
-    weight, grad_weight a convolution of the input with grad_output, grad_bias a sum of grad_output.
+    weight, grad_weight a convolution of the input with grad_output; grad_bias, a sum, no products.
 
     As flop_registry counts them, except a grouped grad_weight: the registry multiplies by every input
     channel, not a group's, so counts it ``groups`` times; here it costs what the forward costs.
@@ -92,7 +93,7 @@ def convolution_backward_flops(node: Node) -> int:
     if output == 1:
         x, grad_out = (grad_out, x) if transposed else (x, grad_out)
         return conv_products(_swap(x), _swap(grad_out), _swap(node.shape), False)
-    return math.prod(grad_out)
+    return 0
 
 
 def _attention_shapes(node: Node) -> tuple[int, int, int, int, int]:

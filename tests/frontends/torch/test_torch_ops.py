@@ -13,11 +13,12 @@ torch = pytest.importorskip("torch")
 
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from torch.utils.flop_counter import flop_registry  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode, flop_registry  # noqa: E402
 
 from graphaudit.cost import node_bytes, node_flops  # noqa: E402
 from graphaudit.frontends.common import hashable_param, imported_node  # noqa: E402
 from graphaudit.frontends.torch import aten as aten_calls  # noqa: E402
+from graphaudit.frontends.torch import audit  # noqa: E402
 from graphaudit.frontends.torch.capture import capture  # noqa: E402
 from graphaudit.frontends.torch.ops import TABLE, tensor_input  # noqa: E402
 from graphaudit.graph import placeholder  # noqa: E402
@@ -101,12 +102,11 @@ def test_convolution_backward_costs_each_result_as_flop_registry_asks_for_it(nam
     assert [n.shape for n in nodes] == [tuple(t.shape) for t in results]
     for i, node in enumerate(nodes):
         asked = [j == i for j in range(3)]
-        expected = (grad_out.numel() if i == 2 else
-                    registry_flops(aten.convolution_backward.default, grad_out, x, w, bias_sizes, *conv, asked))
+        expected = registry_flops(aten.convolution_backward.default, grad_out, x, w, bias_sizes, *conv, asked)
         if i == 1:  # the registry's grad_weight reads all input channels, not a group's: groups times too many
             expected //= conv[-1]
             assert node_flops(node) == node_flops(imported(aten.convolution.default, x, w, bias, *conv)[0][0])
-        assert node_flops(node) == expected > 0, f"result {i}"
+        assert node_flops(node) == expected and (expected > 0) == (i < 2), f"result {i}"  # grad_bias: a sum
 
 
 # --- attention -------------------------------------------------------------------------------
@@ -277,6 +277,18 @@ def test_every_op_of_the_models_has_a_row():
         for op in traced_ops(loss_fn, model, inputs) - set(TABLE.rows):
             missing.setdefault(op, []).append(name)
     assert not missing, f"aten ops with no row in the table: {missing}"
+
+
+@pytest.mark.parametrize("name", ["seed MLP", "transformer, dropout", "convnet", "recurrent", "activations"])
+def test_joint_matmul_flops_are_flop_counters_on_the_eager_grads(name):
+    """The imported joint form's products are what FlopCounterMode counts as eager PyTorch runs it (models
+    whose attention takes the math path: the counter counts the CPU flash kernel as nothing)."""
+    _, loss_fn, model, inputs = next(program for program in model_programs() if program[0] == name)
+    report = audit(loss_fn, *inputs, params=model)
+    with FlopCounterMode(display=False) as counter:
+        torch.autograd.grad(loss_fn(model, *inputs), list(model.parameters()))
+    assert report.forms["joint"].cost.matmul_flops == counter.get_total_flops() > 0
+    assert not report.forms["separate"].cost.no_cost_rule
 
 
 def test_every_row_has_a_cost_rule_and_no_numpy_code():
