@@ -5,13 +5,14 @@
 - :mod:`.aten`: an aten call's arguments as a node's inputs and attrs, and back (:func:`run_aten`);
 - :mod:`.ops`: the table of aten ops (kind, FLOP rule, views);
 - :mod:`.importer`: the FX graph to nodes (:func:`from_fx`);
-- :mod:`.audit`: :func:`audit`, the report's :class:`TorchSection`, the command line's :data:`CLI`;
+- :mod:`.audit`: :func:`audit`, :func:`audit_function` (any function of the model, merged), the
+  report's :class:`TorchSection`, the command line's :data:`CLI`;
 - :mod:`.compile_check`: what PyTorch's FX CSE and inductor keep of the separate grads.
 
 PyTorch itself is imported on first use, never by importing this package.
 """
 
-from graphaudit.frontends.torch.audit import CLI, TorchSection, audit
+from graphaudit.frontends.torch.audit import CLI, TorchSection, audit, audit_function
 from graphaudit.frontends.torch.importer import from_fx
 
-__all__ = ["CLI", "TorchSection", "audit", "from_fx"]
+__all__ = ["CLI", "TorchSection", "audit", "audit_function", "from_fx"]

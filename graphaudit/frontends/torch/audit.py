@@ -16,13 +16,13 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
-from graphaudit.audit import compare_forms
+from graphaudit.audit import audit_graph, compare_forms
 from graphaudit.describe import seconds_text
 from graphaudit.errors import GraphauditError
 from graphaudit.frontends import MissingFrameworkError, require
 from graphaudit.frontends.common import CliFrontend, FrameworkSection, TargetError, a_type, attach_section
 import graphaudit.frontends.torch.capture as capturing
-from graphaudit.frontends.torch.aten import numpy_dtype
+from graphaudit.frontends.torch.aten import numpy_dtype, op_key
 from graphaudit.frontends.torch.importer import from_fx
 from graphaudit.frontends.torch.ops import TABLE
 from graphaudit.graph import GradCall, parameter, placeholder
@@ -62,11 +62,8 @@ def audit(
 
     start = time.perf_counter()
     wrt = list(named.params)
-    leaves = [parameter(name, tuple(p.shape), numpy_dtype(p.dtype)) for name, p in named.params.items()]
-    leaves += [placeholder(name, tuple(t.shape), numpy_dtype(t.dtype))
-               for name, t in [*named.fixed.items(), *named.inputs.items()]]
     calls = [GradCall([name]) for name in wrt] + [GradCall(wrt)]
-    outputs, names = from_fx(captured.graph, leaves, calls)
+    outputs, names = from_fx(captured.graph, _leaves(named), calls)
     import_seconds = time.perf_counter() - start
 
     report = compare_forms(outputs[: len(wrt)], outputs[len(wrt):], wrt=wrt, names=names, commutative=commutative)
@@ -86,6 +83,41 @@ def audit(
     return attach_section(report, section)
 
 
+def audit_function(fn: Callable, *example_inputs: Any, params: Any, commutative: bool = False) -> Report:
+    """What merging equal subexpressions removes from ``fn(params, *example_inputs)`` as PyTorch runs it.
+
+    For patterns other than one grad call per parameter: per-sample gradients in a loop, a
+    Jacobian row by row, ``torch.func.vmap(torch.func.grad(...))``. ``fn`` returns tensors (a
+    list, a tuple, any pytree); it is traced on fake tensors like :func:`audit`'s program, and
+    the report (:func:`graphaudit.audit_graph`'s, forms ``original`` and ``merged``) costs them.
+    Its section's ``fx_nodes`` has one form, ``original``.
+    """
+    torch = require("torch", "torch")
+    start = time.perf_counter()
+    captured = capturing.capture_function(fn, params, example_inputs)
+    trace_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    outputs, _ = from_fx(captured.graph, _leaves(captured.named), [])
+    import_seconds = time.perf_counter() - start
+    if not outputs:
+        raise ValueError("audit_function: fn returned no tensors")
+    report = audit_graph(outputs, commutative=commutative)
+    calls = sum(1 for n in captured.graph.graph.nodes if n.op == "call_function")
+    products = sum(1 for n in captured.graph.graph.nodes if n.op == "call_function"
+                   and hasattr(n.target, "_schema") and TABLE.row(op_key(n.target)[0]).kind == "matmul")
+    section = TorchSection(name="PyTorch", version=torch.__version__, parameters=len(captured.named.params),
+                           fx_nodes={"original": {"nodes": calls, "matmuls": products}},
+                           trace_seconds=trace_seconds, import_seconds=import_seconds)
+    return attach_section(report, section)
+
+
+def _leaves(named: capturing.Named) -> list:
+    """One leaf per placeholder: parameters for the differentiated tensors, placeholders for the rest."""
+    leaves = [parameter(name, tuple(p.shape), numpy_dtype(p.dtype)) for name, p in named.params.items()]
+    return leaves + [placeholder(name, tuple(t.shape), numpy_dtype(t.dtype))
+                     for name, t in [*named.fixed.items(), *named.inputs.items()]]
+
+
 def _fx_counts(graph_module: Any, parameters: int) -> dict[str, dict[str, int]]:
     """Per form, the FX graph's aten calls (``getitem`` and ``detach`` left out) and products among them.
 
@@ -97,7 +129,7 @@ def _fx_counts(graph_module: Any, parameters: int) -> dict[str, dict[str, int]]:
     for fx_node in graph_module.graph.nodes:
         if fx_node.op != "call_function" or not isinstance(fx_node.target, torch._ops.OpOverload):
             continue
-        key = f"{fx_node.target.namespace}.{fx_node.target._schema.name.split('::', 1)[1]}"
+        key = op_key(fx_node.target)[0]
         if key == "aten.detach":
             continue
         call = (fx_node.meta.get("custom") or {}).get(capturing.GRAD_CALL)
@@ -181,13 +213,17 @@ class TorchSection(FrameworkSection):
     def closing_lines(self) -> list[str]:
         """The trace, and the eager run times."""
         fx = self["fx_nodes"]
-        lines = [
-            "",
-            f"PyTorch {self['version']}: one make_fx trace of the forward, {self['parameters']} autograd.grad calls "
-            f"and one joint call ({seconds_text(self['trace_seconds'])}; imported in "
-            f"{seconds_text(self['import_seconds'])}); FX aten calls separate {fx['separate']['nodes']} vs joint "
-            f"{fx['joint']['nodes']}, products {fx['separate']['matmuls']} vs {fx['joint']['matmuls']}",
-        ]
+        took = f"{seconds_text(self['trace_seconds'])}; imported in {seconds_text(self['import_seconds'])}"
+        if "original" in fx:  # audit_function: the user's function as it is
+            lines = ["", f"PyTorch {self['version']}: one make_fx trace of the function ({took}); "
+                         f"FX aten calls {fx['original']['nodes']}, products {fx['original']['matmuls']}"]
+        else:
+            lines = [
+                "",
+                f"PyTorch {self['version']}: one make_fx trace of the forward, {self['parameters']} autograd.grad "
+                f"calls and one joint call ({took}); FX aten calls separate {fx['separate']['nodes']} vs joint "
+                f"{fx['joint']['nodes']}, products {fx['separate']['matmuls']} vs {fx['joint']['matmuls']}",
+            ]
         measured = self.get("measured")
         if measured is not None:
             joint, joint_backward = measured["joint_seconds"], measured["joint_backward_seconds"]

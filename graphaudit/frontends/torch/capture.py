@@ -124,8 +124,9 @@ def module_paths(model: Any):
 
 
 def run_loss(loss_fn: Callable, params: Any, named: Named, values: Sequence[list], inputs: tuple) -> Any:
-    """``loss_fn`` on other tensors: ``values`` holds the parameters', the fixed tensors' and the
-    tensor inputs' (in :class:`Named`'s order); the non-tensor inputs are the user's."""
+    """``loss_fn`` (or any function of the same arguments) on other tensors: ``values`` holds the
+    parameters', the fixed tensors' and the tensor inputs' (in :class:`Named`'s order); the
+    non-tensor inputs are the user's."""
     torch = require("torch", "torch")
     pytree = require("torch.utils._pytree", "torch")
     param_values, fixed_values, input_values = values
@@ -193,15 +194,32 @@ def grad(loss: Any, wrt: list, names: list[str], retain_graph: bool) -> list:
 
 def capture(loss_fn: Callable, params: Any, inputs: tuple) -> Capture:
     """Trace ``loss_fn(params, *inputs)`` and both forms of its gradients on fake tensors."""
-    require("torch", "torch")
+    named = named_tensors(loss_fn, params, inputs)
+    return Capture(_trace(_program(loss_fn, params, named, inputs), named), named)
+
+
+def capture_function(fn: Callable, params: Any, inputs: tuple) -> Capture:
+    """Trace ``fn(params, *inputs)`` as it is (its grad calls, if any, included): its outputs are
+    the tensors among what it returns, in pytree order."""
+    pytree = require("torch.utils._pytree", "torch")
+    named = named_tensors(fn, params, inputs)
+
+    def program(param_values: list, fixed_values: list, input_values: list):
+        with module_paths(params) if named.is_module else contextlib.nullcontext():
+            result = run_loss(fn, params, named, (param_values, fixed_values, input_values), inputs)
+        return [leaf for leaf in pytree.tree_leaves(result) if hasattr(leaf, "shape")]
+
+    return Capture(_trace(program, named), named)
+
+
+def _trace(program: Callable, named: Named) -> Any:
+    """``make_fx`` of ``program(params, fixed, inputs)`` on fakes of ``named``'s tensors, node meta kept."""
     fake_mode = require("torch._subclasses.fake_tensor", "torch").FakeTensorMode()
     proxy_tensor = require("torch.fx.experimental.proxy_tensor", "torch")
     traceback = require("torch.fx.traceback", "torch")
-    named = named_tensors(loss_fn, params, inputs)
     with fake_mode:
         fakes = [[fake_like(t) for t in group.values()] for group in (named.params, named.fixed, named.inputs)]
     for p in fakes[0]:
         p.requires_grad_(True)
     with traceback.preserve_node_meta():
-        graph = proxy_tensor.make_fx(_program(loss_fn, params, named, inputs), tracing_mode="fake")(*fakes)
-    return Capture(graph, named)
+        return proxy_tensor.make_fx(program, tracing_mode="fake")(*fakes)

@@ -72,28 +72,47 @@ def test_merged_separate_equals_merged_joint(model):
     assert report.duplicated["matmul_flops"] == separate.matmul_flops - joint.matmul_flops
 
 
-def test_full_size_seed_mlp_audits_without_allocating_its_weights():
-    """Peak RSS of a fresh process grows far less than the weights would take (a meta model, fakes traced)."""
-    widths, batch = tm.SEED_WIDTHS, 128
-    weight_bytes = 4 * sum(a * b + b for a, b in zip(widths, widths[1:]))
-    script = f"""
+FRESH_PROCESS = f"""
 import json, resource, sys
 sys.path.insert(0, {str(HERE)!r})
 import torch_models as tm
 from graphaudit.frontends.torch import audit
 peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-loss_fn, net, *inputs = tm.seed_mlp((6, 5, 4, 3, 2), 3)
-audit(loss_fn, *inputs, params=net)  # imports and warms up what the audit uses
-loss_fn, net, *inputs = tm.seed_mlp({widths!r}, {batch}, device="meta")
+loss_fn, net, *inputs = tm.transformer(8, 2, 16, batch=2, seq=3, classes=3)
+small = audit(loss_fn, *inputs, params=net)  # also imports and warms up what the audit uses
+loss_fn, net, *inputs = tm.seed_mlp(device="meta")
 before = peak()
-report = audit(loss_fn, *inputs, params=net)
-print(json.dumps({{"grown": peak() - before, "matmul_flops": report.duplicated["matmul_flops"]}}))
+seed = audit(loss_fn, *inputs, params=net)
+print(json.dumps({{"grown": peak() - before, "matmul_flops": seed.duplicated["matmul_flops"],
+                  "report": small.to_json(timings=False), "dot": small.to_dot()}}))
 """
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, check=True,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert result["grown"] < weight_bytes / 20
-    assert result["matmul_flops"] == input_gradient_flops(widths, batch)
+
+
+@pytest.fixture(scope="module")
+def fresh_processes():
+    """Two fresh processes, PYTHONHASHSEED 1 and 2, side by side (each spends seconds importing torch):
+    each audits a small transformer, then the full-size seed MLP built on the meta device."""
+    runs = [subprocess.Popen([sys.executable, "-c", FRESH_PROCESS], stdout=subprocess.PIPE, text=True, cwd=ROOT,
+                             env={**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(ROOT)})
+            for seed in ("1", "2")]
+    outputs = [run.communicate()[0] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0]
+    return [json.loads(out.strip().splitlines()[-1]) for out in outputs]
+
+
+def test_full_size_seed_mlp_audits_without_allocating_its_weights(fresh_processes):
+    """Peak RSS grows far less than the weights would take: fakes are traced, nothing is allocated."""
+    widths, batch = tm.SEED_WIDTHS, 128
+    weight_bytes = 4 * sum(a * b + b for a, b in zip(widths, widths[1:]))
+    for result in fresh_processes:
+        assert result["grown"] < weight_bytes / 20
+        assert result["matmul_flops"] == input_gradient_flops(widths, batch)
+
+
+def test_same_report_whatever_the_hash_seed(fresh_processes):
+    first, second = fresh_processes
+    assert first["report"] == second["report"] and first["dot"] == second["dot"]
+    assert "encoder.self_attn" in first["report"]
 
 
 def test_section_measure_and_text():
@@ -185,22 +204,3 @@ def test_recognise_imports_no_torch():
               "print(CLI.recognise((len, {'w': 1}), 't'), 'torch' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, check=True)
     assert done.stdout.split() == ["None", "False"]
-
-
-def test_same_report_whatever_the_hash_seed():
-    script = f"""
-import sys
-sys.path.insert(0, {str(HERE)!r})
-import torch_models as tm
-from graphaudit.frontends.torch import audit
-loss_fn, net, *inputs = tm.transformer(8, 2, 16, batch=2, seq=3, classes=3)
-report = audit(loss_fn, *inputs, params=net)
-print(report.to_json(timings=False))
-print(report.to_dot())
-"""
-    runs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=ROOT,
-                             env={**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(ROOT)})
-            for seed in ("1", "2")]  # side by side: each spends seconds importing torch
-    outputs = [run.communicate()[0] for run in runs]
-    assert [run.returncode for run in runs] == [0, 0]
-    assert outputs[0] == outputs[1] and "encoder.self_attn" in outputs[0]
