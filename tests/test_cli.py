@@ -495,10 +495,43 @@ def test_a_flag_the_targets_front_end_cannot_honour_exits_2(jax_model_file, caps
     assert "--count applies to graphaudit graph targets only" in err and "is a JAX target" in err
     code, out, err = run(["audit", "deep_chain", "--depth", 2, "--compile-check"], capsys)
     assert_one_line_error(code, out, err)
-    assert "--compile-check applies to PyTensor targets only" in err
+    assert "--compile-check applies to PyTensor and PyTorch targets only" in err
 
 
 def test_a_target_no_front_end_recognises_says_what_each_expects(model_file, capsys):
     code, out, err = run(["audit", f"{model_file}:cost_not_node"], capsys)
     assert_one_line_error(code, out, err)
     assert "(cost, wrt)" in err and "JAX" in err and "PyTensor" in err and "first item is a float" in err
+
+
+# --- audit: PyTorch targets (loss_fn, params, *inputs) --------------------------------------------
+
+TORCH_MODEL_FILE = """
+import torch
+import torch.nn as nn
+
+def target():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 4), nn.Tanh(), nn.Linear(4, 3))
+    x, y = torch.randn(6, 5), torch.tensor([0, 2, 1, 1, 0, 2])
+    return (lambda m, x, y: nn.functional.cross_entropy(m(x), y)), model, x, y
+"""
+
+
+@pytest.fixture(scope="module")
+def torch_model_file(tmp_path_factory):
+    pytest.importorskip("torch")
+    path = tmp_path_factory.mktemp("torch_target") / "torch_model.py"
+    path.write_text(TORCH_MODEL_FILE)
+    return path
+
+
+def test_audit_torch_target(torch_model_file, capsys):
+    code, out, err = run(["audit", f"{torch_model_file}:target", "--json", "-", "--no-timings"], capsys)
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["wrt"] == ["0.weight", "0.bias", "2.weight", "2.bias"] and report["merged_equals_joint"] is True
+    assert report["framework"]["name"] == "PyTorch"
+    code, out, err = run(["audit", f"{torch_model_file}:target", "--xla"], capsys)
+    assert_one_line_error(code, out, err)
+    assert "--xla applies to JAX targets only" in err and "is a PyTorch target" in err

@@ -1,6 +1,7 @@
 """Front-ends: turn a framework's gradient graphs into graphaudit nodes and audit them.
 
-Each front-end is a package (``graphaudit.frontends.jax``, ``graphaudit.frontends.pytensor``)
+Each front-end is a package (``graphaudit.frontends.jax``, ``graphaudit.frontends.pytensor``,
+``graphaudit.frontends.torch``)
 of a table, an importer and an audit over :mod:`graphaudit.frontends.common`, and imports
 its framework lazily, through :func:`require`, so that graphaudit itself never needs the
 framework installed. :mod:`graphaudit.frontends.nodes` is graphaudit's own graphs, for the
@@ -15,7 +16,12 @@ from types import ModuleType
 # The front-ends the command line asks, in order, whether they recognise a target: each
 # module has a ``CLI`` (:class:`graphaudit.frontends.common.CliFrontend`). graphaudit's own
 # graphs come last: they explain what a target that no one recognised should return.
-CLI_FRONTENDS = ("graphaudit.frontends.jax", "graphaudit.frontends.pytensor", "graphaudit.frontends.nodes")
+CLI_FRONTENDS = (
+    "graphaudit.frontends.jax",
+    "graphaudit.frontends.pytensor",
+    "graphaudit.frontends.torch",
+    "graphaudit.frontends.nodes",
+)
 
 
 class MissingFrameworkError(ImportError):
