@@ -171,7 +171,11 @@ def build_parser() -> argparse.ArgumentParser:
             "or, for PyTensor, (cost, wrt) or (cost, wrt, shapes): cost a scalar PyTensor variable,\n"
             "wrt a variable or a list of them, shapes a dict {input name: shape} for inputs whose\n"
             "static shape PyTensor does not know (one pytensor.grad per parameter against one\n"
-            "joint call; --compile-check adds what PyTensor's own rewrites keep).\n"
+            "joint call; --compile-check adds what PyTensor's own rewrites keep);\n"
+            "or, for PyTorch, (loss_fn, params, *inputs): params an nn.Module or a dict of tensors,\n"
+            "loss_fn(params, *inputs) a scalar (the forward once, then one torch.autograd.grad per\n"
+            "parameter against one joint call, traced on fake tensors; --compile-check adds what\n"
+            "FX CSE and inductor keep, --measure times eager steps).\n"
             "An option that the target's front-end cannot honour is an error.\n"
             "The file is imported as a module, with its folder on sys.path."
         ),
@@ -225,8 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
     analysis.add_argument(
         "--compile-check",
         action="store_true",
-        help="PyTensor targets only: also count what PyTensor's MergeOptimizer and its default compile keep of "
-        "each form",
+        help="PyTensor and PyTorch targets: also count what the framework's own optimisers keep of each form "
+        "(PyTensor: MergeOptimizer and its default compile; PyTorch: FX CSE and inductor)",
     )
     analysis.add_argument(
         "--commutative", action="store_true", help="let merging treat a+b and b+a (and a*b, b*a, ...) as equal"
