@@ -12,8 +12,10 @@ JAX itself is imported on first use, never by importing this package.
 """
 
 from graphaudit.frontends.common import Opaque, canonical_text, hashable_param
-from graphaudit.frontends.jax.audit import CLI, JaxSection, audit, hlo_counts
-from graphaudit.frontends.jax.importer import count_equations, evaluate, from_jaxpr, named_leaves
+from graphaudit.frontends.jax.arguments import named_leaves
+from graphaudit.frontends.jax.audit import CLI, JaxSection, audit
+from graphaudit.frontends.jax.compiled import hlo_counts
+from graphaudit.frontends.jax.importer import count_equations, evaluate, from_jaxpr
 from graphaudit.frontends.jax.loops import unrolled_size
 
 __all__ = [

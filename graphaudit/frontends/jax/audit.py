@@ -8,8 +8,6 @@ a :class:`JaxSection`, which says in the report's text what they mean.
 
 from __future__ import annotations
 
-import re
-import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
@@ -22,7 +20,10 @@ from graphaudit.describe import seconds_text, si
 from graphaudit.errors import GraphauditError
 from graphaudit.frontends import MissingFrameworkError, require
 from graphaudit.frontends.common import CliFrontend, FrameworkSection, TargetError, a_type, attach_section
-from graphaudit.frontends.jax.importer import FlatFunction, count_equations, from_jaxpr
+from graphaudit.frontends.jax.arguments import FlatFunction, Group
+from graphaudit.frontends.jax.compiled import measure as measure_forms
+from graphaudit.frontends.jax.compiled import xla_check
+from graphaudit.frontends.jax.importer import count_equations, from_jaxpr
 from graphaudit.frontends.jax.loops import (
     COSTLIEST_BRANCH, DEFAULT_BUDGET, ONE_ITERATION, TAKEN_BRANCH, UNROLLED, LoopRecord, unrolled_size)
 from graphaudit.frontends.jax.ops import ATTR_REMAT
@@ -39,12 +40,17 @@ def audit(
     commutative: bool = False,
     repeats: int = 5,
     loop_budget: int = DEFAULT_BUDGET,
+    has_aux: bool = False,
+    group: Group = None,
 ) -> Report:
     """Audit one ``jax.grad`` trace per differentiated leaf against one joint ``jax.grad`` trace.
 
-    ``fn(*args)`` must return a scalar. The arguments named by ``argnums`` may be pytrees
-    (dicts of arrays, as Flax or Equinox params); every leaf of them is differentiated and
-    named by its path (``params['dense_1']['w']``). ``args`` may be arrays or
+    ``fn(*args)`` must return a scalar, or ``(loss, aux)`` with ``has_aux=True``. The
+    arguments named by ``argnums`` may be pytrees (dicts of arrays, Flax params, Equinox
+    modules): every inexact array leaf of them is differentiated and named by its path
+    (``params['dense_1']['w']``); leaves that are not arrays are static (:mod:`.arguments`).
+    ``group="module"`` makes one separate grad call per parent in the pytree (a layer's
+    weight and bias together), a callable one per key it maps leaf names to. ``args`` may be arrays or
     ``jax.ShapeDtypeStruct`` (nothing is allocated then; ``measure`` needs arrays).
     ``xla=True`` compiles the separate grads in one ``jit`` and the joint grad and counts
     what the optimised HLO keeps; ``measure=True`` times the jitted forms (median of ``repeats``).
@@ -58,7 +64,7 @@ def audit(
         raise TypeError(f"audit: fn must be a function, got {type(fn).__name__}")
     if repeats < 1:
         raise ValueError(f"audit: repeats must be >= 1, got {repeats}")
-    flat = FlatFunction(fn, args, _normalise_argnums(argnums, len(args)))
+    flat = FlatFunction(fn, args, _normalise_argnums(argnums, len(args)), has_aux=has_aux, group=group)
     if not flat.wrt:
         raise ValueError(f"audit: the arguments {argnums} hold no arrays to differentiate")
     if measure and any(isinstance(leaf, jax.ShapeDtypeStruct) for leaf in flat.leaves):
@@ -71,7 +77,7 @@ def audit(
     inputs = flat.nodes(joint_traced)
 
     start = time.perf_counter()
-    separate_traced = [jax.make_jaxpr(flat.separate(position))(*flat.leaves) for position in range(len(wrt_names))]
+    separate_traced = [jax.make_jaxpr(flat.separate(index))(*flat.leaves) for index in range(len(flat.groups))]
     trace_seconds = time.perf_counter() - start
     unrolled = sum(map(unrolled_size, [*separate_traced, joint_traced]))
     unroll = unrolled <= loop_budget
@@ -79,8 +85,9 @@ def audit(
 
     start = time.perf_counter()
     separate: list[Node] = []
-    for name, traced in zip(wrt_names, separate_traced):
-        separate += from_jaxpr(traced, inputs, call=GradCall([name]), unroll=unroll, loops=loops["separate"])
+    for members, traced in zip(flat.groups, separate_traced):
+        separate += from_jaxpr(traced, inputs, call=GradCall(wrt_names[members]), unroll=unroll,
+                               loops=loops["separate"])
     import_seconds = time.perf_counter() - start
     start = time.perf_counter()
     joint = from_jaxpr(joint_traced, inputs, call=GradCall(wrt_names), unroll=unroll, loops=loops["joint"])
@@ -91,7 +98,7 @@ def audit(
     section = JaxSection(
         name="JAX",
         version=jax.__version__,
-        traces={"separate": len(wrt_names), "joint": 1},
+        traces={"separate": len(flat.groups), "joint": 1},
         jaxpr_equations={"separate": sum(map(count_equations, separate_traced)),
                          "joint": count_equations(joint_traced)},
         import_seconds={"separate": import_seconds, "joint": joint_import},
@@ -99,10 +106,12 @@ def audit(
         intentional_recomputation=_recomputation(report),
         loops=_loop_rows(loops, unroll, unrolled, loop_budget),
     )
+    if group is not None:
+        section["groups"] = [wrt_names[members] for members in flat.groups]
     if xla:
-        section["compile_check"] = _xla_check(flat, [var.aval for var in joint_traced.jaxpr.invars])
+        section["compile_check"] = xla_check(flat, [var.aval for var in joint_traced.jaxpr.invars])
     if measure:
-        section["measured"] = _measure(flat, repeats)
+        section["measured"] = measure_forms(flat, repeats)
     return attach_section(report, section)
 
 
@@ -176,7 +185,8 @@ class JaxSection(FrameworkSection):
     times); ``loops``: whether scans were ``unrolled``,
     the ``unrolled_nodes`` that unrolling makes against the ``budget``, and ``rows``, one per
     distinct loop: ``primitive``, ``length`` (steps, or branches), ``treatment``, ``body``
-    digest, and how often the ``separate`` and ``joint`` forms met it.
+    digest, and how often the ``separate`` and ``joint`` forms met it; ``groups`` (only with
+    ``group=``): the parameters of each separate grad call.
     """
 
     def lines(self) -> list[str]:
@@ -222,7 +232,8 @@ class JaxSection(FrameworkSection):
         eqs, traces = self["jaxpr_equations"], self["traces"]
         lines = [
             "",
-            f"JAX {self['version']}: {traces['separate']} jax.grad traces, one per parameter "
+            f"JAX {self['version']}: {traces['separate']} jax.grad traces, "
+            f"{'one per group of parameters' if self.get('groups') else 'one per parameter'} "
             f"({eqs['separate']} primitive equations in all), vs one joint trace ({eqs['joint']} equations)",
         ]
         forward = self["retraced_forward"]
@@ -254,112 +265,6 @@ class JaxSection(FrameworkSection):
                 f"{measured['max_abs_difference']:.3g}"
             )
         return lines
-
-
-# --- XLA and timing ------------------------------------------------------------------------------
-
-_INSTRUCTION = re.compile(r"^\s*(?:ROOT\s+)?%?[\w.\-]+\s*=\s*(.*)$")
-_CONTRACTION_TARGET = re.compile(r'custom_call_target="[^"]*(?:matmul|conv|gemm)[^"]*"', re.IGNORECASE)
-
-
-def _opcode(rest: str) -> str:
-    """The opcode of an HLO instruction, given the text after ``name = `` (shape, then opcode)."""
-    depth, position = 0, 0
-    for position, char in enumerate(rest):  # skip the result shape, which may be a (nested) tuple
-        if char in "([{":
-            depth += 1
-        elif char in ")]}":
-            depth -= 1
-        elif char == " " and depth == 0:
-            break
-    match = re.match(r"\s*([\w\-]+)\(", rest[position:])
-    return match.group(1) if match else ""
-
-
-def hlo_counts(text: str) -> dict[str, int]:
-    """Instructions (in every computation, fused ones included) and dot/convolution ops of an HLO module."""
-    instructions = dots = 0
-    inside = False
-    for line in text.splitlines():
-        stripped = line.strip()
-        if stripped.endswith("{") and not inside and ("(" in stripped or stripped.startswith("ENTRY")):
-            inside = True
-            continue
-        if stripped == "}":
-            inside = False
-            continue
-        if not inside:
-            continue
-        match = _INSTRUCTION.match(line)
-        if match is None:
-            continue
-        instructions += 1
-        opcode = _opcode(match.group(1))
-        if opcode in ("dot", "convolution") or (opcode == "custom-call" and _CONTRACTION_TARGET.search(line)):
-            dots += 1
-    return {"instructions": instructions, "dots": dots}
-
-
-def _compiled_counts(function: Callable, leaves: list, options: dict[str, str] | None = None) -> dict[str, Any]:
-    jax = require("jax", "jax")
-    start = time.perf_counter()
-    lowered = jax.jit(function).lower(*leaves)
-    compiled = lowered.compile(compiler_options=options) if options else lowered.compile()
-    seconds = time.perf_counter() - start
-    analysis = compiled.cost_analysis()
-    if isinstance(analysis, (list, tuple)):
-        analysis = analysis[0] if analysis else {}
-    flops = (analysis or {}).get("flops")
-    counts = hlo_counts(compiled.as_text())
-    return {"nodes": counts["instructions"], "dots": counts["dots"], "flops": None if flops is None else int(flops),
-            "seconds": seconds}
-
-
-def _xla_check(flat: FlatFunction, avals: list[Any]) -> dict[str, Any]:
-    """What XLA keeps of the separate grads compiled in one jit and of the joint grad, with and without CSE."""
-    jax = require("jax", "jax")
-    leaves = [jax.ShapeDtypeStruct(aval.shape, aval.dtype) for aval in avals]
-    rows = []
-    for graph, options in (("optimised HLO", None),
-                           ("optimised HLO, XLA's CSE pass disabled", {"xla_disable_hlo_passes": "cse"})):
-        rows.append({
-            "graph": graph,
-            "separate": _compiled_counts(flat.separate_in_one, leaves, options),
-            "joint": _compiled_counts(flat.joint(), leaves, options),
-        })
-    backend = jax.default_backend()
-    return {"backend": backend, "title": f"XLA ({backend}): separate grads in one jit vs the joint grad", "rows": rows}
-
-
-def _measure(flat: FlatFunction, repeats: int) -> dict[str, Any]:
-    """Median wall time of the jitted separate-in-one-jit, joint, and separately jitted grads.
-
-    The arguments are put on the default device once, before any timing: handed host
-    arrays, every call would copy them over first, and on an accelerator that copy can
-    take longer than the gradients. The three run in turn within each repeat, so that a
-    change in the machine's load shifts them alike; a first, untimed run of each compiles it.
-    """
-    jax = require("jax", "jax")
-    device = jax.devices()[0]
-    leaves = jax.block_until_ready(jax.device_put(list(flat.leaves), device))
-    in_one, joint = jax.jit(flat.separate_in_one), jax.jit(flat.joint())
-    each = [jax.jit(flat.separate(p)) for p in range(len(flat.wrt))]
-    runs = {
-        "separate_one_jit_seconds": lambda: in_one(*leaves),
-        "joint_seconds": lambda: joint(*leaves),
-        "separately_jitted_seconds": lambda: [g(*leaves) for g in each],
-    }
-    results = {key: jax.block_until_ready(run()) for key, run in runs.items()}
-    times: dict[str, list[float]] = {key: [] for key in runs}
-    for _ in range(repeats):
-        for key, run in runs.items():
-            start = time.perf_counter()
-            jax.block_until_ready(run())
-            times[key].append(time.perf_counter() - start)
-    difference = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b)), initial=0.0))
-                     for a, b in zip(results["separate_one_jit_seconds"], results["joint_seconds"]))
-    return {"repeats": repeats, "device": f"{device.platform}:{device.id} ({device.device_kind})",
-            **{key: statistics.median(t) for key, t in times.items()}, "max_abs_difference": difference}
 
 
 # --- the command line ------------------------------------------------------------------------------

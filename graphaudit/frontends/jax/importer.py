@@ -25,19 +25,19 @@ runs them one eager JAX call at a time.
 
 from __future__ import annotations
 
-import inspect
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from graphaudit.cost import node_flops
 from graphaudit.frontends import require
 from graphaudit.frontends.common import ADDRESS, TEXT_RULES, Opaque, canonical_text, hashable_param, imported_node
-from graphaudit.cost import node_flops
-from graphaudit.frontends.jax.loops import LOOPS, LoopRecord, import_loop
-from graphaudit.frontends.jax.ops import ATTR_REMAT, GRAPHAUDIT_ATTRS, INLINED, LOOP_OUTPUT, PRIMITIVES, TABLE, bind, op_name
-from graphaudit.graph import GradCall, Node, building, constant, parameter, placeholder, topological_order
+from graphaudit.frontends.jax.loops import LoopRecord, import_loop
+from graphaudit.frontends.jax.ops import (
+    ATTR_REMAT, GRAPHAUDIT_ATTRS, INLINED, LOOP_OUTPUT, LOOPS, PRIMITIVES, TABLE, bind, op_name)
+from graphaudit.graph import GradCall, Node, building, constant, placeholder, topological_order
 
 REMAT_STACK = "rematted_computation"  # the name stack jax.checkpoint gives the equations it recomputes
 
@@ -68,13 +68,13 @@ def np_dtype(dtype: Any) -> np.dtype:
         return np.dtype(f"V{getattr(dtype, 'itemsize', 0) or 1}")
 
 
-def _aval_dtype(aval: Any) -> np.dtype:
+def aval_dtype(aval: Any) -> np.dtype:
     """An abstract value's dtype; one that has none (an effect token) as one raw byte."""
     dtype = getattr(aval, "dtype", None)
     return np.dtype("V1") if dtype is None else np_dtype(dtype)
 
 
-def _shape(aval: Any, where: str) -> tuple[int, ...]:
+def aval_shape(aval: Any, where: str) -> tuple[int, ...]:
     shape = tuple(getattr(aval, "shape", ()))
     if not all(isinstance(d, (int, np.integer)) for d in shape):
         raise TypeError(f"{where}: shape {shape} has symbolic dimensions; graphaudit needs concrete shapes")
@@ -101,7 +101,7 @@ class _Importer:
         self.jax_core = require("jax.extend.core", "jax")
 
     def typed(self, aval: Any) -> tuple[tuple[int, ...], np.dtype]:
-        return _shape(aval, "a loop's result"), _aval_dtype(aval)
+        return aval_shape(aval, "a loop's result"), aval_dtype(aval)
 
     def body_flops(self, closed: Any) -> int:
         """FLOPs of one run of a loop's body (or branch), its own loops imported whole."""
@@ -115,7 +115,7 @@ class _Importer:
 
     def atom(self, env: dict, atom: Any) -> Node:
         if isinstance(atom, self.jax_core.Literal):
-            return constant(np.asarray(atom.val, dtype=_aval_dtype(atom.aval)))
+            return constant(np.asarray(atom.val, dtype=aval_dtype(atom.aval)))
         return env[atom]
 
     def run(self, jaxpr: Any, consts: Sequence[Any], inputs: Sequence[Node], backward: bool | None,
@@ -163,8 +163,8 @@ class _Importer:
         for position, var in enumerate(eqn.outvars):
             if isinstance(var, self.jax_core.DropVar):
                 continue
-            env[var] = imported_node(op, inputs, attrs, _shape(var.aval, f"output of {primitive.name}"),
-                                     _aval_dtype(var.aval), call=call,
+            env[var] = imported_node(op, inputs, attrs, aval_shape(var.aval, f"output of {primitive.name}"),
+                                     aval_dtype(var.aval), call=call,
                                      output=position if primitive.multiple_results else None)
 
 
@@ -198,7 +198,7 @@ def from_jaxpr(
         if len(arg_names) != len(jaxpr.invars) or None in arg_names:
             arg_names = [f"arg{i}" for i in range(len(jaxpr.invars))]
         inputs = [
-            placeholder(name, _shape(v.aval, f"input {name}"), _aval_dtype(v.aval))
+            placeholder(name, aval_shape(v.aval, f"input {name}"), aval_dtype(v.aval))
             for name, v in zip(arg_names, jaxpr.invars)
         ]
     inputs = list(inputs)
@@ -216,7 +216,7 @@ def _check_inputs(jaxpr: Any, inputs: list[Node]) -> None:
     for position, (var, node) in enumerate(zip(jaxpr.invars, inputs)):
         if not isinstance(node, Node):
             raise TypeError(f"from_jaxpr: inputs[{position}] is a {type(node).__name__}, not a graphaudit Node")
-        shape, dtype = _shape(var.aval, f"input {position}"), _aval_dtype(var.aval)
+        shape, dtype = aval_shape(var.aval, f"input {position}"), aval_dtype(var.aval)
         if node.shape != shape or node.dtype != dtype:
             raise ValueError(
                 f"from_jaxpr: inputs[{position}] ({node.label}) is {node.dtype}{list(node.shape)}, "
@@ -231,87 +231,6 @@ def count_equations(closed_jaxpr: Any) -> int:
         key = INLINED.get(eqn.primitive.name)
         count += count_equations(eqn.params[key]) if key in eqn.params else 1
     return count
-
-
-# --- the user's function, flattened -----------------------------------------------------------
-
-
-def _argument_names(fn: Callable, count: int) -> list[str]:
-    """Names for ``fn``'s positional arguments, from its signature where it has one."""
-    try:
-        parameters = list(inspect.signature(fn).parameters.values())
-    except (TypeError, ValueError):
-        parameters = []
-    names: list[str] = []
-    for p in parameters:
-        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
-            names.append(p.name)
-        elif p.kind == p.VAR_POSITIONAL:
-            names += [f"{p.name}[{i}]" for i in range(count - len(names))]
-            break
-    names += [f"arg{i}" for i in range(len(names), count)]
-    return names[:count]
-
-
-class FlatFunction:
-    """The user's function as a function of the flat list of its arguments' leaves.
-
-    ``names`` names each leaf by its argument and pytree path (``params['dense_1']['w']``);
-    ``wrt`` lists the positions of the leaves of the arguments ``argnums`` differentiates.
-    """
-
-    def __init__(self, fn: Callable, args: tuple, argnums: tuple[int, ...]):
-        jax = require("jax", "jax")
-        paths_leaves, self.treedef = jax.tree_util.tree_flatten_with_path(args)
-        if not paths_leaves:
-            raise ValueError("audit: the arguments hold no arrays")
-        self.fn = fn
-        arg_names = _argument_names(fn, len(args))
-        self.names: list[str] = []
-        self.leaves: list[Any] = []
-        self.wrt: list[int] = []
-        for index, (path, leaf) in enumerate(paths_leaves):
-            argument = path[0].idx
-            self.names.append(arg_names[argument] + jax.tree_util.keystr(path[1:]))
-            self.leaves.append(leaf)
-            if argument in argnums:
-                dtype = leaf.dtype if hasattr(leaf, "dtype") else np.asarray(leaf).dtype
-                # JAX's view of inexact: numpy's says no to bfloat16 and the other ml_dtypes floats
-                if not jax.numpy.issubdtype(dtype, jax.numpy.inexact):
-                    raise TypeError(
-                        f"audit: cannot differentiate {self.names[-1]}: its dtype is {dtype}, not floating point"
-                    )
-                self.wrt.append(index)
-
-    def __call__(self, *leaves):
-        jax = require("jax", "jax")
-        return self.fn(*jax.tree_util.tree_unflatten(self.treedef, list(leaves)))
-
-    def separate(self, position: int) -> Callable:
-        """``jax.grad`` for the ``position``-th differentiated leaf alone."""
-        return require("jax", "jax").grad(self, argnums=self.wrt[position])
-
-    def joint(self) -> Callable:
-        return require("jax", "jax").grad(self, argnums=tuple(self.wrt))
-
-    def separate_in_one(self, *leaves):
-        """All the separate grads, in one function (for one ``jit``)."""
-        return tuple(self.separate(p)(*leaves) for p in range(len(self.wrt)))
-
-    def nodes(self, traced: Any) -> list[Node]:
-        """One leaf node per argument leaf, typed as JAX traced it: parameters if differentiated."""
-        wrt = set(self.wrt)
-        return [
-            (parameter if i in wrt else placeholder)(name, _shape(var.aval, name), _aval_dtype(var.aval))
-            for i, (name, var) in enumerate(zip(self.names, traced.jaxpr.invars))
-        ]
-
-
-def named_leaves(fn: Callable, *args: Any) -> dict[str, Any]:
-    """``{name: leaf}`` of the arguments, named as :func:`~.audit.audit` names them: the feed for
-    :func:`evaluate` (or :func:`graphaudit.evaluate`) of the imported forms."""
-    flat = FlatFunction(fn, args, ())
-    return dict(zip(flat.names, flat.leaves))
 
 
 def evaluate(outputs: Sequence[Node], feed: Mapping[str | Node, Any]) -> list[np.ndarray]:

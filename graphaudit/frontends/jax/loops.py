@@ -25,7 +25,7 @@ import numpy as np
 from graphaudit.evaluate import evaluate
 from graphaudit.frontends import require
 from graphaudit.frontends.common import ATTR_OUTPUT, Opaque, hashable_param, imported_node
-from graphaudit.frontends.jax.ops import ATTR_LOOP_FLOPS, ATTR_REMAT, INLINED, LOOP_OUTPUT, LOOPS, TABLE, op_name
+from graphaudit.frontends.jax.ops import ATTR_LOOP_FLOPS, ATTR_REMAT, INLINED, LOOP_OUTPUT, TABLE, op_name
 from graphaudit.graph import Node, topological_order
 
 DEFAULT_BUDGET = 1_000_000  # nodes the unrolled forms may hold, all traces together

@@ -1,0 +1,124 @@
+"""What XLA makes of the two forms: the optimised HLO's counts, and the jitted forms' run times.
+
+:func:`xla_check` compiles the separate grads in one ``jit`` and the joint grad, with and
+without XLA's CSE pass, and counts what the optimised HLO keeps (:func:`hlo_counts`);
+:func:`measure` times the jitted forms on arguments put on the device once.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from graphaudit.frontends import require
+from graphaudit.frontends.jax.arguments import FlatFunction
+
+_INSTRUCTION = re.compile(r"^\s*(?:ROOT\s+)?%?[\w.\-]+\s*=\s*(.*)$")
+_CONTRACTION_TARGET = re.compile(r'custom_call_target="[^"]*(?:matmul|conv|gemm)[^"]*"', re.IGNORECASE)
+
+
+def _opcode(rest: str) -> str:
+    """The opcode of an HLO instruction, given the text after ``name = `` (shape, then opcode)."""
+    depth, position = 0, 0
+    for position, char in enumerate(rest):  # skip the result shape, which may be a (nested) tuple
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+        elif char == " " and depth == 0:
+            break
+    match = re.match(r"\s*([\w\-]+)\(", rest[position:])
+    return match.group(1) if match else ""
+
+
+def hlo_counts(text: str) -> dict[str, int]:
+    """Instructions (in every computation, fused ones included) and dot/convolution ops of an HLO module."""
+    instructions = dots = 0
+    inside = False
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.endswith("{") and not inside and ("(" in stripped or stripped.startswith("ENTRY")):
+            inside = True
+            continue
+        if stripped == "}":
+            inside = False
+            continue
+        if not inside:
+            continue
+        match = _INSTRUCTION.match(line)
+        if match is None:
+            continue
+        instructions += 1
+        opcode = _opcode(match.group(1))
+        if opcode in ("dot", "convolution") or (opcode == "custom-call" and _CONTRACTION_TARGET.search(line)):
+            dots += 1
+    return {"instructions": instructions, "dots": dots}
+
+
+def _compiled_counts(function: Callable, leaves: list, options: dict[str, str] | None = None) -> dict[str, Any]:
+    jax = require("jax", "jax")
+    start = time.perf_counter()
+    lowered = jax.jit(function).lower(*leaves)
+    compiled = lowered.compile(compiler_options=options) if options else lowered.compile()
+    seconds = time.perf_counter() - start
+    analysis = compiled.cost_analysis()
+    if isinstance(analysis, (list, tuple)):
+        analysis = analysis[0] if analysis else {}
+    flops = (analysis or {}).get("flops")
+    counts = hlo_counts(compiled.as_text())
+    return {"nodes": counts["instructions"], "dots": counts["dots"], "flops": None if flops is None else int(flops),
+            "seconds": seconds}
+
+
+def xla_check(flat: FlatFunction, avals: list[Any]) -> dict[str, Any]:
+    """What XLA keeps of the separate grads compiled in one jit and of the joint grad, with and without CSE."""
+    jax = require("jax", "jax")
+    leaves = [jax.ShapeDtypeStruct(aval.shape, aval.dtype) for aval in avals]
+    rows = []
+    for graph, options in (("optimised HLO", None),
+                           ("optimised HLO, XLA's CSE pass disabled", {"xla_disable_hlo_passes": "cse"})):
+        rows.append({
+            "graph": graph,
+            "separate": _compiled_counts(flat.separate_in_one, leaves, options),
+            "joint": _compiled_counts(flat.joint(), leaves, options),
+        })
+    backend = jax.default_backend()
+    return {"backend": backend, "title": f"XLA ({backend}): separate grads in one jit vs the joint grad", "rows": rows}
+
+
+def measure(flat: FlatFunction, repeats: int) -> dict[str, Any]:
+    """Median wall time of the jitted separate-in-one-jit, joint, and separately jitted grads.
+
+    The arguments are put on the default device once, before any timing: handed host
+    arrays, every call would copy them over first, and on an accelerator that copy can
+    take longer than the gradients. The three run in turn within each repeat, so that a
+    change in the machine's load shifts them alike; a first, untimed run of each compiles it.
+    """
+    jax = require("jax", "jax")
+    device = jax.devices()[0]
+    leaves = jax.block_until_ready(jax.device_put(list(flat.leaves), device))
+    in_one, joint = jax.jit(flat.separate_in_one), jax.jit(flat.joint())
+    each = [jax.jit(flat.separate(group)) for group in range(len(flat.groups))]
+    runs = {
+        "separate_one_jit_seconds": lambda: in_one(*leaves),
+        "joint_seconds": lambda: joint(*leaves),
+        "separately_jitted_seconds": lambda: [g(*leaves) for g in each],
+    }
+    results = {key: jax.block_until_ready(run()) for key, run in runs.items()}
+    times: dict[str, list[float]] = {key: [] for key in runs}
+    for _ in range(repeats):
+        for key, run in runs.items():
+            start = time.perf_counter()
+            jax.block_until_ready(run())
+            times[key].append(time.perf_counter() - start)
+    difference = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b)), initial=0.0))
+                     for a, b in zip(results["separate_one_jit_seconds"], results["joint_seconds"]))
+    return {"repeats": repeats, "device": f"{device.platform}:{device.id} ({device.device_kind})",
+            **{key: statistics.median(t) for key, t in times.items()}, "max_abs_difference": difference}
+
+
