@@ -1,14 +1,14 @@
 """Benchmark 5: the PyTorch front-end's audit against PyTorch's own tracing of the separate grads.
 
-The seed MLP, ``nn.TransformerEncoderLayer(64, 4, 128, batch_first=True)`` with a linear head
-(batch 8, sequence 16), and deep chains written as a PyTorch user writes them: ``nn.Linear``
-and ``nn.Sigmoid`` layers, ``log_softmax`` and the mean NLL. Every model is built on the
-``meta`` device (nothing is allocated; the audit traces on fake CPU tensors). PyTorch's side
-is ``make_fx(tracing_mode="fake")`` of the forward and one ``torch.autograd.grad`` per
-parameter, on fake CPU tensors; ``graphaudit.frontends.torch.audit`` traces the same program
-and the joint call in one ``make_fx``, imports the FX graph, merges and costs it.
-"graphaudit's own" is, per run, the audit's time minus the tracing it reports, then the
-median of those.
+The examples' seed MLP (``nn.Linear`` and ``nn.Sigmoid`` layers, ``log_softmax`` and the mean
+NLL), their ``nn.TransformerEncoderLayer(64, 4, 128, batch_first=True)`` with a linear head
+(batch 8, sequence 16), and deep chains (the seed MLP's builder with the chains' widths),
+all built on the ``meta`` device: nothing is allocated, and the audit traces on fake CPU
+tensors. PyTorch's side is ``make_fx(tracing_mode="fake")`` of the forward and one
+``torch.autograd.grad`` per parameter, on fake CPU tensors; ``graphaudit.frontends.torch.audit``
+traces the same program and the joint call in one ``make_fx``, imports the FX graph, merges
+and costs it. "graphaudit's own" is, per run, the audit's time minus the tracing it reports,
+then the median of those.
 
     python benchmarks/bench_torch.py
 
@@ -19,11 +19,11 @@ Not run by ``run_all.py``: about 1.5 minutes on a 2-core machine, most of it the
 from __future__ import annotations
 
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.fx.experimental.proxy_tensor import make_fx
 
@@ -44,51 +44,29 @@ from graphaudit.frontends.torch import audit
 from graphaudit.frontends.torch.capture import fake_like
 from graphaudit.frontends.torch.compile_check import programs
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
+import torch_seed_mlp  # noqa: E402  the examples' models: the same networks, written once
+import torch_transformer  # noqa: E402
+
 DEPTHS = (16, 64)
 REPEATS, BUDGET = 20, 3.0  # per measurement: at most REPEATS runs, fewer once BUDGET seconds are spent
-META = torch.device("meta")
 
 
-def mlp(widths) -> nn.Sequential:
-    """Linear layers with sigmoids between them, the last one's logits left for log_softmax."""
-    layers = [m for a, b in zip(widths, widths[1:]) for m in (nn.Linear(a, b, device=META), nn.Sigmoid())]
-    return nn.Sequential(*layers[:-1])
-
-
-class Transformer(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.layer = nn.TransformerEncoderLayer(64, 4, 128, batch_first=True, device=META)
-        self.head = nn.Linear(64, 10, device=META)
-
-    def forward(self, x):
-        return self.head(self.layer(x).mean(1))
-
-
-def nll(model, x, y):
-    return F.nll_loss(F.log_softmax(model(x), dim=1), y)
-
-
-def labels(batch: int) -> torch.Tensor:
-    """Class labels on the meta device: tracing never reads their values."""
-    return torch.empty(batch, dtype=torch.long, device=META)
-
-
-def trace_separate(model: nn.Module, inputs: tuple) -> None:
+def trace_separate(loss_fn, model: torch.nn.Module, inputs: tuple) -> None:
     """make_fx of the forward and one autograd.grad per parameter, on fake CPU tensors."""
-    values, forms = programs(nll, model, inputs)
+    program = programs(loss_fn, model, inputs)
     with FakeTensorMode():
-        fakes = [fake_like(p) for p in values], [fake_like(t) for t in inputs]
-    make_fx(forms["separate"], tracing_mode="fake")(fakes[0], *fakes[1])
+        fakes = [[fake_like(t) for t in group] for group in (program.values, program.fixed, inputs)]
+    make_fx(program.fns["separate"], tracing_mode="fake")(fakes[0], fakes[1], *fakes[2])
 
 
-def time_audit(model: nn.Module, inputs: tuple) -> tuple[Timing, float]:
+def time_audit(loss_fn, model: torch.nn.Module, inputs: tuple) -> tuple[Timing, float]:
     """The audit's timing, and the median over its runs of graphaudit's own time (run time minus its make_fx)."""
     own_times = []
 
     def audited():
         start = time.perf_counter()
-        report = audit(nll, *inputs, params=model)
+        report = audit(loss_fn, *inputs, params=model)
         own_times.append(time.perf_counter() - start - report.framework["trace_seconds"])
         return report
 
@@ -97,19 +75,18 @@ def time_audit(model: nn.Module, inputs: tuple) -> tuple[Timing, float]:
 
 def main() -> int:
     title("5. PyTorch front-end: graphaudit.frontends.torch.audit vs make_fx of all separate grads")
-    seed_inputs = (torch.empty(SEED_BATCH, SEED_WIDTHS[0], device=META), labels(SEED_BATCH))
-    cases = [("seed MLP", mlp(SEED_WIDTHS), seed_inputs),
-             ("transformer layer", Transformer(), (torch.empty(8, 16, 64, device=META), labels(8)))]
-    for depth in DEPTHS:
-        widths = chain_widths(depth)
-        cases.append((f"chain L={depth}", mlp(widths),
-                      (torch.empty(CHAIN_BATCH, widths[0], device=META), labels(CHAIN_BATCH))))
-    trace_separate(*cases[0][1:])  # warm-up, untimed: imports and PyTorch's caches
+    cases = [("seed MLP", *torch_seed_mlp.build(SEED_WIDTHS, SEED_BATCH, device="meta"))]
+    with torch.device("meta"):
+        cases.append(("transformer layer", *torch_transformer.build()))
+    cases += [(f"chain L={depth}", *torch_seed_mlp.build(chain_widths(depth), CHAIN_BATCH, device="meta"))
+              for depth in DEPTHS]
+    trace_separate(cases[0][1], cases[0][2], tuple(cases[0][3:]))  # warm-up, untimed: imports and caches
 
     rows = []
-    for name, model, inputs in cases:
-        torch_timing = median_time(lambda: trace_separate(model, inputs), repeats=REPEATS, budget=BUDGET)
-        ga_timing, own = time_audit(model, inputs)
+    for name, loss_fn, model, *inputs in cases:
+        inputs = tuple(inputs)
+        torch_timing = median_time(lambda: trace_separate(loss_fn, model, inputs), repeats=REPEATS, budget=BUDGET)
+        ga_timing, own = time_audit(loss_fn, model, inputs)
         report = ga_timing.result
         torch_nodes = report.framework["fx_nodes"]["separate"]["nodes"]
         rows.append([name, report.framework["parameters"], count_text(torch_nodes),

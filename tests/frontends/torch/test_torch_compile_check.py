@@ -1,4 +1,4 @@
-"""compile_check: what PyTorch's FX CSE and torch.compile keep of the separate grads of a tiny seed-like MLP.
+"""compile_check: what PyTorch's FX CSE and torch.compile keep of the separate grads of the seed MLP, made tiny.
 
 The expected counts are derived from the layer count L: the joint form runs L forward
 products, L weight-gradient products and one input-gradient product per layer above the
@@ -13,7 +13,6 @@ torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
 
 import torch.nn as nn  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 
 from graphaudit.frontends.common import FrameworkSection  # noqa: E402
 from graphaudit.frontends.torch.compile_check import (  # noqa: E402
@@ -29,21 +28,10 @@ from graphaudit.frontends.torch.compile_check import (  # noqa: E402
     verdict,
 )
 
+import torch_models as tm  # noqa: E402
+
 WIDTHS = (7, 6, 5, 4, 3)
 LAYERS = len(WIDTHS) - 1
-
-
-def seed_like():
-    layers = [m for a, b in zip(WIDTHS, WIDTHS[1:]) for m in (nn.Linear(a, b), nn.Sigmoid())]
-    return nn.Sequential(*layers[:-1])
-
-
-def seed_loss(model, x, y):
-    return F.nll_loss(F.log_softmax(model(x), dim=1), y)
-
-
-def inputs():
-    return torch.randn(4, WIDTHS[0]), torch.randint(0, WIDTHS[-1], (4,))
 
 
 def joint_products(layers: int) -> int:
@@ -58,8 +46,7 @@ def separate_products(layers: int) -> int:
 
 @pytest.fixture(scope="module")
 def check():
-    torch.manual_seed(0)
-    return compile_check(seed_loss, seed_like(), *inputs())
+    return compile_check(*tm.seed_mlp(WIDTHS, 4))
 
 
 def test_inductor_keeps_every_duplicated_product_with_trace_autograd_ops(check):
@@ -96,9 +83,7 @@ def test_verdict_and_section_lines(check):
 
 
 def test_programs_are_the_users_gradients_with_a_dict_of_tensors():
-    torch.manual_seed(0)
-    model = seed_like()
-    x, y = inputs()
+    _, model, x, y = tm.seed_mlp(WIDTHS, 4)
     params = dict(model.named_parameters())
 
     def loss(p, x, y):

@@ -24,6 +24,8 @@ from graphaudit.frontends.torch.ops import TABLE, tensor_input  # noqa: E402
 from graphaudit.graph import placeholder  # noqa: E402
 from graphaudit.ops import get_op  # noqa: E402
 
+import torch_models as tm  # noqa: E402
+
 aten = torch.ops.aten
 
 
@@ -194,12 +196,12 @@ def test_copies_write_their_output(call):
 # --- every op of the models' traced graphs has a row -----------------------------------------
 
 
-class Transformer(nn.Module):
-    """nn.TransformerEncoderLayer and a linear head; dropout 0 selects the CPU flash-attention kernel."""
+class DropoutTransformer(nn.Module):
+    """An encoder layer with dropout: attention takes the math path (bmm, softmax) instead of the CPU flash kernel."""
 
-    def __init__(self, dropout: float):
+    def __init__(self):
         super().__init__()
-        self.layer = nn.TransformerEncoderLayer(16, 4, 32, dropout=dropout, batch_first=True)
+        self.layer = nn.TransformerEncoderLayer(16, 4, 32, dropout=0.1, batch_first=True)
         self.head = nn.Linear(16, 5)
 
     def forward(self, x):
@@ -226,45 +228,27 @@ def classify(model, x, y):
     return F.cross_entropy(model(x), y)
 
 
-def seed_loss(model, x, y):
-    return F.nll_loss(F.log_softmax(model(x), dim=1), y)
-
-
-def gradient_penalty(critic, real, fake, eps):
-    """WGAN-GP's critic loss: the penalty differentiates the critic (create_graph=True), so its
-    parameters' gradients hold double-backward ops."""
-    x = (eps * real + (1 - eps) * fake).requires_grad_(True)
-    g, = torch.autograd.grad(critic(x).sum(), x, create_graph=True)
-    return critic(fake).mean() - critic(real).mean() + 10 * ((g.norm(2, dim=1) - 1) ** 2).mean()
-
-
-def sigmoid_mlp(*widths):
-    layers = [m for a, b in zip(widths, widths[1:]) for m in (nn.Linear(a, b), nn.Sigmoid())]
-    return nn.Sequential(*layers[:-1])
-
-
 def model_programs():
-    """The listed models, small: (name, loss_fn, model, inputs)."""
+    """The examples' models, small, and a few more for the ops they bring: (name, loss_fn, model, *inputs)."""
+    torch.manual_seed(0)
     labels = torch.randint(0, 5, (4,))
-    convnet = nn.Sequential(
-        nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(4, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.AvgPool2d(2),
-        nn.Conv2d(4, 6, 1), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(24, 5))
+    pooling = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AvgPool2d(2), nn.Conv2d(4, 6, 1), nn.AdaptiveAvgPool2d(2),
+                            nn.Flatten(), nn.Linear(24, 5))
     activations = nn.Sequential(nn.Linear(6, 6), nn.GELU(), nn.Linear(6, 6), nn.Tanh(), nn.Linear(6, 6), nn.SiLU(),
                                 nn.Linear(6, 6), nn.LeakyReLU(0.1), nn.Linear(6, 5))
-    critic = nn.Sequential(nn.Linear(6, 8), nn.LeakyReLU(0.2), nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 1))
     return [
-        ("seed MLP", seed_loss, sigmoid_mlp(12, 10, 8, 6, 5), (r(4, 12).float(), labels)),
-        ("transformer", classify, Transformer(0.0), (torch.randn(2, 5, 16), labels[:2])),
-        ("transformer, dropout", classify, Transformer(0.1), (torch.randn(2, 5, 16), labels[:2])),
-        ("convnet", classify, convnet, (torch.randn(4, 3, 12, 12), labels)),
-        ("recurrent", classify, Recurrent(), (torch.randint(0, 11, (4, 3)), labels)),
-        ("activations", classify, activations, (torch.randn(4, 6), labels)),
-        ("WGAN-GP", gradient_penalty, critic, (torch.randn(4, 6), torch.randn(4, 6), torch.rand(4, 1))),
+        ("seed MLP", *tm.seed_mlp((12, 10, 8, 6, 5), 4)),
+        ("transformer", *tm.transformer(16, 4, 32, 2, 5, 5)),
+        ("convnet", *tm.convnet(4, 8, 4, 5)),
+        ("WGAN-GP", *tm.wgan_gp(6, 8, 4)),
+        ("transformer, dropout", classify, DropoutTransformer(), torch.randn(2, 5, 16), labels[:2]),
+        ("pooling", classify, pooling, torch.randn(4, 3, 11, 11), labels),
+        ("recurrent", classify, Recurrent(), torch.randint(0, 11, (4, 3)), labels),
+        ("activations", classify, activations, torch.randn(4, 6), labels),
     ]
 
 
-def traced_ops(loss_fn, model, inputs) -> set[str]:
+def traced_ops(loss_fn, model, *inputs) -> set[str]:
     """The graphaudit op names of the aten calls in the traced forward, separate and joint grads."""
     graph = capture(loss_fn, model, inputs).graph.graph
     return {aten_calls.op_key(n.target)[0] for n in graph.nodes
@@ -273,18 +257,20 @@ def traced_ops(loss_fn, model, inputs) -> set[str]:
 
 def test_every_op_of_the_models_has_a_row():
     missing = {}
-    for name, loss_fn, model, inputs in model_programs():
-        for op in traced_ops(loss_fn, model, inputs) - set(TABLE.rows):
+    for name, *program in model_programs():
+        for op in traced_ops(*program) - set(TABLE.rows):
             missing.setdefault(op, []).append(name)
     assert not missing, f"aten ops with no row in the table: {missing}"
 
 
-@pytest.mark.parametrize("name", ["seed MLP", "transformer, dropout", "convnet", "recurrent", "activations"])
+@pytest.mark.parametrize("name", ["seed MLP", "convnet", "transformer, dropout", "pooling", "recurrent",
+                                  "activations"])
 def test_joint_matmul_flops_are_flop_counters_on_the_eager_grads(name):
     """The imported joint form's products are what FlopCounterMode counts as eager PyTorch runs it (models
     whose attention takes the math path: the counter counts the CPU flash kernel as nothing)."""
-    _, loss_fn, model, inputs = next(program for program in model_programs() if program[0] == name)
-    report = audit(loss_fn, *inputs, params=model)
+    _, loss_fn, model, *inputs = next(program for program in model_programs() if program[0] == name)
+    with tm.op_registry_kept():
+        report = audit(loss_fn, *inputs, params=model)
     with FlopCounterMode(display=False) as counter:
         torch.autograd.grad(loss_fn(model, *inputs), list(model.parameters()))
     assert report.forms["joint"].cost.matmul_flops == counter.get_total_flops() > 0
