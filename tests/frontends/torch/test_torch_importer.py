@@ -171,3 +171,14 @@ def test_from_fx_checks_its_leaves():
     leaves = [ga.placeholder(f"p{i}", (1,)) for i in range(10)]
     with pytest.raises(ValueError, match="leaf p0 is float32"):
         from_fx(captured.graph, leaves, [])
+
+
+def test_tensor_constants_made_inside_the_loss_become_constants():
+    def loss_fn(params, x):
+        return ((x @ params["w"]) * torch.tensor([1.0, 2.0])).sum()
+
+    report = audit(loss_fn, torch.ones(3, 2), params={"w": torch.ones(2, 2)})
+    assert any(n.op == "constant" and n.shape == (2,) for n in nodes_of(report))
+    (got,) = ga.evaluate(report.forms["separate"].outputs, {"w": np.ones((2, 2), np.float32),
+                                                            "x": np.ones((3, 2), np.float32)})
+    np.testing.assert_array_equal(got, [[3.0, 6.0], [3.0, 6.0]])  # x^T @ (ones * [1, 2]): column sums 3 * c
