@@ -495,7 +495,7 @@ def test_a_flag_the_targets_front_end_cannot_honour_exits_2(jax_model_file, caps
     assert "--count applies to graphaudit graph targets only" in err and "is a JAX target" in err
     code, out, err = run(["audit", "deep_chain", "--depth", 2, "--compile-check"], capsys)
     assert_one_line_error(code, out, err)
-    assert "--compile-check applies to PyTensor and PyTorch targets only" in err
+    assert "--compile-check applies to PyTorch and PyTensor targets only" in err
 
 
 def test_a_target_no_front_end_recognises_says_what_each_expects(model_file, capsys):
@@ -535,3 +535,15 @@ def test_audit_torch_target(torch_model_file, capsys):
     code, out, err = run(["audit", f"{torch_model_file}:target", "--xla"], capsys)
     assert_one_line_error(code, out, err)
     assert "--xla applies to JAX targets only" in err and "is a PyTorch target" in err
+
+
+def test_a_three_item_torch_target_is_not_taken_for_a_jax_one(tmp_path, capsys):
+    """(loss_fn, model, x) has the length of JAX's (fn, args, argnums): the PyTorch front-end is asked first."""
+    pytest.importorskip("torch")
+    path = tmp_path / "three.py"
+    path.write_text("import torch, torch.nn as nn\n"
+                    "def target():\n"
+                    "    return (lambda m, x: m(x).pow(2).sum()), nn.Linear(3, 2), torch.ones(4, 3)\n")
+    code, out, err = run(["audit", f"{path}:target", "--json", "-", "--no-timings"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["wrt"] == ["weight", "bias"]

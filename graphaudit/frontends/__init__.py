@@ -17,9 +17,9 @@ from types import ModuleType
 # module has a ``CLI`` (:class:`graphaudit.frontends.common.CliFrontend`). graphaudit's own
 # graphs come last: they explain what a target that no one recognised should return.
 CLI_FRONTENDS = (
+    "graphaudit.frontends.torch",  # before JAX: (loss_fn, model, x) has the length of JAX's (fn, args, argnums)
     "graphaudit.frontends.jax",
     "graphaudit.frontends.pytensor",
-    "graphaudit.frontends.torch",
     "graphaudit.frontends.nodes",
 )
 

@@ -204,12 +204,14 @@ def imported_node(
     *,
     call: GradCall | None,
     output: int | None = None,
+    origin: Node | None = None,
 ) -> Node:
     """One node of an imported op: attrs in canonical form (:mod:`graphaudit.attrs`), ``output=i``
-    for result ``i`` of a multi-result op, and provenance given here (``call``; no vjp origin)."""
+    for result ``i`` of a multi-result op, and provenance given here: ``call``, and ``origin`` when
+    the framework says which forward op a backward node belongs to (PyTorch's ``seq_nr``)."""
     if output is not None:
         attrs = [*attrs, (ATTR_OUTPUT, output)]
-    return new_node(op, tuple(inputs), canonical_attrs(attrs), shape, dtype, None, None, (call, None))
+    return new_node(op, tuple(inputs), canonical_attrs(attrs), shape, dtype, None, None, (call, origin))
 
 
 # --- the framework's section of a report -----------------------------------------------------

@@ -37,29 +37,14 @@ import operator
 from collections.abc import Sequence
 from typing import Any
 
-from graphaudit.attrs import canonical_attrs
 from graphaudit.frontends import require
-from graphaudit.frontends.common import ATTR_OUTPUT, hashable_param
+from graphaudit.frontends.common import hashable_param, imported_node
 import graphaudit.frontends.torch.aten as aten
 from graphaudit.frontends.torch.capture import GRAD_CALL, MODULE
 from graphaudit.frontends.torch.ops import TABLE
-from graphaudit.graph import GradCall, Node, building, constant, new_node
+from graphaudit.graph import GradCall, Node, building, constant
 
 DROPPED = frozenset({"aten.detach"})  # ops whose result is their input, as far as values go
-
-
-def torch_node(op: str, inputs: Sequence[Node], attrs: list, val: Any, call: GradCall | None, origin: Node | None,
-               output: int | None = None) -> Node:
-    """One imported node, shaped as the fake tensor ``val``, with its call and origin.
-
-    :func:`graphaudit.frontends.common.imported_node` with an ``origin``, which the FX
-    graph's ``seq_nr`` gives us and jaxprs do not.
-    """
-    if output is not None:
-        attrs = [*attrs, (ATTR_OUTPUT, output)]
-    shape = tuple(int(d) for d in val.shape)
-    return new_node(op, tuple(inputs), canonical_attrs(attrs), shape, aten.numpy_dtype(val.dtype), None, None,
-                    (call, origin))
 
 
 class _Pending:
@@ -202,7 +187,8 @@ class _Importer:
         val = fx_node.meta.get("val")
         if val is None or not hasattr(val, "shape"):
             raise ValueError(f"torch import: {fx_node.name} ({op}) has no tensor value in its meta")
-        node = torch_node(op, inputs, attrs, val, call, origin, output)
+        node = imported_node(op, inputs, attrs, tuple(int(d) for d in val.shape), aten.numpy_dtype(val.dtype),
+                             call=call, output=output, origin=origin)
         if name is not None:
             self.first_of_seq.setdefault(fx_node.meta.get("seq_nr", -1), node)
             self.names[node] = name
