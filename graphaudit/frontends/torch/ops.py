@@ -33,6 +33,7 @@ import math
 from collections.abc import Callable
 
 from graphaudit.frontends.common import ATTR_OUTPUT, ImportedOp, OpTable
+from graphaudit.describe import shape_text
 from graphaudit.frontends.torch.aten import ATTR_TENSORS, run_aten
 from graphaudit.graph import Node
 from graphaudit.ops import elementwise_cost, no_flops, per_element, reduction_cost
@@ -159,6 +160,27 @@ def pool_backward_flops(node: Node) -> int:
     return tensor_input(node, "grad_output").size * _window(node)
 
 
+# --- what reports print beside a product ------------------------------------------------------
+
+RESULTS = {  # the results of a multi-result backward kernel, by output index
+    "aten.convolution_backward": ("grad_input", "grad_weight", "grad_bias"),
+    "aten._scaled_dot_product_flash_attention_for_cpu_backward": ("grad_query", "grad_key", "grad_value"),
+}
+
+
+def operands(template: str, *names: str) -> Callable[[Node], str]:
+    """``template`` filled with the shapes of tensor arguments ``names``, after the result's name for a
+    backward kernel: ``128x16384 @ 16384x5000 + 5000``, ``grad_weight of conv 4x3x8x8 * 8x3x3x3``."""
+
+    def text(node: Node) -> str:
+        tensors = (tensor_input(node, name) for name in names)
+        shapes = ("-" if tensor is None else shape_text(tensor.shape) for tensor in tensors)
+        result = RESULTS.get(node.op)
+        return (f"{result[_output(node)]} of " if result else "") + template.format(*shapes)
+
+    return text
+
+
 def _first_output(rule: Callable[[Node], int]) -> Callable[[Node], int]:
     """``rule`` for result 0 of a forward kernel; its by-products (statistics, total weight) cost nothing."""
     return by_output(rule, no_flops, no_flops)
@@ -174,7 +196,7 @@ INPLACE = "add_ div_ masked_fill_ mul_ relu_ sigmoid_ sub_ tanh_".split()
 REDUCTIONS = "amax amin any argmax argmin cumsum linalg_vector_norm logsumexp mean prod sum".split()
 SOURCES = """empty empty_like empty_strided full full_like new_empty new_full new_ones new_zeros ones ones_like
 scalar_tensor zeros zeros_like arange""".split()
-RANDOM = frozenset("bernoulli bernoulli_ native_dropout normal rand rand_like randn randn_like uniform_".split())
+RANDOM = "bernoulli bernoulli_ native_dropout normal rand rand_like randn randn_like uniform_".split()
 # Outputs that alias their input (no bytes written); detach is dropped by the importer, kept here for completeness.
 VIEWS = """_reshape_alias _unsafe_view alias as_strided chunk detach diagonal expand permute select slice split
 split_with_sizes squeeze t transpose unbind unfold unsafe_split unsafe_split_with_sizes unsqueeze view""".split()
@@ -185,15 +207,21 @@ repeat roll select_backward slice_backward stack""".split()
 TABLE_ROWS: dict[str, ImportedOp] = {
     # products: 2*m*k*n each; addmm and baddbmm the product only (flop_registry's convention)
     "aten.mm": ImportedOp("matmul", product("self")),
-    "aten.addmm": ImportedOp("matmul", product("mat1")),
+    "aten.addmm": ImportedOp("matmul", product("mat1"), operand_text=operands("{} @ {} + {}", "mat1", "mat2", "self")),
     "aten.bmm": ImportedOp("matmul", product("self")),
-    "aten.baddbmm": ImportedOp("matmul", product("batch1")),
-    # convolutions as flop_registry counts them; each backward result on its own
-    "aten.convolution": ImportedOp("matmul", convolution_flops),
-    "aten.convolution_backward": ImportedOp("matmul", convolution_backward_flops),
-    # attention kernels: their products (flop_registry's sdpa counts), split by result
-    "aten._scaled_dot_product_flash_attention_for_cpu": ImportedOp("matmul", attention_flops),
-    "aten._scaled_dot_product_flash_attention_for_cpu_backward": ImportedOp("matmul", attention_backward_flops),
+    "aten.baddbmm": ImportedOp("matmul", product("batch1"),
+                               operand_text=operands("{} @ {} + {}", "batch1", "batch2", "self")),
+    # convolutions as flop_registry counts them; each backward result on its own (grad_bias, a sum: none)
+    "aten.convolution": ImportedOp("matmul", convolution_flops,
+                                   operand_text=operands("conv {} * {}", "input", "weight")),
+    "aten.convolution_backward": ImportedOp("matmul", convolution_backward_flops,
+                                            operand_text=operands("conv {} * {}", "input", "weight")),
+    # attention kernels: their products (flop_registry's sdpa counts); grad_query carries the shared ones
+    "aten._scaled_dot_product_flash_attention_for_cpu": ImportedOp(
+        "matmul", attention_flops, operand_text=operands("attention q {}, k {}, v {}", "query", "key", "value")),
+    "aten._scaled_dot_product_flash_attention_for_cpu_backward": ImportedOp(
+        "matmul", attention_backward_flops,
+        operand_text=operands("attention q {}, k {}, v {}", "query", "key", "value")),
     # elementwise: one FLOP per output element (in-place forms alike)
     **{f"aten.{p}": ImportedOp("elementwise", elementwise_cost) for p in ELEMENTWISE + INPLACE},
     # activation backwards: the FLOPs of each formula per element

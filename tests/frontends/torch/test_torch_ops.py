@@ -16,6 +16,7 @@ import torch.nn.functional as F  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode, flop_registry  # noqa: E402
 
 from graphaudit.cost import node_bytes, node_flops  # noqa: E402
+from graphaudit.describe import operand_text  # noqa: E402
 from graphaudit.frontends.common import hashable_param, imported_node  # noqa: E402
 from graphaudit.frontends.torch import aten as aten_calls  # noqa: E402
 from graphaudit.frontends.torch import audit  # noqa: E402
@@ -133,6 +134,15 @@ def test_attention_kernels_count_as_flop_registry(shapes):
     assert [tensor_input(nodes[0], name) is not None for name in ("query", "key", "value")] == [True] * 3
     assert sum(map(node_flops, nodes)) == SDPA_BACKWARD_RULE(grad_out, q, k, v, out_val=grads) > 0
     assert all(node_flops(n) > 0 for n in nodes)
+
+
+def test_products_read_as_their_operands():
+    (addmm,), _ = imported(aten.addmm.default, r(3), r(5, 7), r(7, 3))
+    assert operand_text(addmm) == "5x7 @ 7x3 + 3"
+    x, w, bias, *conv = CONVOLUTIONS["plain"]
+    grad_out = torch.randn_like(aten.convolution.default(x, w, bias, *conv))
+    nodes, _ = imported(aten.convolution_backward.default, grad_out, x, w, [8], *conv, [True] * 3)
+    assert operand_text(nodes[1]) == "grad_weight of conv 2x3x9x9 * 8x3x3x3"
 
 
 # --- kernels with several results --------------------------------------------------------------
