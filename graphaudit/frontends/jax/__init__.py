@@ -3,10 +3,13 @@
 - :mod:`.ops`: the table of JAX primitives (kind, FLOP rule) and how an imported node runs;
 - :mod:`.loops`: ``scan``, ``cond`` and ``while`` imported with their bodies (unrolled
   within a node budget, else whole) and costed as what they run;
-- :mod:`.importer`: jaxprs to nodes (:func:`from_jaxpr`), the user's function flattened to
-  named leaves (:func:`named_leaves`), imported graphs run in one ``jit`` (:func:`evaluate`);
-- :mod:`.audit`: :func:`audit`, what XLA keeps, the jitted run times, the report's
-  :class:`JaxSection`, and how the command line reaches all this (:data:`CLI`).
+- :mod:`.importer`: jaxprs to nodes (:func:`from_jaxpr`), imported graphs run in one
+  ``jit`` (:func:`evaluate`);
+- :mod:`.arguments`: the user's function as a function of its named array leaves
+  (:func:`named_leaves`; ``has_aux``, static leaves, grouping into separate calls);
+- :mod:`.compiled`: what XLA keeps (:func:`hlo_counts`) and the jitted run times;
+- :mod:`.audit`: :func:`audit`, the report's :class:`JaxSection`, and how the command line
+  reaches all this (:data:`CLI`).
 
 JAX itself is imported on first use, never by importing this package.
 """

@@ -403,6 +403,10 @@ DETERMINISM = textwrap.dedent(
     print(json.dumps([report.to_dict(timings=False), [separate[o] for o in report.forms["separate"].outputs],
                       [joint[o] for o in report.forms["joint"].outputs]]))
     print(report.to_dot("merged"))
+    import jax_lstm
+    fn, args, argnums = jax_lstm.build(3, 2, 3, 2, 2)
+    print(json.dumps(gj.audit(fn, *args, argnums=argnums).to_dict(timings=False)))  # loops, their digests
+    print(json.dumps(gj.audit(fn, *args, argnums=argnums, loop_budget=0).to_dict(timings=False)))
     """
 )
 

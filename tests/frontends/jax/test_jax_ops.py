@@ -118,7 +118,7 @@ def test_random_draws_are_pure_functions_of_the_key_and_merge(make_key):
     rng = np.random.default_rng(2)
     params = {"a": rng.standard_normal((8, 8), dtype=np.float32), "b": rng.standard_normal((8, 2), dtype=np.float32)}
     args = (params, rng.standard_normal((4, 8), dtype=np.float32), make_key(0))
-    report = gj.audit(dropout_loss, *args, xla=True)
+    report = gj.audit(dropout_loss, *args, xla=make_key is jax.random.PRNGKey)  # XLA asked once
     assert ga.OPS["jax.random_bits"].pure and ga.OPS["jax.random_wrap"].pure
 
     def draws(form):
@@ -128,8 +128,9 @@ def test_random_draws_are_pure_functions_of_the_key_and_merge(make_key):
     assert draws("separate") == len(report.wrt)  # one mask per trace, all the same
     assert report.merged_equals_joint is True
     assert report.forms["separate_merged"].cost.nodes == report.forms["joint_merged"].cost.nodes
-    compiled = report.framework["compile_check"]["rows"][0]
-    assert compiled["separate"]["dots"] == compiled["joint"]["dots"]  # and XLA agrees
+    if "compile_check" in report.framework:
+        compiled = report.framework["compile_check"]["rows"][0]
+        assert compiled["separate"]["dots"] == compiled["joint"]["dots"]  # and XLA agrees
     values = gj.evaluate(report.forms["separate_merged"].outputs, gj.named_leaves(dropout_loss, *args))
     for value, reference in zip(values, jax.tree_util.tree_leaves(jax.grad(dropout_loss)(*args))):
         np.testing.assert_allclose(value, np.asarray(reference), rtol=1e-5, atol=1e-6)
