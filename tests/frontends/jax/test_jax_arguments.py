@@ -1,6 +1,7 @@
 """frontends/jax/arguments.py: what audit differentiates, and how many separate calls it makes.
 
-``(loss, aux)`` losses, pytrees with leaves that are not arrays (Equinox modules), and
+Half-precision leaves, ``(loss, aux)`` losses, pytrees with leaves that are not arrays (Equinox
+modules), and
 grouping leaves into one separate grad per group; counts are hand derivations over the
 widths and the batch, values are jax.grad's.
 """
@@ -13,6 +14,8 @@ import pytest
 jax = pytest.importorskip("jax")
 jnp = pytest.importorskip("jax.numpy")
 
+import graphaudit as ga  # noqa: E402
+from graphaudit.cost import node_bytes  # noqa: E402
 from graphaudit.frontends import jax as gj  # noqa: E402
 
 WIDTHS, BATCH = (5, 4, 3, 2), 3
@@ -124,3 +127,28 @@ def test_equinox_modules_are_audited_whole():
     assert report.forms["joint"].cost.matmul_flops == 2 * sum(p) + sum(p[1:])  # forward, dW, input gradients
     assert report.merged_equals_joint is True
     assert_grads(report, eqx.filter_grad(loss)(model, x), loss, (model, x))
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_half_precision_parameters_are_differentiated_costed_and_evaluated(dtype):
+    n, d_in, d_out = 5, 3, 4
+    rng = np.random.default_rng(4)
+    params = {"w": jnp.asarray(rng.standard_normal((d_in, d_out)), dtype), "b": jnp.zeros(d_out, dtype)}
+    x = jnp.asarray(rng.standard_normal((n, d_in)), dtype)
+
+    def loss(p, x):
+        return jnp.sum(jnp.tanh(x @ p["w"] + p["b"]).astype(jnp.float32) ** 2)
+
+    report = gj.audit(loss, params, x)
+    assert report.wrt == ["p['b']", "p['w']"] and report.merged_equals_joint is True
+    order = ga.topological_order(report.forms["joint"].outputs)
+    (forward,) = [node for node in order if node.op == "jax.dot_general" and node.call is None]
+    assert forward.dtype == np.dtype(dtype) and node_bytes(forward) == n * d_out * 2  # two bytes an element
+    assert report.forms["joint"].cost.matmul_flops == 2 * (2 * n * d_in * d_out)  # forward and dW
+    expected = jax.tree_util.tree_leaves(jax.grad(loss)(params, x))
+    feed = gj.named_leaves(loss, params, x)
+    for values in (gj.evaluate(report.forms["separate_merged"].outputs, feed),
+                   ga.evaluate(report.forms["separate"].outputs, feed)):
+        for value, reference in zip(values, expected):
+            assert value.dtype == np.dtype(dtype)
+            np.testing.assert_allclose(value.astype(np.float32), np.asarray(reference, np.float32), rtol=2e-2)
