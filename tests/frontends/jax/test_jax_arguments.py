@@ -1,9 +1,8 @@
 """frontends/jax/arguments.py: what audit differentiates, and how many separate calls it makes.
 
-Half-precision leaves, ``(loss, aux)`` losses, pytrees with leaves that are not arrays (Equinox
-modules), and
-grouping leaves into one separate grad per group; counts are hand derivations over the
-widths and the batch, values are jax.grad's.
+Half-precision leaves, ``(loss, aux)`` losses, pytrees with leaves that are not arrays
+(Equinox modules), and grouping leaves into one separate grad per group; counts are hand
+derivations over the widths and the batch, values are jax.grad's.
 """
 
 from __future__ import annotations
