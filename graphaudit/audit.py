@@ -25,6 +25,7 @@ from graphaudit.grad import grad, grad_with_record, separate_grads
 from graphaudit.graph import GradCall, Node, check_nodes, paused_gc, topological_order
 from graphaudit.merge import MergeResult, merge
 from graphaudit.report import Form, Report
+from graphaudit.semantic_work import semantic_work
 
 
 def audit(
@@ -36,6 +37,7 @@ def audit(
     commutative: bool = False,
     repeats: int = 5,
     materialize: bool = True,
+    semantic: bool = False,
 ) -> Report:
     """Audit one joint ``grad(cost, wrt)`` against one ``grad(cost, w)`` per ``w`` in ``wrt``.
 
@@ -48,13 +50,17 @@ def audit(
     proportional to the joint form, for graphs whose separate form is too big to build.
     Such a report has no separate graph to draw or evaluate, and takes merge(separate)
     to be merge(joint), which the materialised audit verifies.
+
+    With ``semantic=True`` (needs egglog) the report also gives the duplicated work that
+    only equality saturation finds (``report.semantic``; :mod:`graphaudit.semantic_work`).
     """
     targets = [wrt] if isinstance(wrt, Node) else check_nodes(wrt, "audit: wrt")
     if measure and feed is None:
         raise ValueError("audit: measure=True needs a feed (e.g. make_feed() of a graphaudit.models model)")
     if not materialize:
-        if measure:
-            raise ValueError("audit: measure=True needs the separate form built; drop materialize=False")
+        if measure or semantic:
+            option = "measure" if measure else "semantic"
+            raise ValueError(f"audit: {option}=True needs the separate form built; drop materialize=False")
         with paused_gc():
             return _counted_audit(cost, targets, commutative)
 
@@ -75,6 +81,7 @@ def audit(
             names=names,
             build_seconds=(separate_seconds, joint_seconds),
             commutative=commutative,
+            semantic=semantic,
         )
     if measure:
         report = dataclasses.replace(report, measured=_measure(report.forms, feed, repeats))
@@ -121,6 +128,7 @@ def compare_forms(
     names: dict[Node, str] | None = None,
     build_seconds: tuple[float | None, float | None] = (None, None),
     commutative: bool = False,
+    semantic: bool = False,
 ) -> Report:
     """The comparison behind :func:`audit`, for gradient forms built elsewhere.
 
@@ -143,6 +151,7 @@ def compare_forms(
         joint_cost, joint_merged_cost = merge_costs(joint_merge, joint_costs)
         duplicated = duplicated_work(separate_merge, names, costs=separate_costs)
         joint_duplicates = duplicated_work(joint_merge, names, costs=joint_costs, top=0)
+        extra = semantic_work(separate_merge, merge(separate, semantic=True), names) if semantic else None
     forms = {
         "separate": Form(separate, separate_cost, build_seconds[0]),
         "joint": Form(joint, joint_cost, build_seconds[1]),
@@ -161,11 +170,15 @@ def compare_forms(
         measured=None,
         names=names,
         commutative=commutative,
+        semantic=extra,
     )
 
 
-def audit_graph(outputs: Node | Sequence[Node], *, commutative: bool = False) -> Report:
-    """What merging removes from any graph (forms ``original`` and ``merged``), by op and provenance."""
+def audit_graph(outputs: Node | Sequence[Node], *, commutative: bool = False, semantic: bool = False) -> Report:
+    """What merging removes from any graph (forms ``original`` and ``merged``), by op and provenance.
+
+    With ``semantic=True``, also what equality saturation removes beyond that (``report.semantic``).
+    """
     outputs = [outputs] if isinstance(outputs, Node) else check_nodes(outputs, "audit_graph: outputs")
     if not outputs:
         raise ValueError("audit_graph: outputs is empty")
@@ -175,6 +188,7 @@ def audit_graph(outputs: Node | Sequence[Node], *, commutative: bool = False) ->
         costs = ClassCosts(result)
         original_cost, merged_cost = merge_costs(result, costs)
         duplicated = duplicated_work(result, names, costs=costs)
+        extra = semantic_work(result, merge(outputs, semantic=True), names) if semantic else None
     forms = {
         "original": Form(outputs, original_cost, None),
         "merged": Form(result.outputs, merged_cost, seconds),
@@ -191,6 +205,7 @@ def audit_graph(outputs: Node | Sequence[Node], *, commutative: bool = False) ->
         measured=None,
         names=names,
         commutative=commutative,
+        semantic=extra,
     )
 
 

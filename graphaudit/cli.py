@@ -54,7 +54,7 @@ EXAMPLES: dict[str, Example] = {
 
 
 # The analysis options of 'audit', as the front-ends name them (CliFrontend.options).
-ANALYSIS_OPTIONS = ("xla", "compile_check", "measure", "count", "commutative", "repeats")
+ANALYSIS_OPTIONS = ("xla", "compile_check", "measure", "count", "commutative", "semantic", "repeats")
 
 
 class UsageError(Exception):
@@ -234,6 +234,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     analysis.add_argument(
         "--commutative", action="store_true", help="let merging treat a+b and b+a (and a*b, b*a, ...) as equal"
+    )
+    analysis.add_argument(
+        "--semantic", action="store_true",
+        help="also find duplicates written differently (x @ w and (w.T @ x.T).T, ...) by equality saturation; "
+        "needs egglog: pip install 'graphaudit[egraph]'",
     )
     analysis.add_argument(
         "--count",

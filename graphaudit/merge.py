@@ -30,6 +30,7 @@ import numpy as np
 from graphaudit.attrs import attrs_text
 from graphaudit.graph import Node, check_nodes, paused_gc, topological_order
 from graphaudit.ops import OPS, get_op
+from graphaudit.semantic import Limits, Saturation, semantic_classes
 
 
 class MergeResult:
@@ -45,16 +46,25 @@ class MergeResult:
     topological (id) order, ``canonical[i]`` the position in ``source`` of the first
     node equal to ``source[i]`` (``i`` itself for canonical nodes), and ``leaf[i]``
     whether ``source[i]`` is a leaf.
+
+    A semantic merge (``merge(..., semantic=True)``) also has ``saturation`` (what
+    equality saturation did) and ``exact`` (the classes that the exact rules alone gave).
+    Its classes may hold different ops (``x`` and ``neg(neg(x))``), so its merged graph
+    is what the outputs reach: ``order`` and ``nodes_after`` count that.
     """
 
     def __init__(self, outputs: list[Node], source: list[Node], canonical: np.ndarray, leaf: np.ndarray,
-                 rebuilt: dict[int, Node]):
+                 rebuilt: dict[int, Node], saturation: Saturation | None = None, exact: np.ndarray | None = None,
+                 reached: np.ndarray | None = None):
         self.outputs = outputs
         self.source = source
         self.canonical = canonical
         self.leaf = leaf
+        self.saturation = saturation
+        self.exact = exact
         self._rebuilt = rebuilt  # canonical positions whose node was copied: the copy (see _rebuild)
-        kept = np.flatnonzero(canonical == np.arange(len(source)))
+        kept = np.flatnonzero(canonical == np.arange(len(source))) if reached is None else reached
+        self.kept = kept  # positions in source of the merged graph's nodes
         self.order = _merged_nodes(source, rebuilt, kept.tolist())
         self.nodes_before = int(np.count_nonzero(~leaf))
         self.nodes_after = int(np.count_nonzero(~leaf[kept]))
@@ -95,11 +105,16 @@ class MergeResult:
         return f"<MergeResult {self.nodes_before} -> {self.nodes_after} nodes>"
 
 
-def merge(outputs: Sequence[Node], *, commutative: bool = False) -> MergeResult:
+def merge(outputs: Sequence[Node], *, commutative: bool = False, semantic: bool = False,
+          limits: Limits | None = None, associativity: bool = False) -> MergeResult:
     """Merge equal subexpressions of the graph that computes ``outputs``.
 
     With ``commutative=True`` the inputs of commutative ops (add, mul, maximum, equal)
     are put in a canonical order first, so ``a + b`` and ``b + a`` merge too.
+
+    With ``semantic=True`` (needs egglog) nodes merge when the rules of
+    :mod:`graphaudit.rewrites` prove their values equal (:mod:`graphaudit.semantic`), within
+    ``limits``; ``associativity=True`` adds reassociation, which changes rounding.
     """
     outputs = check_nodes(outputs, "merge: outputs")
     with paused_gc():  # numbering makes a key tuple per node: each collection would walk the whole graph
@@ -108,9 +123,33 @@ def merge(outputs: Sequence[Node], *, commutative: bool = False) -> MergeResult:
         canonical = np.fromiter(classes, np.int64, len(classes))
         leaf = np.zeros(len(source), bool)
         leaf[leaves] = True
+        if not semantic:
+            rebuilt = _rebuild(source, canonical, leaf, slots)
+            return MergeResult(_merged_nodes(source, rebuilt, [slots[o.id] for o in outputs]), source, canonical,
+                               leaf, rebuilt)
+        exact, canonical, saturation = semantic_classes(source, canonical, leaf, limits=limits,
+                                                        associativity=associativity)
+        for node, c in zip(source, canonical.tolist()):
+            slots[node.id] = c
         rebuilt = _rebuild(source, canonical, leaf, slots)
-        return MergeResult(_merged_nodes(source, rebuilt, [slots[o.id] for o in outputs]), source, canonical, leaf,
-                           rebuilt)
+        ends = [slots[o.id] for o in outputs]
+        return MergeResult(_merged_nodes(source, rebuilt, ends), source, canonical, leaf, rebuilt, saturation, exact,
+                           _reached(source, canonical, slots, ends))
+
+
+def _reached(source: list[Node], canonical: np.ndarray, classes: list | dict, ends: list[int]) -> np.ndarray:
+    """The classes (canonical positions) that the merged graph's outputs, at ``ends``, reach.
+
+    After syntactic merging every class is reached; a semantic merge can leave one behind
+    (``neg(x)``, once ``neg(neg(x))`` is merged into ``x``). ``classes[node.id]`` is each node's class.
+    """
+    seen = np.zeros(len(source), bool)
+    seen[ends] = True
+    for p in range(len(source) - 1, -1, -1):  # a class's first node comes after its inputs' classes
+        if seen[p]:
+            for i in source[p].inputs:
+                seen[classes[i.id]] = True
+    return np.flatnonzero(seen & (canonical == np.arange(len(source))))
 
 
 def _reachable(outputs: list[Node]) -> tuple[list[Node], list | dict]:

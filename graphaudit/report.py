@@ -17,6 +17,15 @@
 - ``merged_equals_joint``: whether merge(separate) is exactly merge(joint);
 - ``measured``: ``null`` unless ``measure=True``: median seconds per form and the ratio;
 - ``commutative``: whether merging put commutative inputs in order;
+- ``semantic`` (only with ``semantic=True``): the duplicated work found beyond value
+  numbering by equality saturation: ``syntactic_classes`` and ``semantic_nodes`` (nodes
+  after each merge), ``extra`` (``nodes``, ``flops``, ``matmul_flops``, ``bytes``, ``merged``
+  (nodes merged into an equal earlier one; the rest fed only those), ``by_op``),
+  ``rules_matched`` (rule -> matches), ``rounding_rules_matched`` and ``rounding_merges``
+  (classes merged only by rules that hold up to float rounding), ``saturation``
+  (``iterations``, ``stopped``: ``"saturated"`` or the limit that stopped it, ``enodes``,
+  ``limits``, ``associativity``, load and saturate seconds) and ``top`` (``expression``,
+  ``shapes``, ``equals``: the earlier node it was merged into, ``flops``);
 - ``materialized``: ``false`` for a counting-mode report (``audit(..., materialize=False)``),
   whose separate form was counted, not built (``merged_equals_joint`` is then ``null``);
 - ``framework`` (only when a framework front-end made the report): ``name``, ``version``,
@@ -91,6 +100,7 @@ class Report:
     commutative: bool = False
     framework: Section | None = None
     materialized: bool = True
+    semantic: dict[str, Any] | None = None
 
     # --- data --------------------------------------------------------------------------
 
@@ -109,6 +119,8 @@ class Report:
             "commutative": self.commutative,
             "materialized": self.materialized,
         }
+        if self.semantic is not None:
+            data["semantic"] = self.semantic if timings else _without_timings(self.semantic)
         if self.framework is not None:
             data["framework"] = self.framework if timings else _without_timings(self.framework)
         return data
@@ -156,6 +168,8 @@ class Report:
                 f"joint {seconds_text(m['joint_seconds'])} ({m['separate_over_joint']:.2f}x), merged separate "
                 f"{seconds_text(m['separate_merged_seconds'])}; max |separate - joint| = {m['max_abs_difference']:.3g}"
             )
+        if self.semantic is not None:
+            lines += self.semantic_lines()
         if self.framework is not None:
             lines += self.framework.lines()
         if dup["nodes"]:
@@ -204,6 +218,35 @@ class Report:
             if joint_backward:
                 text += f"; separate backward = {separate_backward / joint_backward:.2f}x joint backward FLOPs"
         return text
+
+    def semantic_lines(self) -> list[str]:
+        """What equality saturation found beyond value numbering, how, and whether it stopped early."""
+        sem, extra = self.semantic, self.semantic["extra"]
+        run, limits = sem["saturation"], sem["saturation"]["limits"]
+        lines = [
+            "",
+            f"semantic duplicates (equality saturation, beyond the syntactic figure above): {extra['nodes']} more "
+            f"nodes, {si(extra['flops'], 'FLOP')} ({si(extra['matmul_flops'], 'FLOP')} in matmuls)",
+            f"  nodes after merging: {sem['syntactic_classes']} syntactic, {sem['semantic_nodes']} semantic "
+            f"({extra['merged']} merged into an equal earlier node, {extra['nodes'] - extra['merged']} fed only those)",
+            "  rules matched: " + (", ".join(f"{r} x{n}" for r, n in sem["rules_matched"].items()) or "none"),
+        ]
+        if sem["rounding_merges"]:
+            lines.append(f"  {sem['rounding_merges']} merges rest on rules that hold only up to float rounding "
+                         f"({', '.join(sem['rounding_rules_matched'])}): merged values agree to rounding, not bit for bit")
+        else:
+            lines.append("  every merge rests on exact rules: merged values are equal")
+        stop = "saturated" if run["stopped"] == "saturated" else f"STOPPED EARLY at the {run['stopped']}"
+        lines.append(
+            f"  saturation: {stop} after {run['iterations']} iterations, {run['enodes']} e-nodes (limits: "
+            f"{limits['iterations']} iterations, {limits['nodes']} e-nodes, {limits['time_limit_s']:g} s; "
+            f"associativity {'on' if run['associativity'] else 'off'}); load {seconds_text(run['load_seconds'])}, "
+            f"saturate {seconds_text(run['saturate_seconds'])}")
+        if sem["top"]:
+            lines.append("  top semantic merges:")
+            lines += [f"  {rank:>3}. {row['expression']}  {row['shapes']}  = {row['equals']}, "
+                      f"{si(row['flops'], 'FLOP')}" for rank, row in enumerate(sem["top"], start=1)]
+        return lines
 
     # --- pictures (graphaudit.draw) ------------------------------------------------------
 

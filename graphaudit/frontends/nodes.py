@@ -44,14 +44,14 @@ def run(target: NodesTarget, options: Mapping[str, Any]) -> Report:
         )
     return audit(
         target.cost, target.wrt, measure=options["measure"], feed=target.feed, commutative=options["commutative"],
-        repeats=options["repeats"] or 5, materialize=not options["count"],
+        repeats=options["repeats"] or 5, materialize=not options["count"], semantic=options["semantic"],
     )
 
 
 CLI = CliFrontend(
     name="graphaudit graph",
     returns="(cost, wrt) or (cost, wrt, feed)",
-    options=frozenset({"measure", "repeats", "commutative", "count"}),
+    options=frozenset({"measure", "repeats", "commutative", "count", "semantic"}),
     recognise=recognise,
     run=run,
 )
