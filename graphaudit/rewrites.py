@@ -14,6 +14,11 @@ attrs. Facts the loader states about the graph:
 - ``(SwapAxes a)``: attrs ``a`` are ``axes=(1, 0)``; ``(IdentityPerm a)``: ``axes=(0, 1, ...)``;
   ``(InversePerms p q)``: transposing by ``p`` then by ``q`` puts every axis back.
 - ``(NoAttrs a)``: attrs ``a`` are empty.
+- ``(DotSwap i op d q)``: node ``i`` is a framework's general dot product whose operands,
+  swapped, in op ``op`` with attrs ``d``, give its value transposed by ``q`` (:func:`swapped_dot`).
+
+Imported ops that are graphaudit ops under another name (:data:`SAME_AS`) are loaded as
+those ops, so the same rules see them.
 
 ``exact`` rules give equal values, bit for bit up to the sign of a zero (``-0.0 + 0.0`` is
 ``+0.0``). The others hold up to float rounding: a merge that rests on one merges values that
@@ -22,7 +27,11 @@ may differ in their last bits, and reports say so (:attr:`Rule.exact`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from graphaudit.attrs import Attrs, canonical_attrs
+from graphaudit.graph import Node
 
 
 @dataclass(frozen=True)
@@ -33,12 +42,7 @@ class Rule:
 
 
 EXACT, ROUNDING = True, False
-
-# Imported ops that are a graphaudit op under another name, with no attrs: loaded as that op, so the rules see them.
-SAME_AS = {
-    "jax.add": "add", "jax.sub": "sub", "jax.mul": "mul", "jax.div": "div", "jax.max": "maximum",
-    "jax.neg": "neg", "jax.exp": "exp", "jax.logistic": "sigmoid",
-}
+DOT_GENERAL = "jax.dot_general"  # a framework's general dot product (see swapped_dot)
 
 RULES = (
     # IEEE addition is commutative and broadcasting is symmetric: same shape, dtype and bits.
@@ -81,6 +85,10 @@ RULES = (
     Rule("transpose-of-matmul", ROUNDING,
          '(rule ((= e (Op1 "transpose" s (Op2 "matmul" a x y))) (SwapAxes s) (= (Ty x) tx) (Matrix tx) '
          '(= (Ty y) ty) (Matrix ty)) ((union e (Op2 "matmul" a (Op1 "transpose" s y) (Op1 "transpose" s x)))))'),
+    # dot_general(x, y) is dot_general(y, x) with its free axes swapped back: the same sums, maybe in another order.
+    Rule("dot-general-swapped", ROUNDING,
+         f'(rule ((DotSwap i op d q) (= e (N i)) (= e (Op2 "{DOT_GENERAL}" a x y))) '
+         '((union e (Op1 "transpose" q (Op2 op d y x)))))'),
     # sigmoid(x) = 1 / (1 + exp(-x)): the definition, which numpy and sigmoid's own code round differently.
     Rule("sigmoid-through-exp", ROUNDING,
          '(rule ((= e (Op2 "div" a o (Op2 "add" b p (Op1 "exp" c (Op1 "neg" d x))))) (One o) (One p) '
@@ -95,3 +103,70 @@ ASSOCIATIVITY = (
     # (x * y) * z = x * (y * z) in real arithmetic; floats round the two differently.
     Rule("mul-associates", ROUNDING, '(rewrite (Op2 "mul" a (Op2 "mul" b x y) z) (Op2 "mul" a x (Op2 "mul" b y z)))'),
 )
+
+
+# --- framework forms that mean the same ----------------------------------------------------
+
+
+def _plain(op: str) -> Callable[[Node], tuple[str, Attrs] | None]:
+    """An imported op that is graphaudit's ``op`` when none of its options is set."""
+    return lambda node: (op, ()) if all(value is None for _, value in node.attrs) else None
+
+
+def _jax_transpose(node: Node) -> tuple[str, Attrs]:
+    return "transpose", canonical_attrs([("axes", node.attr("permutation"))])
+
+
+def _jax_reshape(node: Node) -> tuple[str, Attrs] | None:
+    if node.attr("dimensions") is not None or node.attr("sharding") is not None:
+        return None
+    return "reshape", canonical_attrs([("shape", node.shape)])
+
+
+def _jax_broadcast(node: Node) -> tuple[str, Attrs] | None:
+    """broadcast_in_dim onto the trailing dimensions is numpy's broadcast_to."""
+    trailing = tuple(range(node.ndim - node.inputs[0].ndim, node.ndim))
+    if node.attr("broadcast_dimensions") != trailing or node.attr("sharding") is not None:
+        return None
+    return "broadcast_to", canonical_attrs([("shape", node.shape)])
+
+
+def _jax_matmul(node: Node) -> tuple[str, Attrs] | None:
+    x, y = node.inputs
+    return _as_matmul(node.attrs, x.ndim, y.ndim, node.dtype)
+
+
+def _as_matmul(attrs: Attrs, x_rank: int, y_rank: int, dtype) -> tuple[str, Attrs] | None:
+    """dot_general contracting a matrix's (or a batch of matrices') last axis with the next one's rows is matmul."""
+    options = dict(attrs)
+    standard = {2: (((1,), (0,)), ((), ())), 3: (((2,), (1,)), ((0,), (0,)))}.get(x_rank)
+    if (x_rank != y_rank or options["dimension_numbers"] != standard or options.get("precision") is not None
+            or options.get("out_sharding") is not None or options.get("preferred_element_type") not in (None, dtype)):
+        return None
+    return "matmul", ()
+
+
+# Imported op -> what it is among graphaudit's ops for a node (None: its attrs make it something else).
+SAME_AS: dict[str, Callable[[Node], tuple[str, Attrs] | None]] = {
+    "jax.add": _plain("add"), "jax.add_any": _plain("add"), "jax.sub": _plain("sub"), "jax.mul": _plain("mul"),
+    "jax.div": _plain("div"), "jax.max": _plain("maximum"), "jax.neg": _plain("neg"), "jax.exp": _plain("exp"),
+    "jax.logistic": _plain("sigmoid"), "jax.transpose": _jax_transpose, "jax.reshape": _jax_reshape,
+    "jax.broadcast_in_dim": _jax_broadcast, "jax.dot_general": _jax_matmul,
+}
+
+def swapped_dot(node: Node) -> tuple[str, Attrs, tuple[int, ...]]:
+    """For ``dot_general(x, y)``: the op and attrs of ``dot_general(y, x)``, and the transpose that gives this node
+    from it (the swapped product may be a plain matmul, :func:`_as_matmul`).
+
+    The output's axes are the batch axes, then x's free axes, then y's: swapping the
+    operands (and each side of the dimension numbers) swaps the two groups of free axes.
+    """
+    (x_contract, y_contract), (x_batch, y_batch) = node.attr("dimension_numbers")
+    x, y = node.inputs
+    batch = len(x_batch)
+    x_free = x.ndim - len(x_contract) - batch
+    y_free = y.ndim - len(y_contract) - batch
+    attrs = canonical_attrs([(k, ((y_contract, x_contract), (y_batch, x_batch)) if k == "dimension_numbers" else v)
+                             for k, v in node.attrs])
+    perm = (*range(batch), *range(batch + y_free, batch + y_free + x_free), *range(batch, batch + y_free))
+    return *(_as_matmul(attrs, y.ndim, x.ndim, node.dtype) or (DOT_GENERAL, attrs)), perm

@@ -31,7 +31,7 @@ import numpy as np
 from graphaudit.attrs import canonical_attrs
 from graphaudit.graph import Node
 from graphaudit.ops import get_op
-from graphaudit.rewrites import ASSOCIATIVITY, RULES, SAME_AS, Rule
+from graphaudit.rewrites import ASSOCIATIVITY, DOT_GENERAL, RULES, SAME_AS, Rule, swapped_dot
 
 SCHEMA = """
 (datatype Term (Leaf i64) (Op1 String i64 Term) (Op2 String i64 Term Term) (Op3 String i64 Term Term Term))
@@ -45,6 +45,7 @@ SCHEMA = """
 (relation IdentityPerm (i64))
 (relation InversePerms (i64 i64))
 (relation NoAttrs (i64))
+(relation DotSwap (i64 String i64 i64))
 (relation Row0 (i64 i64))
 (relation Row1 (i64 String i64 i64 i64))
 (relation Row2 (i64 String i64 i64 i64 i64))
@@ -143,9 +144,10 @@ def _load(egraph, source: list[Node], canonical: np.ndarray, leaf: np.ndarray, f
     kept = np.flatnonzero(canonical == np.arange(len(source)))
     position = {node.id: p for p, node in enumerate(source)}
     attrs_ids: dict = {(): 0}
+    perms: dict[int, tuple[int, ...]] = {}  # attrs number -> the axes of a transpose
     types: dict = {}
     rows: list[list[str]] = [[], [], [], []]
-    zeros, ones = [], []
+    zeros, ones, dots = [], [], []
     for p in kept.tolist():
         node = source[p]
         t = types.setdefault((node.shape, node.dtype.str), len(types))
@@ -158,31 +160,37 @@ def _load(egraph, source: list[Node], canonical: np.ndarray, leaf: np.ndarray, f
             elif op == "constant" and node.value.size and np.all(node.value == 1):
                 ones.append(p)
             continue
-        if node.attrs == () and op in SAME_AS:
-            op = SAME_AS[op]
-        a = attrs_ids.setdefault(node.attrs, len(attrs_ids))
+        attrs = node.attrs
+        if op in SAME_AS:
+            op, attrs = SAME_AS[op](node) or (op, attrs)
+        a = attrs_ids.setdefault(attrs, len(attrs_ids))
+        if op == "transpose":
+            perms[a] = dict(attrs)["axes"]
+        elif op == DOT_GENERAL:
+            swapped_op, swapped, perm = swapped_dot(node)
+            q = attrs_ids.setdefault(canonical_attrs([("axes", perm)]), len(attrs_ids))
+            perms[q] = perm
+            dots.append(f"{p}\t{swapped_op}\t{attrs_ids.setdefault(swapped, len(attrs_ids))}\t{q}")
         args = "\t".join(str(int(canonical[position[i.id]])) for i in ins)
         rows[len(ins)].append(f"{p}\t{op}\t{a}\t{t}\t{args}")
     commands = []
     for name, lines in [("Row0", rows[0]), ("Row1", rows[1]), ("Row2", rows[2]), ("Row3", rows[3]),
-                        ("ZeroRow", map(str, zeros)), ("OneRow", map(str, ones))]:
+                        ("ZeroRow", map(str, zeros)), ("OneRow", map(str, ones)), ("DotSwap", dots)]:
         path = folder / f"{name}.tsv"
         path.write_text("".join(line + "\n" for line in lines))
         commands.append(f'(input {name} "{path}")')
     commands += [f"(Matrix {t})" for (shape, _), t in types.items() if len(shape) == 2]
-    commands += _attr_facts(attrs_ids)
+    commands += _attr_facts(attrs_ids, perms)
     commands.append("(run load 1)")
     egraph.run_program(*egraph.parse_program(SCHEMA + "\n".join(commands)))
     return kept
 
 
-def _attr_facts(attrs_ids: dict) -> list[str]:
-    """The facts about attrs that rules ask for: which are empty, which permutations undo which."""
+def _attr_facts(attrs_ids: dict, perms: dict[int, tuple[int, ...]]) -> list[str]:
+    """The facts about attrs that rules ask for: which are empty, which transposes undo which."""
     swap = canonical_attrs([("axes", (1, 0))])
     attrs_ids.setdefault(swap, len(attrs_ids))
     facts = ["(NoAttrs 0)", f"(SwapAxes {attrs_ids[swap]})"]
-    perms = {a: dict(attrs)["axes"] for attrs, a in attrs_ids.items()
-             if len(attrs) == 1 and attrs[0][0] == "axes" and isinstance(attrs[0][1], tuple)}
     for a, p in perms.items():
         if list(p) == list(range(len(p))):
             facts.append(f"(IdentityPerm {a})")
