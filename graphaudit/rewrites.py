@@ -13,7 +13,7 @@ attrs. Facts the loader states about the graph:
 - ``(Matrix ty)``: the type number ``ty`` is of rank 2.
 - ``(SwapAxes a)``: attrs ``a`` are ``axes=(1, 0)``; ``(IdentityPerm a)``: ``axes=(0, 1, ...)``;
   ``(InversePerms p q)``: transposing by ``p`` then by ``q`` puts every axis back.
-- ``(NoAttrs a)``: attrs ``a`` are empty.
+- ``(NoAttrs a)``: attrs ``a`` are empty; ``(Square a)``: attrs ``a`` are ``y=2`` (an integer power).
 - ``(DotSwap i op d q)``: node ``i`` is a framework's general dot product whose operands,
   swapped, in op ``op`` with attrs ``d``, give its value transposed by ``q`` (:func:`swapped_dot`).
 
@@ -85,6 +85,8 @@ RULES = (
     Rule("transpose-of-matmul", ROUNDING,
          '(rule ((= e (Op1 "transpose" s (Op2 "matmul" a x y))) (SwapAxes s) (= (Ty x) tx) (Matrix tx) '
          '(= (Ty y) ty) (Matrix ty)) ((union e (Op2 "matmul" a (Op1 "transpose" s y) (Op1 "transpose" s x)))))'),
+    # A framework's integer power 2 is computed as x * x (how tanh's derivative 1 - t**2 is often written).
+    Rule("square-is-mul", EXACT, '(rule ((= e (Op1 "jax.integer_pow" a x)) (Square a)) ((union e (Op2 "mul" 0 x x))))'),
     # dot_general(x, y) is dot_general(y, x) with its free axes swapped back: the same sums, maybe in another order.
     Rule("dot-general-swapped", ROUNDING,
          f'(rule ((DotSwap i op d q) (= e (N i)) (= e (Op2 "{DOT_GENERAL}" a x y))) '

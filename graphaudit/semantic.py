@@ -45,6 +45,7 @@ SCHEMA = """
 (relation IdentityPerm (i64))
 (relation InversePerms (i64 i64))
 (relation NoAttrs (i64))
+(relation Square (i64))
 (relation DotSwap (i64 String i64 i64))
 (relation Row0 (i64 i64))
 (relation Row1 (i64 String i64 i64 i64))
@@ -115,10 +116,10 @@ def semantic_classes(source: list[Node], canonical: np.ndarray, leaf: np.ndarray
     egraph.run_program(*egraph.parse_program(program))
     start = time.perf_counter()
     _saturate(egraph, "(run exact 1)", stats, start)
-    exact = _read(egraph, bindings, canonical, loaded)
+    exact = full = _read(egraph, bindings, canonical, loaded)
     if any(not rule.exact for rule in rules) and stats.stopped == "saturated":
         _saturate(egraph, "(run-schedule (seq (run exact) (run rounding)))", stats, start)
-    full = _read(egraph, bindings, canonical, loaded) if stats.iterations else exact
+        full = _read(egraph, bindings, canonical, loaded)
     stats.saturate_seconds = time.perf_counter() - start
     stats.rounding_merges = _count_classes(exact[loaded]) - _count_classes(full[loaded])
     stats.matches = {rule.name: stats.matches[rule.name] for rule in rules if stats.matches.get(rule.name)}
@@ -191,6 +192,7 @@ def _attr_facts(attrs_ids: dict, perms: dict[int, tuple[int, ...]]) -> list[str]
     swap = canonical_attrs([("axes", (1, 0))])
     attrs_ids.setdefault(swap, len(attrs_ids))
     facts = ["(NoAttrs 0)", f"(SwapAxes {attrs_ids[swap]})"]
+    facts += [f"(Square {a})" for attrs, a in attrs_ids.items() if attrs == (("y", 2),)]
     for a, p in perms.items():
         if list(p) == list(range(len(p))):
             facts.append(f"(IdentityPerm {a})")

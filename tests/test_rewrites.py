@@ -53,7 +53,8 @@ CASES = {
 }
 
 # Rules over a framework's imported ops, tested where that framework is.
-ELSEWHERE = {"dot-general-swapped": "tests/frontends/jax/test_jax_semantic.py"}
+ELSEWHERE = {"dot-general-swapped": "tests/frontends/jax/test_jax_semantic.py",
+             "square-is-mul": "tests/frontends/jax/test_jax_semantic.py"}
 TESTED_HERE = [rule for rule in RULES + ASSOCIATIVITY if rule.name in CASES]
 
 # Pairs that look like a rule's pattern but are not equal values: no rule may merge them.

@@ -61,3 +61,17 @@ def test_jax_forms_with_options_set_are_left_alone():
                                      x @ w), (4, 3), (3, 2))
     semantic = ga.merge(outputs, semantic=True)
     assert semantic.outputs[0] is not semantic.outputs[1]
+
+
+def test_a_square_is_a_product_with_itself():
+    """tanh's derivative as JAX writes it (1 - t**2) and as graphaudit's vjp writes it (1 - t*t)."""
+    outputs = imported(lambda x: (1.0 - jnp.tanh(x) ** 2, 1.0 - jnp.tanh(x) * jnp.tanh(x)), (3, 4))
+    semantic = ga.merge(outputs, semantic=True)
+    assert ga.merge(outputs).outputs[0] is not ga.merge(outputs).outputs[1]
+    assert semantic.outputs[0] is semantic.outputs[1]
+    assert semantic.saturation.matches.get("square-is-mul") and not semantic.saturation.rounding_merges
+    rng = np.random.default_rng(1)
+    feed = {leaf: rng.standard_normal(leaf.shape).astype(np.float32)
+            for leaf in ga.topological_order(outputs) if leaf.op == "placeholder"}
+    before, after = gj.evaluate(outputs, feed), gj.evaluate(semantic.outputs, feed)
+    assert [a.tobytes() for a in before] == [b.tobytes() for b in after]  # an exact rule: bit for bit
