@@ -25,7 +25,7 @@ from graphaudit.grad import grad, grad_with_record, separate_grads
 from graphaudit.graph import GradCall, Node, check_nodes, paused_gc, topological_order
 from graphaudit.merge import MergeResult, merge
 from graphaudit.report import Form, Report
-from graphaudit.semantic_work import semantic_work
+from graphaudit.semantic_work import removed_positions, semantic_work
 
 
 def audit(
@@ -151,7 +151,7 @@ def compare_forms(
         joint_cost, joint_merged_cost = merge_costs(joint_merge, joint_costs)
         duplicated = duplicated_work(separate_merge, names, costs=separate_costs)
         joint_duplicates = duplicated_work(joint_merge, names, costs=joint_costs, top=0)
-        extra = semantic_work(separate_merge, merge(separate, semantic=True), names) if semantic else None
+        extra, removed = _semantic(separate_merge, separate, names) if semantic else (None, ())
     forms = {
         "separate": Form(separate, separate_cost, build_seconds[0]),
         "joint": Form(joint, joint_cost, build_seconds[1]),
@@ -171,6 +171,7 @@ def compare_forms(
         names=names,
         commutative=commutative,
         semantic=extra,
+        semantic_duplicates=removed,
     )
 
 
@@ -188,7 +189,7 @@ def audit_graph(outputs: Node | Sequence[Node], *, commutative: bool = False, se
         costs = ClassCosts(result)
         original_cost, merged_cost = merge_costs(result, costs)
         duplicated = duplicated_work(result, names, costs=costs)
-        extra = semantic_work(result, merge(outputs, semantic=True), names) if semantic else None
+        extra, removed = _semantic(result, outputs, names) if semantic else (None, ())
     forms = {
         "original": Form(outputs, original_cost, None),
         "merged": Form(result.outputs, merged_cost, seconds),
@@ -206,7 +207,15 @@ def audit_graph(outputs: Node | Sequence[Node], *, commutative: bool = False, se
         names=names,
         commutative=commutative,
         semantic=extra,
+        semantic_duplicates=removed,
     )
+
+
+def _semantic(syntactic: MergeResult, outputs: list[Node], names: dict[Node, str]) -> tuple[dict, tuple[Node, ...]]:
+    """What a semantic merge of ``outputs`` removes beyond ``syntactic``: the report's figures, and the nodes."""
+    semantic = merge(outputs, semantic=True)
+    removed = tuple(syntactic.source[p] for p in removed_positions(syntactic, semantic).tolist())
+    return semantic_work(syntactic, semantic, names), removed
 
 
 def _timed_merge(outputs: list[Node], commutative: bool) -> tuple[MergeResult, float]:

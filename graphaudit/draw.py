@@ -44,6 +44,7 @@ ROW = 8  # unconnected boxes per row
 FORWARD_FILL = "lightgrey"
 CANONICAL_FILL = "white"
 DUPLICATED_FILL = "#f26b63"
+SEMANTIC_FILL = "#f5b041"  # found only by semantic merging: an equal value written differently
 FEED_EDGE = "grey65"  # edges from forward nodes into the backward pass: context, not the story
 # ColorBrewer "Reds", for 2, 3, ... copies; beyond 9 copies the scale stretches to the maximum.
 SHADES = ("#fee0d2", "#fcbba1", "#fc9272", "#fb6a4a", "#ef3b2c", "#cb181d", "#a50f15", "#67000d")
@@ -118,13 +119,17 @@ class _SeparateView(_View):
 
     summary_legend = "double border: a summary; its red share is the duplicated share"
 
-    def __init__(self, order: list[Node], names: dict[Node, str], title: str, result: MergeResult):
+    def __init__(self, order: list[Node], names: dict[Node, str], title: str, result: MergeResult,
+                 semantic: frozenset[Node] = frozenset()):
         super().__init__(order, names, title)
         self.duplicates = result.duplicates
+        self.semantic = semantic
 
     def fill(self, node: Node) -> tuple[str, str]:
         if node in self.duplicates:
             return DUPLICATED_FILL, "black"
+        if node in self.semantic:
+            return SEMANTIC_FILL, "black"
         return super().fill(node)
 
     def tally(self, nodes: list[Node]) -> tuple[str, dict[str, str]]:
@@ -146,7 +151,8 @@ class _SeparateView(_View):
             (FORWARD_FILL, "forward"),
             (CANONICAL_FILL, "canonical: first of its kind"),
             (DUPLICATED_FILL, "duplicated: equal to an earlier node"),
-        ]
+        ] + ([(SEMANTIC_FILL, "semantic duplicate: an equal value written differently, or read only by one")]
+             if self.semantic else [])
 
 
 class _MergedView(_View):
@@ -156,9 +162,11 @@ class _MergedView(_View):
     clusters = False
     summary_legend = "double border: a summary, shaded by its largest xN"
 
-    def __init__(self, order: list[Node], names: dict[Node, str], title: str, result: MergeResult):
+    def __init__(self, order: list[Node], names: dict[Node, str], title: str, result: MergeResult,
+                 semantic: frozenset[Node] = frozenset()):
         super().__init__(order, names, title)
         self.result = result
+        self.semantic = semantic
         self.originals: dict[Node, Node] = {}
         for original, merged in result.mapping.items():  # insertion order: the first copy wins
             self.originals.setdefault(merged, original)
@@ -176,6 +184,8 @@ class _MergedView(_View):
 
     def fill(self, node: Node) -> tuple[str, str]:
         copies = self.result.copies(node)
+        if node in self.semantic:
+            return SEMANTIC_FILL, "black"
         if node.call is None and copies == 1:
             return FORWARD_FILL, "black"
         return _shade(copies, self.most)
@@ -202,6 +212,8 @@ class _MergedView(_View):
             low, high = run[0], run[-1]
             text = f"x{low}: built {low} times" if low == high else f"x{low}-x{high}: built {low} to {high} times"
             rows.append((colour, text))
+        if self.semantic:
+            rows.append((SEMANTIC_FILL, "semantic duplicate: an equal value written differently, or read only by one"))
         return rows
 
 
@@ -413,14 +425,17 @@ def report_dot(report: Report, view: str = "merged", *, max_nodes: int = MAX_NOD
     result = report.merges[subject]
     duplicated = report.duplicated["nodes"]
     form = f"{subject} form" if report.kind == "grad" else "graph"
+    semantic = report.semantic_duplicates
+    also = f", {len(semantic)} more semantic (orange)" if semantic else ""
     if view == "separate":
         order = topological_order(report.forms[subject].outputs)
         calls = f"{len(report.wrt)} grad calls, one per parameter; " if report.kind == "grad" else ""
-        title = f"{form}: {calls}{_operations(order)} operations, {duplicated} duplicated (red)"
-        return _draw(_SeparateView(order, report.names, title, result), max_nodes)
+        title = f"{form}: {calls}{_operations(order)} operations, {duplicated} duplicated (red){also}"
+        return _draw(_SeparateView(order, report.names, title, result, frozenset(semantic)), max_nodes)
     order = topological_order(result.outputs)
-    title = f"merged {form}: {_operations(order)} operations; xN: N copies in the {subject} form merged into one"
-    return _draw(_MergedView(order, report.names, title, result), max_nodes)
+    title = f"merged {form}: {_operations(order)} operations; xN: N copies in the {subject} form merged into one{also}"
+    merged = frozenset(result.mapping[node] for node in semantic)
+    return _draw(_MergedView(order, report.names, title, result, merged), max_nodes)
 
 
 def render(dot_source: str, path: str | Path) -> str:

@@ -50,7 +50,8 @@ class MergeResult:
     A semantic merge (``merge(..., semantic=True)``) also has ``saturation`` (what
     equality saturation did) and ``exact`` (the classes that the exact rules alone gave).
     Its classes may hold different ops (``x`` and ``neg(neg(x))``), so its merged graph
-    is what the outputs reach: ``order`` and ``nodes_after`` count that.
+    is what the outputs reach (``order`` and ``nodes_after`` count that), and its nodes are
+    costed one by one (:mod:`graphaudit.semantic_work`), not by class.
     """
 
     def __init__(self, outputs: list[Node], source: list[Node], canonical: np.ndarray, leaf: np.ndarray,

@@ -84,6 +84,7 @@ class Report:
 
     Besides the data of ``to_dict``, it keeps the graphs themselves: ``forms[name].outputs``,
     ``merges[name]`` (the :class:`MergeResult` of the separate, joint or original form),
+    ``semantic_duplicates`` (the nodes only a semantic merge removes, which pictures mark apart),
     and ``names`` (the readable names of forward nodes) for drawing.
     """
 
@@ -101,6 +102,7 @@ class Report:
     framework: Section | None = None
     materialized: bool = True
     semantic: dict[str, Any] | None = None
+    semantic_duplicates: tuple[Node, ...] = ()
 
     # --- data --------------------------------------------------------------------------
 

@@ -116,10 +116,10 @@ def semantic_classes(source: list[Node], canonical: np.ndarray, leaf: np.ndarray
     egraph.run_program(*egraph.parse_program(program))
     start = time.perf_counter()
     _saturate(egraph, "(run exact 1)", stats, start)
-    exact = full = _read(egraph, bindings, canonical, loaded)
+    exact = full = _read(egraph, canonical)
     if any(not rule.exact for rule in rules) and stats.stopped == "saturated":
         _saturate(egraph, "(run-schedule (seq (run exact) (run rounding)))", stats, start)
-        full = _read(egraph, bindings, canonical, loaded)
+        full = _read(egraph, canonical)
     stats.saturate_seconds = time.perf_counter() - start
     stats.rounding_merges = _count_classes(exact[loaded]) - _count_classes(full[loaded])
     stats.matches = {rule.name: stats.matches[rule.name] for rule in rules if stats.matches.get(rule.name)}
@@ -226,7 +226,7 @@ def _saturate(egraph, command: str, stats: Saturation, start: float) -> None:
             return
 
 
-def _read(egraph, bindings, canonical: np.ndarray, loaded: np.ndarray) -> np.ndarray:
+def _read(egraph, canonical: np.ndarray) -> np.ndarray:
     """Every node's class: the smallest position among the loaded nodes of its e-class."""
     egraph.run_program(*egraph.parse_program("(run read 1)"))
     to_int = egraph.value_to_i64

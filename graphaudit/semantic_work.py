@@ -21,10 +21,15 @@ from graphaudit.rewrites import ASSOCIATIVITY, RULES
 TOP = 10  # how many semantic merges a report lists
 
 
+def removed_positions(syntactic: MergeResult, semantic: MergeResult) -> np.ndarray:
+    """Positions (in the shared ``source``) of the nodes value numbering keeps and the semantic merge does not."""
+    return np.setdiff1d(syntactic.kept[~syntactic.leaf[syntactic.kept]], semantic.kept)
+
+
 def semantic_work(syntactic: MergeResult, semantic: MergeResult, names: dict[Node, str], top: int = TOP) -> dict:
     """The extra duplicated work ``semantic`` finds in the graph ``syntactic`` merged, and how it was found."""
     source = semantic.source
-    removed = np.setdiff1d(syntactic.kept[~syntactic.leaf[syntactic.kept]], semantic.kept)
+    removed = removed_positions(syntactic, semantic)
     extra = total_cost(source[p] for p in removed.tolist())
     by_op: dict[str, dict] = {}
     for p in removed.tolist():
@@ -33,7 +38,7 @@ def semantic_work(syntactic: MergeResult, semantic: MergeResult, names: dict[Nod
         entry["flops"] += node_flops(source[p])
         entry["bytes"] += node_bytes(source[p])
     merged = removed[semantic.canonical[removed] != removed]
-    rows = sorted(((-node_flops(source[p]), describe(source[p], names), p) for p in merged.tolist()))[:top]
+    rows = sorted((-node_flops(source[p]), p) for p in merged.tolist())[:top]
     stats = semantic.saturation
     rounding = {rule.name for rule in RULES + ASSOCIATIVITY if not rule.exact}
     return {
@@ -52,7 +57,7 @@ def semantic_work(syntactic: MergeResult, semantic: MergeResult, names: dict[Nod
             "associativity": stats.associativity,
             "load_seconds": stats.load_seconds, "saturate_seconds": stats.saturate_seconds,
         },
-        "top": [{"expression": text, "shapes": operand_text(source[p]), "equals": describe(
-            source[int(semantic.canonical[p])], names), "flops": -minus} for minus, text, p in rows],
+        "top": [{"expression": describe(source[p], names), "shapes": operand_text(source[p]),
+                 "equals": describe(source[int(semantic.canonical[p])], names), "flops": -minus} for minus, p in rows],
     }
 

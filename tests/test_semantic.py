@@ -164,3 +164,15 @@ def test_without_egglog_the_message_says_what_to_install(monkeypatch):
     monkeypatch.setattr(semantic.importlib, "import_module", missing)
     with pytest.raises(ImportError, match=r"graphaudit\[egraph\]"):
         ga.merge([ga.placeholder("x", (2,)) + 1.0], semantic=True)
+
+
+def test_pictures_mark_semantic_duplicates_apart():
+    cost, wrt = two_ways()
+    report = ga.audit(cost, wrt, semantic=True)
+    assert len(report.semantic_duplicates) == report.semantic["extra"]["nodes"]
+    for view in ("separate", "merged"):
+        dot = report.to_dot(view)
+        assert f"{report.semantic['extra']['nodes']} more semantic (orange)" in dot
+        assert dot.count('fillcolor="#f5b041"') >= report.semantic["extra"]["nodes"]
+        assert "semantic duplicate: an equal value written differently" in dot
+        assert "semantic" not in ga.audit(cost, wrt).to_dot(view)
