@@ -148,12 +148,37 @@ def _as_matmul(attrs: Attrs, x_rank: int, y_rank: int, dtype) -> tuple[str, Attr
     return "matmul", ()
 
 
+def _aten(op: str, **defaults) -> Callable[[Node], tuple[str, Attrs] | None]:
+    """An aten op that is graphaudit's ``op`` when its arguments other than tensors are ``defaults``."""
+    def same(node: Node) -> tuple[str, Attrs] | None:
+        options = {k: v for k, v in node.attrs if k not in ("overload", "tensors")}
+        return (op, ()) if options == defaults and node.attr("overload") in ("default", "Tensor") else None
+
+    return same
+
+
+def _aten_t(node: Node) -> tuple[str, Attrs] | None:
+    return ("transpose", canonical_attrs([("axes", (1, 0))])) if node.ndim == 2 else None
+
+
+def _aten_view(node: Node) -> tuple[str, Attrs]:
+    return "reshape", canonical_attrs([("shape", node.shape)])
+
+
+def _aten_expand(node: Node) -> tuple[str, Attrs]:
+    return "broadcast_to", canonical_attrs([("shape", node.shape)])
+
+
 # Imported op -> what it is among graphaudit's ops for a node (None: its attrs make it something else).
 SAME_AS: dict[str, Callable[[Node], tuple[str, Attrs] | None]] = {
     "jax.add": _plain("add"), "jax.add_any": _plain("add"), "jax.sub": _plain("sub"), "jax.mul": _plain("mul"),
     "jax.div": _plain("div"), "jax.max": _plain("maximum"), "jax.neg": _plain("neg"), "jax.exp": _plain("exp"),
     "jax.logistic": _plain("sigmoid"), "jax.transpose": _jax_transpose, "jax.reshape": _jax_reshape,
     "jax.broadcast_in_dim": _jax_broadcast, "jax.dot_general": _jax_matmul,
+    "aten.add": _aten("add", alpha=1), "aten.sub": _aten("sub", alpha=1), "aten.mul": _aten("mul"),
+    "aten.div": _aten("div"), "aten.neg": _aten("neg"), "aten.exp": _aten("exp"), "aten.sigmoid": _aten("sigmoid"),
+    "aten.maximum": _aten("maximum"), "aten.mm": _aten("matmul"), "aten.bmm": _aten("matmul"), "aten.t": _aten_t,
+    "aten.view": _aten_view, "aten._unsafe_view": _aten_view, "aten.reshape": _aten_view, "aten.expand": _aten_expand,
 }
 
 def swapped_dot(node: Node) -> tuple[str, Attrs, tuple[int, ...]]:
