@@ -23,6 +23,7 @@ import numpy as np
 
 from graphaudit.errors import ShapeError
 from graphaudit.frontends.common import imported_node
+from graphaudit.frontends.pytensor.indexing import first_index, index_form
 from graphaudit.frontends.pytensor.ops import _pytensor, evaluated_by_pytensor, imported_op, keep_template
 from graphaudit.frontends.pytensor.shapes import _Shapes, _shape_rule, _UnknownValue
 from graphaudit.graph import GradCall, Node, building, constant, topological_order
@@ -109,6 +110,7 @@ class _Importer:
         self.shapes_by_var: dict[Any, tuple[int, ...]] = {}
         self.shapes_by_name: dict[str, tuple[int, ...]] = {}
         self.used_shape_keys: set = set()
+        self.index_forms: dict[Any, tuple[list, tuple]] = {}  # indexing Apply -> (inputs, idx_list), made once
         for key, shape in (shapes or {}).items():
             try:
                 dims = tuple(int(d) for d in ((shape,) if isinstance(shape, (int, np.integer)) else shape))
@@ -168,7 +170,7 @@ class _Importer:
                 self._apply(apply, call)
                 continue
             stack.append((variable, True))
-            for source in reversed(apply.inputs):
+            for source in reversed(self._inputs(apply)):
                 if source not in self.nodes:
                     stack.append((source, False))
 
@@ -234,24 +236,37 @@ class _Importer:
             )
         return static
 
+    def _inputs(self, apply) -> list:
+        """The variables the node of ``apply`` reads: its inputs, but an indexing op's in :mod:`.indexing`'s form."""
+        if first_index(apply.op) is None:
+            return apply.inputs
+        if apply not in self.index_forms:
+            self.index_forms[apply] = index_form(apply)
+        return self.index_forms[apply][0]
+
     def _apply(self, apply, call: GradCall | None) -> None:
         name, attrs = imported_op(apply.op)
         if evaluated_by_pytensor(name):
             keep_template(name, attrs, apply)
-        inputs = tuple(self.nodes[i] for i in apply.inputs)
-        shapes = self._output_shapes(apply, name, inputs)
+        variables = self._inputs(apply)
+        idx_list = self.index_forms[apply][1] if apply in self.index_forms else None
+        if idx_list is not None:
+            attrs = tuple(sorted([(k, v) for k, v in attrs if k != "idx_list"] + [("idx_list", idx_list)]))
+        inputs = tuple(self.nodes[i] for i in variables)
+        shapes = self._output_shapes(apply, name, variables, inputs, idx_list)
         several = len(apply.outputs) > 1
         for position, (output, shape) in enumerate(zip(apply.outputs, shapes)):
             self.nodes[output] = imported_node(name, inputs, attrs, shape, _dtype(output), call=call,
                                                output=position if several else None)
-        self._known_values(apply, inputs)
+        self._known_values(apply, variables, inputs)
 
-    def _output_shapes(self, apply, name: str, inputs: tuple[Node, ...]) -> list[tuple[int, ...]]:
+    def _output_shapes(self, apply, name: str, variables, inputs: tuple[Node, ...], idx_list):
         statics = [_static_shape(o) for o in apply.outputs]
         rule = _shape_rule(apply.op)
         inferred = None
         if rule is not None:
-            view = _Shapes(apply, [n.shape for n in inputs], [self.values.get(i) for i in apply.inputs])
+            view = _Shapes(apply, variables, [n.shape for n in inputs], [self.values.get(i) for i in variables],
+                           idx_list)
             try:
                 inferred = rule(view)
             except _UnknownValue as error:
@@ -307,7 +322,7 @@ class _Importer:
         names = [i.name or type(i.type).__name__ for i in apply.inputs]
         return f"applied to {', '.join(names)}"
 
-    def _known_values(self, apply, inputs) -> None:
+    def _known_values(self, apply, variables, inputs) -> None:
         """Compute small integer results (shapes, indices) now: later shape rules may need them."""
         kind = type(apply.op).__name__
         for output in apply.outputs:
@@ -320,9 +335,9 @@ class _Importer:
         if kind == "Shape_i":
             self.values[apply.outputs[0]] = np.array(inputs[0].shape[apply.op.i], dtype=np.int64)
             return
-        if not all(i in self.values for i in apply.inputs) or evaluated_by_pytensor(self.nodes[apply.outputs[0]].op):
+        if not all(i in self.values for i in variables) or evaluated_by_pytensor(self.nodes[apply.outputs[0]].op):
             return
-        arrays = [self.values[i] for i in apply.inputs]
+        arrays = [self.values[i] for i in variables]
         for output in apply.outputs:
             node = self.nodes[output]
             try:

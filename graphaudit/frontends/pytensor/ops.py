@@ -30,6 +30,7 @@ import numpy as np
 from graphaudit.errors import EvaluationError
 from graphaudit.frontends import require
 from graphaudit.frontends.common import ATTR_OUTPUT, UNKNOWN, ImportedOp, OpTable, hashable_param
+from graphaudit.frontends.pytensor.indexing import python_index
 from graphaudit.graph import Node
 from graphaudit.ops import OPS, get_op, no_flops, per_element, reduction_cost
 
@@ -235,25 +236,12 @@ def _dimshuffle_impl(node: Node, x):
     return np.transpose(x, kept + dropped).reshape(node.shape)
 
 
-def _python_index(idx_list, arrays) -> tuple:
-    """The index tuple a ``*Subtensor`` op applies, rebuilt from its ``idx_list`` and index inputs."""
-    index = []
-    for entry in idx_list:
-        if isinstance(entry, tuple):  # ("slice", start, stop, step): positions in the index inputs
-            index.append(slice(*(None if p is None else int(arrays[p]) for p in entry[1:])))
-        else:
-            value = arrays[entry]
-            index.append(int(value) if np.ndim(value) == 0 and np.asarray(value).dtype.kind in "iu" else value)
-    return tuple(index)
-
-
 def _subtensor_impl(node: Node, x, *indices):
-    idx_list = node.attr("idx_list", (0,))
-    return np.array(x[_python_index(idx_list, indices)])
+    return np.array(x[python_index(node.attr("idx_list"), indices)])
 
 
 def _inc_subtensor_impl(node: Node, x, y, *indices):
-    index = _python_index(node.attr("idx_list", (0,)), indices)
+    index = python_index(node.attr("idx_list"), indices)
     out = np.array(x, copy=True)
     if node.attr("set_instead_of_inc"):
         out[index] = y

@@ -15,6 +15,7 @@ from collections.abc import Callable
 import numpy as np
 
 from graphaudit.errors import ShapeError
+from graphaudit.frontends.pytensor.indexing import NEWAXIS
 from graphaudit.frontends.pytensor.ops import _pytensor
 
 
@@ -23,13 +24,16 @@ class _UnknownValue(ShapeError):
 
 
 class _Shapes:
-    """What a shape rule sees: the input shapes, the known small input values, the PyTensor Apply."""
+    """What a shape rule sees: the PyTensor Apply, the variables its node reads (``inputs``), their
+    shapes and known small values, and an indexing op's index list (:mod:`.indexing`)."""
 
-    def __init__(self, apply, shapes, values):
+    def __init__(self, apply, inputs, shapes, values, idx_list=None):
         self.apply = apply
         self.op = apply.op
+        self.inputs = inputs
         self.shapes = shapes
         self.values = values
+        self.idx_list = idx_list
 
     def value(self, position: int, what: str) -> np.ndarray:
         value = self.values[position]
@@ -136,17 +140,19 @@ def _reshape_rule(s: _Shapes):
 
 def _index_entries(s: _Shapes, idx_list, first_index: int):
     """The index of a ``*Subtensor`` op as entries ``("slice", (start, stop, step))``, ``("scalar", value)``,
-    ``("array", shape)``."""
+    ``("array", shape)``, ``("newaxis", None)``."""
     entries = []
     for entry in idx_list:
-        if isinstance(entry, slice):
-            bounds = tuple(None if p is None else int(s.value(first_index + p, "a slice bound")) for p in
-                           (entry.start, entry.stop, entry.step))
+        if entry == NEWAXIS:
+            entries.append((NEWAXIS, None))
+            continue
+        if isinstance(entry, tuple):  # ("slice", start, stop, step)
+            bounds = tuple(None if p is None else int(s.value(first_index + p, "a slice bound")) for p in entry[1:])
             entries.append(("slice", bounds))
             continue
         position = first_index + entry
         shape = s.shapes[position]
-        dtype = s.apply.inputs[position].type.dtype
+        dtype = s.inputs[position].type.dtype
         if dtype == "bool":
             mask = s.value(position, "a boolean mask")
             entries += [("array", (int(np.count_nonzero(mask)),))] * max(mask.ndim, 1)
@@ -159,6 +165,12 @@ def _index_entries(s: _Shapes, idx_list, first_index: int):
 
 def _indexed_shape(name: str, shape, entries):
     """numpy's rule for the shape of ``x[index]`` (basic and advanced indexing)."""
+    if any(kind == NEWAXIS for kind, _ in entries):  # a new axis: a full slice of an axis of length 1
+        sizes = iter(shape)
+        shape = tuple(1 if kind == NEWAXIS else next(sizes, None) for kind, _ in entries) + tuple(sizes)
+        if None in shape:
+            raise ShapeError(f"{name}: too many indices for an array of {len(shape) - shape.count(None)} dimensions")
+        entries = [("slice", (None, None, None)) if kind == NEWAXIS else (kind, data) for kind, data in entries]
     if len(entries) > len(shape):
         raise ShapeError(f"{name}: {len(entries)} indices for an array of shape {shape}")
     entries = list(entries) + [("slice", (None, None, None))] * (len(shape) - len(entries))
@@ -185,8 +197,7 @@ def _indexed_shape(name: str, shape, entries):
 
 
 def _subtensor_rule(s: _Shapes):
-    idx_list = getattr(s.op, "idx_list", (0,))
-    entries = _index_entries(s, idx_list, 1)
+    entries = _index_entries(s, s.idx_list, 1)
     return [_indexed_shape(type(s.op).__name__, s.shapes[0], entries)]
 
 
