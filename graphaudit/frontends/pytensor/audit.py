@@ -25,6 +25,7 @@ from graphaudit.frontends.common import (
 )
 from graphaudit.frontends.pytensor.importer import _as_list, _dtype, _Importer
 from graphaudit.frontends.pytensor.ops import FAMILIES, PREFIX, _pytensor
+from graphaudit.frontends.pytensor.scan import UNROLL_NODES
 from graphaudit.graph import GradCall, Node, topological_order
 from graphaudit.report import Report
 
@@ -177,6 +178,7 @@ def audit(
     repeats: int = REPEATS,
     mode=None,
     commutative: bool = False,
+    unroll: int = UNROLL_NODES,
 ) -> Report:
     """Audit PyTensor's separate grads (one ``pytensor.grad(cost, [p])`` per ``p``) against its joint grad.
 
@@ -186,7 +188,9 @@ def audit(
     Both forms are built ``repeats`` times; the report's build times are the medians, and
     ``report.framework["build_seconds"]`` holds the spread. With ``compile_check=True``,
     ``report.framework["compile_check"]`` also holds what PyTensor's ``MergeOptimizer`` and its
-    compile rewrites (``mode``, default: PyTensor's default mode) keep of each form.
+    compile rewrites (``mode``, default: PyTensor's default mode) keep of each form. A ``Scan``
+    is unrolled for the analysis when its steps x body nodes fit in ``unroll``, else compared
+    as one node costing body x steps; ``report.framework["loops"]`` says which, per Scan.
     """
     pt = _pytensor()
     (cost,), _ = _as_list(cost, "audit: cost")
@@ -197,7 +201,7 @@ def audit(
         raise ValueError("audit: wrt is empty; pass at least one variable")
     separate_vars, joint_vars, build_seconds = build_both(cost, targets, repeats)
 
-    importer = _Importer(shapes, [t for t in targets if t.owner is None])
+    importer = _Importer(shapes, [t for t in targets if t.owner is None], unroll)
     (cost_node,) = importer.import_outputs([cost])
     wrt_names = []
     for position, (target, node) in enumerate(zip(targets, importer.import_outputs(targets)), start=1):
@@ -214,6 +218,8 @@ def audit(
         commutative=commutative,
     )
     section = PyTensorSection(name="PyTensor", version=pt.__version__, build_seconds=build_seconds)
+    if importer.loops:
+        section["loops"] = [loop._asdict() for loop in importer.loops]
     if compile_check:
         section["compile_check"] = _compile_check(report, importer, separate_vars, joint_vars, mode)
     return attach_section(report, section)
@@ -245,13 +251,16 @@ def _compile_check(report: Report, importer: _Importer, separate_vars, joint_var
     compiled = {form: default_compile(v, mode) for form, v in (("separate", separate_vars), ("joint", joint_vars))}
     rows.append({"graph": f"PyTensor compile ({mode_name(mode)})", **compiled})
 
+    # An unrolled Scan's bookkeeping (its n_steps, the buffer rows it never reads) has no node in
+    # graphaudit's graph: a merge with such an Apply node is not graphaudit's to make.
     missed = {}
     for form in ("separate", "joint"):
         mapping = report.merges[form].mapping
-        missed[form] = sum(
-            any(mapping[importer.nodes[a]] is not mapping[importer.nodes[b]] for a, b in zip(x.outputs, y.outputs))
-            for x, y in pt_merge[form]["merged"]
-        )
+        missed[form] = 0
+        for x, y in pt_merge[form]["merged"]:
+            pairs = [(mapping.get(importer.nodes.get(a)), mapping.get(importer.nodes.get(b)))
+                     for a, b in zip(x.outputs, y.outputs)]
+            missed[form] += any(a is not b for a, b in pairs if a is not None and b is not None)
     return {
         "title": "what PyTensor's compiler gets back",
         "rows": rows,
@@ -265,16 +274,33 @@ class PyTensorSection(FrameworkSection):
 
     ``compile_check`` adds ``merge_optimizer_merges`` (per form, the Apply nodes PyTensor's
     ``MergeOptimizer`` merged away) and ``merges_graphaudit_missed`` (how many of those
-    graphaudit's merge did not make; 0 is the cross-check passing).
+    graphaudit's merge did not make; 0 is the cross-check passing). ``loops`` lists each
+    ``Scan`` imported (:class:`~graphaudit.frontends.pytensor.scan.Loop` as a dict).
     """
 
     def lines(self) -> list[str]:
-        lines = super().lines()
+        lines = super().lines() + self.loop_lines()
         if "compile_check" in self:
             check = self["compile_check"]
             missed, merges = check["merges_graphaudit_missed"], check["merge_optimizer_merges"]
             lines.append("  MergeOptimizer's merges that graphaudit's merge does not make: "
                          + ", ".join(f"{form} {missed[form]} of {merges[form]}" for form in missed))
+        return lines
+
+
+    def loop_lines(self) -> list[str]:
+        loops = self.get("loops", [])
+        if not loops:
+            return []
+        lines = ["", f"Scans ({len(loops)}): each unrolled for the analysis when steps x body nodes fit the budget, "
+                 "else compared as one node costing body x steps"]
+        shown = 12
+        for loop in loops[:shown]:
+            why = f" ({loop['reason']})" if loop["reason"] else ""
+            lines.append(f"  {loop['call']:<36} {loop['steps']} steps x {loop['body_nodes']} nodes "
+                         f"({loop['body_flops']} FLOPs each): {loop['treatment']}{why}")
+        if len(loops) > shown:
+            lines.append(f"  ... and {len(loops) - shown} more (report.framework['loops'])")
         return lines
 
 

@@ -22,8 +22,9 @@ from typing import Any
 import numpy as np
 
 from graphaudit.errors import ShapeError
-from graphaudit.frontends.common import imported_node
+from graphaudit.frontends.common import ATTR_OUTPUT, imported_node
 from graphaudit.frontends.pytensor.indexing import first_index, index_form
+from graphaudit.frontends.pytensor.scan import UNROLL_NODES, Loop, import_scan, is_scan
 from graphaudit.frontends.pytensor.ops import _pytensor, evaluated_by_pytensor, imported_op, keep_template
 from graphaudit.frontends.pytensor.shapes import _Shapes, _shape_rule, _UnknownValue
 from graphaudit.graph import GradCall, Node, building, constant, topological_order
@@ -62,7 +63,8 @@ class Imported:
     imported PyTensor variable to its node; ``leaves`` are the placeholders and parameters
     (inputs and shared variables) in the order first met. ``no_cost_rule`` counts, by op, the
     nodes whose FLOPs graphaudit cannot count; ``evaluated_by_pytensor`` names the ops that
-    :func:`graphaudit.evaluate` runs through PyTensor's own ``perform``.
+    :func:`graphaudit.evaluate` runs through PyTensor's own ``perform``; ``loops`` says how
+    each Scan was imported (:class:`~graphaudit.frontends.pytensor.scan.Loop`).
     """
 
     outputs: list[Node]
@@ -70,6 +72,7 @@ class Imported:
     leaves: list[Node]
     no_cost_rule: dict[str, int] = field(default_factory=dict)
     evaluated_by_pytensor: list[str] = field(default_factory=list)
+    loops: list[Loop] = field(default_factory=list)
 
     def node(self, variable) -> Node:
         """The node of a PyTensor variable (an error if it was not part of the import)."""
@@ -100,8 +103,10 @@ class Imported:
 class _Importer:
     """Turns PyTensor variables into nodes, memoised, so several imports share their common part."""
 
-    def __init__(self, shapes: Mapping | None, parameters: Sequence = ()):
+    def __init__(self, shapes: Mapping | None, parameters: Sequence = (), unroll: int = UNROLL_NODES):
         self.pt = _pytensor()
+        self.unroll = unroll  # Scans are unrolled when steps x body nodes fit in this (:mod:`.scan`)
+        self.loops: list[Loop] = []
         self.nodes: dict[Any, Node] = {}
         self.values: dict[Any, np.ndarray] = {}  # known small integer values (shape arithmetic)
         self.leaves: list[Node] = []
@@ -136,6 +141,14 @@ class _Importer:
                 self._import(variable, call)
         return [self.nodes[v] for v in outputs]
 
+    def child(self, seed: Mapping) -> _Importer:
+        """An importer for a Scan's body: its inputs already ``seed``\ed with nodes, its loops recorded here."""
+        inner = _Importer(None, (), self.unroll)
+        inner.nodes.update(seed)
+        inner.values.update({v: node.value for v, node in seed.items() if node.op == "constant" and node.size <= VALUE_LIMIT})
+        inner.loops = self.loops
+        return inner
+
     def check_shape_keys(self) -> None:
         """Every key of ``shapes=`` must name an input the graph reads."""
         unused = [k for k in list(self.shapes_by_var) + list(self.shapes_by_name) if k not in self.used_shape_keys]
@@ -150,7 +163,8 @@ class _Importer:
             if not node.is_leaf and get_op(node.op).cost is None:
                 unknown[node.op] = unknown.get(node.op, 0) + 1
         by_pytensor = sorted({n.op for n in order if not n.is_leaf and evaluated_by_pytensor(n.op)})
-        return Imported(outputs, dict(self.nodes), list(self.leaves), dict(sorted(unknown.items())), by_pytensor)
+        return Imported(outputs, dict(self.nodes), list(self.leaves), dict(sorted(unknown.items())), by_pytensor,
+                        list(self.loops))
 
     # -- walking --
 
@@ -246,6 +260,12 @@ class _Importer:
 
     def _apply(self, apply, call: GradCall | None) -> None:
         name, attrs = imported_op(apply.op)
+        if is_scan(apply.op):
+            import_scan(self, apply, call, name, attrs)
+            node = self.nodes[apply.outputs[0]]
+            if node.op == name:  # kept as a unit: evaluated by PyTensor's perform
+                keep_template(name, tuple(item for item in node.attrs if item[0] != ATTR_OUTPUT), apply)
+            return
         if evaluated_by_pytensor(name):
             keep_template(name, attrs, apply)
         variables = self._inputs(apply)
@@ -359,18 +379,21 @@ def _as_list(variables, what: str) -> tuple[list, bool]:
     return items, single
 
 
-def from_pytensor(outputs, *, shapes: Mapping | None = None, parameters: Sequence = ()) -> Imported:
+def from_pytensor(outputs, *, shapes: Mapping | None = None, parameters: Sequence = (),
+                  unroll: int = UNROLL_NODES) -> Imported:
     """Import PyTensor variables (and everything they are computed from) as graphaudit nodes.
 
     ``shapes`` gives the shapes of inputs whose static shape PyTensor does not know, keyed by
     variable or by name (``{"x": (128, 16384)}``); ``parameters`` lists inputs that are not
-    shared variables but should be parameters (what you differentiate). Returns an
-    :class:`Imported`: ``.outputs`` are the nodes, ``.feed({...})`` makes an evaluation feed.
+    shared variables but should be parameters (what you differentiate). A ``Scan`` is
+    unrolled when its steps x body nodes fit in ``unroll``, else imported as one node
+    (:mod:`.scan`). Returns an :class:`Imported`: ``.outputs`` are the nodes,
+    ``.feed({...})`` makes an evaluation feed, ``.loops`` says how each Scan was imported.
     """
     variables, _ = _as_list(outputs, "from_pytensor: outputs")
     if not variables:
         raise ValueError("from_pytensor: outputs is empty")
-    importer = _Importer(shapes, parameters)
+    importer = _Importer(shapes, parameters, unroll)
     nodes = importer.import_outputs(variables)
     importer.check_shape_keys()
     return importer.result(nodes)

@@ -210,6 +210,11 @@ def _inc_cost(node: Node) -> int:
     return 0 if node.attr("set_instead_of_inc") else node.inputs[1].size
 
 
+def _scan_cost(node: Node) -> int:
+    """A Scan kept as a unit (:mod:`.scan`): its body's FLOPs once per step."""
+    return node.attr("steps") * node.attr("body_flops")
+
+
 def _softmax_grad_impl(node: Node, dy, sm):
     product = dy * sm
     return product - np.sum(product, axis=node.attr("axis"), keepdims=True) * sm
@@ -354,6 +359,7 @@ FAMILIES = OpTable(PREFIX, {
     "Alloc": ImportedOp("source", no_flops, _alloc_impl),
     "AllocEmpty": ImportedOp("source", no_flops, lambda n, *shape: np.zeros(n.shape, n.dtype)),
     "ARange": ImportedOp("source", no_flops, _arange_impl),
+    "Scan": ImportedOp("loop", _scan_cost),  # evaluated by PyTensor's perform
 }, fallback_impl=_perform_impl)
 
 

@@ -1,0 +1,108 @@
+"""frontends/pytensor/scan.py: a Scan imports with its body, unrolled within the budget, else as one node.
+
+Values are checked against PyTensor's compiled functions, FLOPs against body x steps counted
+by hand, and graphaudit's merge against PyTensor's MergeOptimizer, under both treatments.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import graphaudit as ga
+
+pytensor = pytest.importorskip("pytensor")
+pt = pytest.importorskip("pytensor.tensor")
+gp = pytest.importorskip("graphaudit.frontends.pytensor")
+
+STEPS, WIDTH = 7, 3
+RNG = np.random.default_rng(5)
+W = pt.matrix("W", shape=(WIDTH, WIDTH))
+H0 = pt.vector("h0", shape=(WIDTH,))
+XS = pt.matrix("xs", shape=(None, WIDTH))
+RHO = pt.scalar("rho")
+VALUES = {"W": RNG.standard_normal((WIDTH, WIDTH)) / 2, "h0": RNG.standard_normal(WIDTH),
+          "xs": RNG.standard_normal((STEPS, WIDTH)), "rho": np.array(0.6)}
+SHAPES = {"xs": (STEPS, WIDTH)}
+UNIT, UNROLLED = 0, 10**6  # unroll budgets: nothing fits, everything fits
+
+
+def rnn():
+    """h_t = tanh(W @ h_{t-1} + x_t): a sequence, a sit-sot state and a non-sequence; cost sum(h_T^2)."""
+    hs = pytensor.scan(lambda x, h, w: pt.tanh(pt.dot(w, h) + x), sequences=[XS], outputs_info=[H0],
+                       non_sequences=[W], return_updates=False)
+    return pt.sum(hs[-1] ** 2), [W, H0]
+
+
+def two_taps():
+    """y_t = rho * y_{t-1} - y_{t-2} / 2 + x_t, with a nit-sot output z_t = y_t * x_t beside it (mit-sot)."""
+    y0 = pt.vector("y0", shape=(2,))
+    (ys, zs) = pytensor.scan(lambda x, a, b, rho: (rho * b - a / 2 + x, (rho * b - a / 2 + x) * x),
+                             sequences=[XS[:, 0]], outputs_info=[{"initial": y0, "taps": [-2, -1]}, None],
+                             non_sequences=[RHO], return_updates=False)
+    return pt.sum(ys ** 2) + pt.sum(zs), [RHO, y0]
+
+
+def _feed(imported, extra=()):
+    values = {**VALUES, "y0": np.array([0.2, -0.4]), **dict(extra)}
+    return {leaf: values[leaf.name] for leaf in imported.leaves}
+
+
+@pytest.mark.parametrize("model", [rnn, two_taps])
+@pytest.mark.parametrize("unroll", [UNIT, UNROLLED])
+def test_scans_and_their_gradients_evaluate_as_pytensor_does(model, unroll):
+    cost, wrt = model()
+    outputs = [cost, *pytensor.grad(cost, wrt)]
+    imported = gp.from_pytensor(outputs, shapes=SHAPES, parameters=wrt, unroll=unroll)
+    assert imported.loops and {loop.treatment for loop in imported.loops} == {"unit" if unroll == UNIT else "unrolled"}
+    inputs = [v for v in pytensor.graph.traversal.graph_inputs(outputs)
+              if not isinstance(v, pytensor.graph.basic.Constant)]
+    feed = _feed(imported)
+    expected = pytensor.function(inputs, outputs, mode="FAST_COMPILE")(*(feed[imported.node(v)] for v in inputs))
+    for got, want in zip(ga.evaluate(imported.outputs, feed), expected):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+
+
+def test_a_scan_costs_its_body_times_its_steps_unrolled_or_not():
+    cost, _ = rnn()
+    body = 2 * WIDTH * WIDTH + WIDTH + WIDTH  # W @ h, + x, tanh
+    unit = gp.from_pytensor(cost, shapes=SHAPES, unroll=UNIT)
+    unrolled = gp.from_pytensor(cost, shapes=SHAPES, unroll=UNROLLED)
+    (loop,) = unit.loops
+    assert (loop.steps, loop.body_flops, loop.treatment) == (STEPS, body, "unit")
+    (scan,) = [n for n in ga.topological_order(unit.outputs) if n.op == "pytensor.Scan"]
+    assert ga.cost.node_flops(scan) == STEPS * body
+    flops = [sum(ga.cost.node_flops(n) for n in ga.topological_order(i.outputs)) for i in (unit, unrolled)]
+    assert flops[0] == flops[1]
+    assert unrolled.loops[0].treatment == "unrolled" and "exceed" in unit.loops[0].reason
+
+
+@pytest.mark.parametrize("unroll", [UNIT, UNROLLED])
+def test_merge_makes_every_merge_of_the_merge_optimizer_through_scans(unroll):
+    cost, wrt = two_taps()
+    report = gp.audit(cost, wrt, shapes=SHAPES, compile_check=True, repeats=1, unroll=unroll,
+                         mode="FAST_COMPILE")
+    check = report.framework["compile_check"]
+    assert check["merge_optimizer_merges"]["separate"] > 0
+    assert check["merges_graphaudit_missed"] == {"separate": 0, "joint": 0}
+    assert len(report.framework["loops"]) == 1 + len(wrt) + 1  # the forward Scan, one per grad call
+    if unroll == UNROLLED:  # inside the loops too, the separate calls rebuild what the joint call builds once
+        assert report.merged_equals_joint
+    assert "Scans (" in report.to_text()
+
+
+def test_equal_scans_kept_as_units_merge_and_different_ones_do_not():
+    first, _ = rnn()
+    again, _ = rnn()
+    other = pytensor.scan(lambda x, h, w: pt.sigmoid(pt.dot(w, h) + x), sequences=[XS], outputs_info=[H0],
+                          non_sequences=[W], return_updates=False)[-1].sum()
+    imported = gp.from_pytensor([first, again, other], shapes=SHAPES, unroll=UNIT)
+    merged = ga.merge(imported.outputs).outputs
+    assert merged[0] is merged[1] and merged[0] is not merged[2]
+
+
+def test_a_scan_whose_steps_are_unknown_is_an_error():
+    n = pt.lscalar("n")
+    ys = pytensor.scan(lambda h: h * 2, outputs_info=[H0], n_steps=n, return_updates=False)
+    with pytest.raises(ga.ShapeError, match=r"only known at run time"):
+        gp.from_pytensor(ys.sum(), shapes={"n": ()})
