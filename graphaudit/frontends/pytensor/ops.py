@@ -365,6 +365,7 @@ FAMILIES = OpTable(PREFIX, {
 
 def _row(op, name: str) -> ImportedOp:
     """How ``op`` counts and runs: by its scalar op, its core op, or else its class."""
+    from pytensor.raise_op import CheckAndRaise
     from pytensor.tensor.blockwise import Blockwise
     from pytensor.tensor.elemwise import CAReduce, Elemwise
 
@@ -379,6 +380,8 @@ def _row(op, name: str) -> ImportedOp:
         if type(op.core_op).__name__ in ("Dot", "Dot22"):
             return ImportedOp("matmul", _MATMUL.cost, _MATMUL.impl)
         return UNKNOWN
+    if isinstance(op, CheckAndRaise):  # Assert, and PyMC's CheckParameterValue: checks, no arithmetic
+        return FAMILIES.row("Assert")
     return FAMILIES.row(type(op).__name__)
 
 

@@ -1,0 +1,127 @@
+"""PyMC front-end: the seed's question for a ``pm.Model``'s log density, asked through PyTensor.
+
+A PyMC model is a PyTensor graph: ``model.logp()`` is a scalar over the model's *value
+variables* (one per free random variable, on the unconstrained space: ``tau_log__`` for a
+positive ``tau``), and a sampler needs its gradient w.r.t. all of them. :func:`audit` asks
+PyTensor for that gradient once per value variable and once jointly, exactly as
+:func:`graphaudit.frontends.pytensor.audit` does for any cost, with:
+
+- the value variables as ``wrt``, named as the model names them;
+- their shapes from the model's initial point (a value variable's static shape may be open
+  when its size comes from data);
+- PyMC's parameter checks (``CheckParameterValue``) counted as the assertions they are:
+  no FLOPs (:mod:`graphaudit.frontends.pytensor.ops`);
+- the report's framework section saying which model and PyMC it was.
+
+PyMC is imported lazily: importing this module does not need it.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+from graphaudit.errors import GraphauditError
+from graphaudit.frontends import MissingFrameworkError, require
+from graphaudit.frontends.common import CliFrontend, TargetError, attach_section
+from graphaudit.frontends.pytensor.audit import REPEATS, PyTensorSection
+from graphaudit.frontends.pytensor.audit import audit as pytensor_audit
+from graphaudit.frontends.pytensor.scan import UNROLL_NODES
+from graphaudit.report import Report
+
+
+class ModelGradient(NamedTuple):
+    """What :func:`audit` differentiates: ``cost`` (``model.logp()``), ``wrt`` (the value variables)
+    and ``shapes`` (each value variable's shape at the model's initial point, by name)."""
+
+    cost: Any
+    wrt: list
+    shapes: dict[str, tuple[int, ...]]
+
+
+def model_gradient(model, *, jacobian: bool = True) -> ModelGradient:
+    """The log density of ``model`` and the value variables a sampler differentiates it by."""
+    pm = require("pymc", "pymc")
+    if not isinstance(model, pm.Model):
+        raise TypeError(f"expected a pymc.Model, got a {type(model).__name__}")
+    if not model.value_vars:
+        raise ValueError("the model has no free random variables: there is nothing to differentiate")
+    point = model.initial_point()
+    shapes = {v.name: tuple(int(d) for d in point[v.name].shape) for v in model.value_vars}
+    return ModelGradient(model.logp(jacobian=jacobian), list(model.value_vars), shapes)
+
+
+def audit(
+    model,
+    *,
+    jacobian: bool = True,
+    compile_check: bool = False,
+    repeats: int = REPEATS,
+    mode=None,
+    commutative: bool = False,
+    unroll: int = UNROLL_NODES,
+) -> Report:
+    """Audit ``pytensor.grad(model.logp(), [v])`` per value variable ``v`` against one joint call.
+
+    ``jacobian`` is ``model.logp``'s (the log-Jacobian terms of the transforms, which
+    samplers include). The other options are :func:`graphaudit.frontends.pytensor.audit`'s:
+    ``compile_check=True`` adds what PyTensor's ``MergeOptimizer`` and compile rewrites
+    (``mode``) keep of each form; Scans are unrolled within ``unroll`` nodes.
+    """
+    pm = require("pymc", "pymc")
+    target = model_gradient(model, jacobian=jacobian)
+    report = pytensor_audit(target.cost, target.wrt, shapes=target.shapes, compile_check=compile_check,
+                            repeats=repeats, mode=mode, commutative=commutative, unroll=unroll)
+    section = PyMCSection(report.framework, pymc_version=pm.__version__, value_variables=target.shapes)
+    return attach_section(report, section)
+
+
+class PyMCSection(PyTensorSection):
+    """PyTensor's section (build times, compile check, Scans) and the model: ``pymc_version`` and
+    ``value_variables`` (name -> shape at the initial point)."""
+
+    def lines(self) -> list[str]:
+        shapes = self["value_variables"]
+        names = ", ".join(f"{name} {'x'.join(map(str, shape)) or 'scalar'}" for name, shape in shapes.items())
+        return ["", f"PyMC {self['pymc_version']}: model.logp() w.r.t. its {len(shapes)} value variables: {names}",
+                *super().lines()]
+
+
+# --- the command line ------------------------------------------------------------------------------
+
+
+class ModelTarget(NamedTuple):
+    model: Any
+    name: str
+
+
+def recognise(result: Any, name: str) -> ModelTarget | None:
+    """``result`` as a target when it is a ``pymc.Model`` (PyMC is not imported to tell)."""
+    pymc = sys.modules.get("pymc")
+    if pymc is None or not isinstance(result, pymc.Model):
+        return None
+    if not result.value_vars:
+        raise TargetError(f"{name}: the model has no free random variables: there is nothing to differentiate")
+    return ModelTarget(result, name)
+
+
+def run(target: ModelTarget, options: Mapping[str, Any]) -> Report:
+    """:func:`audit` of the model with the command line's options; PyMC's or PyTensor's failures in one line."""
+    repeats = REPEATS if options["repeats"] is None else options["repeats"]
+    try:
+        return audit(target.model, compile_check=options["compile_check"], repeats=repeats,
+                     commutative=options["commutative"])
+    except (MissingFrameworkError, GraphauditError):
+        raise
+    except Exception as exc:  # PyMC or PyTensor failed building or compiling the gradients
+        raise TargetError(f"auditing {target.name} with PyMC failed: {type(exc).__name__}: {exc}") from exc
+
+
+CLI = CliFrontend(
+    name="PyMC",
+    returns="a pymc.Model (its logp is differentiated w.r.t. its value variables)",
+    options=frozenset({"commutative", "repeats", "compile_check"}),
+    recognise=recognise,
+    run=run,
+)
