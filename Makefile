@@ -1,6 +1,10 @@
 # graphaudit: `make test` and `make demo` set up what they need on a fresh machine:
 #   - a virtualenv in $(VENV) with graphaudit installed editable with its dev extras
-#     (re-installed only when pyproject.toml changes), and
+#     (re-installed only when pyproject.toml changes): JAX, torch, and PyMC with the
+#     PyTensor it pins (2.38 today),
+#   - for `make test`, a second virtualenv in $(VENV_PYTENSOR3) with the newest PyTensor 3
+#     and no other framework, where the PyTensor tests run again ($(PYTENSOR3_TESTS)):
+#     the PyTensor front-end must work on both lines users have (PyMC pins 2.x), and
 #   - Graphviz's `dot` (apt-get, when we are root or sudo works without a password;
 #     otherwise a note on how to install it: JSON and DOT output work without it,
 #     and the tests that render pictures skip).
@@ -9,6 +13,10 @@ PYTHON ?= python3
 VENV ?= .venv
 VENV_PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+VENV_PYTENSOR3 ?= .venv-pytensor3
+STAMP_PYTENSOR3 := $(VENV_PYTENSOR3)/.installed
+PYTENSOR3 ?= pytensor>=3,<4
+PYTENSOR3_TESTS ?= tests/frontends/pytensor tests/test_cli.py
 DEMO_ARGS ?=
 PYTEST_ARGS ?=
 
@@ -18,13 +26,15 @@ GRAPHVIZ_HINT := install it with 'apt-get install graphviz' (Debian/Ubuntu) or '
 .PHONY: help test demo bench venv graphviz clean
 
 help:
-	@echo "make test   set up .venv and Graphviz if needed, then run the test suite"
+	@echo "make test   set up .venv, .venv-pytensor3 and Graphviz if needed, then the test suite, and its PyTensor tests again on PyTensor 3"
 	@echo "make demo   set up .venv and Graphviz if needed, then run 'graphaudit demo' (writes graphaudit-out/)"
-	@echo "make clean  remove .venv, graphaudit-out/ and caches"
-	@echo "variables: PYTHON=$(PYTHON)  PYTEST_ARGS=...  DEMO_ARGS=..."
+	@echo "make clean  remove .venv, .venv-pytensor3, graphaudit-out/ and caches"
+	@echo "variables: PYTHON=$(PYTHON)  PYTEST_ARGS=...  DEMO_ARGS=...  PYTENSOR3='$(PYTENSOR3)'"
 
-test: $(STAMP) graphviz
+test: $(STAMP) $(STAMP_PYTENSOR3) graphviz
 	$(VENV_PYTHON) -m pytest $(PYTEST_ARGS)
+	@echo "--- the PyTensor tests again, with the newest PyTensor 3 ($(VENV_PYTENSOR3)):"
+	$(VENV_PYTENSOR3)/bin/python -m pytest $(PYTEST_ARGS) $(PYTENSOR3_TESTS)
 
 demo: $(STAMP) graphviz
 	$(VENV)/bin/graphaudit demo $(DEMO_ARGS)
@@ -39,6 +49,12 @@ $(STAMP): pyproject.toml
 	  echo "error: '$(PYTHON) -m venv' failed; on Debian/Ubuntu install the venv module (apt-get install python3-venv), or pass PYTHON=/path/to/python3" >&2; \
 	  rm -rf $(VENV); exit 1; }
 	$(VENV_PYTHON) -m pip install --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+$(STAMP_PYTENSOR3): pyproject.toml
+	@test -x $(VENV_PYTENSOR3)/bin/python || $(PYTHON) -m venv $(VENV_PYTENSOR3) || { \
+	  echo "error: '$(PYTHON) -m venv' failed (see above)" >&2; rm -rf $(VENV_PYTENSOR3); exit 1; }
+	$(VENV_PYTENSOR3)/bin/python -m pip install --disable-pip-version-check -e . pytest hypothesis '$(PYTENSOR3)'
 	@touch $@
 
 # Graphviz is a system package: install it when we can, say how when we cannot, and go on.
@@ -59,5 +75,5 @@ graphviz:
 	fi
 
 clean:
-	rm -rf $(VENV) graphaudit-out .pytest_cache .hypothesis
+	rm -rf $(VENV) $(VENV_PYTENSOR3) graphaudit-out .pytest_cache .hypothesis
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
