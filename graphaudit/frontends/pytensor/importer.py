@@ -141,11 +141,12 @@ class _Importer:
                 self._import(variable, call)
         return [self.nodes[v] for v in outputs]
 
-    def child(self, seed: Mapping) -> _Importer:
-        """An importer for a Scan's body: its inputs already ``seed``\ed with nodes, its loops recorded here."""
+    def child(self, seed: Mapping, values: Mapping) -> _Importer:
+        """An importer for a Scan's body: its inputs ``seed``\ed with nodes (and known ``values``), its loops
+        recorded here."""
         inner = _Importer(None, (), self.unroll)
         inner.nodes.update(seed)
-        inner.values.update({v: node.value for v, node in seed.items() if node.op == "constant" and node.size <= VALUE_LIMIT})
+        inner.values.update(values)
         inner.loops = self.loops
         return inner
 

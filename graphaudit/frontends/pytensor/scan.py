@@ -59,44 +59,26 @@ def is_scan(op) -> bool:
 
 def import_scan(importer, apply, call: GradCall | None, name: str, attrs: tuple) -> None:
     """Import ``apply`` (a Scan) into ``importer``: unrolled within its budget, else as one node."""
-    op, info = apply.op, apply.op.info
-    outer = [importer.nodes[v] for v in apply.inputs]
-    steps = importer.values.get(apply.inputs[0])
-    if steps is None:
+    loop = _Scan(importer, apply, call)
+    if loop.steps is None:
         raise ShapeError(f"{name}: its number of steps is only known at run time; give the shapes of the inputs "
                          f"it is computed from (shapes=)")
-    steps = int(steps)
-    reads = _reads(op, outer)
-    body, body_nodes, body_flops, digest = _body(importer, op, [_read_shape(r) for r in reads], call)
-    treatment, reason = "unit", ""
-    if steps == 0:
-        reason = "no steps"
-    elif info.as_while:
-        reason = "a while loop: its trip count is only known at run time"
-    elif op.truncate_gradient != -1:
-        reason = "truncated gradient"
-    elif steps * body_nodes > importer.unroll:
-        reason = f"{steps} steps x {body_nodes} nodes exceed the unroll budget of {importer.unroll} nodes"
-    elif not _fits(op, reads, outer, steps, importer, apply):
-        reason = "its buffers are not one row per step (a rewritten, memory-saving Scan)"
+    body, body_nodes, body_flops, digest = loop.body()
+    reason = loop.why_not_unrolled(body_nodes)
+    importer.loops.append(Loop(call.label if call is not None else "forward", loop.steps, body_nodes, body_flops,
+                               "unit" if reason else "unrolled", reason))
+    if not reason:
+        outputs = loop.unrolled()
     else:
-        treatment = "unrolled"
-    importer.loops.append(Loop(call.label if call is not None else "forward", steps, body_nodes, body_flops,
-                               treatment, reason))
-    if treatment == "unrolled":
-        outputs = _unrolled(importer, op, reads, outer, steps, call)
-    else:
-        shapes = _output_shapes(op, outer, body, importer, apply)
-        attrs = (*(a for a in attrs if a[0] != "instance"), ("body", digest), ("body_flops", body_flops), ("body_nodes", body_nodes),
-                 ("info", str(info)), ("name", op.name), ("steps", steps), ("truncate_gradient", op.truncate_gradient))
-        outputs = [imported_node(name, outer, attrs, shape, np.dtype(o.dtype), call=call,
-                                 output=i if len(apply.outputs) > 1 else None)
-                   for i, (o, shape) in enumerate(zip(apply.outputs, shapes))]
+        op, several = apply.op, len(apply.outputs) > 1
+        attrs = (*(a for a in attrs if a[0] != "instance"),  # Scan has no __props__: it compares by its body
+                 ("body", digest), ("body_flops", body_flops), ("body_nodes", body_nodes), ("info", str(op.info)),
+                 ("name", op.name), ("steps", loop.steps), ("truncate_gradient", op.truncate_gradient))
+        outputs = [imported_node(name, loop.outer, attrs, shape, np.dtype(o.dtype), call=call,
+                                 output=i if several else None)
+                   for i, (o, shape) in enumerate(zip(apply.outputs, loop.output_shapes(body)))]
     for variable, node in zip(apply.outputs, outputs):
         importer.nodes[variable] = node
-
-
-# --- what the body reads and writes ------------------------------------------------------------
 
 
 class _Read(NamedTuple):
@@ -110,115 +92,128 @@ class _Read(NamedTuple):
     buffer: int | None
 
 
-def _reads(op, outer: list[Node]) -> list[_Read]:
-    info = op.info
-    reads = [_Read("row", seq, 0, None) for seq in op.outer_seqs(outer)]
-    buffers = op.outer_mitmot(outer) + op.outer_mitsot(outer) + op.outer_sitsot(outer)
-    taps = list(info.mit_mot_in_slices) + list(info.mit_sot_in_slices) + list(info.sit_sot_in_slices)
-    for b, (buffer, buffer_taps) in enumerate(zip(buffers, taps)):
-        first = 0 if b < info.n_mit_mot else -min(buffer_taps)  # mit-mot taps count from row t, the others from t+L
-        reads += [_Read("row", buffer, first + tap, b) for tap in buffer_taps]
-    reads += [_Read("whole", state, 0, b) for b, state in enumerate(op.outer_untraced_sit_sot(outer))]
-    reads += [_Read("whole", value, 0, None) for value in op.outer_non_seqs(outer)]
-    return reads
+class _Scan:
+    """One Scan Apply being imported: its outer nodes, its trip count, what its body reads and writes."""
 
+    def __init__(self, importer, apply, call):
+        self.importer, self.apply, self.op, self.call = importer, apply, apply.op, call
+        self.outer = [importer.nodes[v] for v in apply.inputs]
+        steps = importer.values.get(apply.inputs[0])
+        self.steps = None if steps is None else int(steps)
+        op = self.op
+        self.buffers = op.outer_mitmot(self.outer) + op.outer_mitsot(self.outer) + op.outer_sitsot(self.outer)
+        self.reads = self._reads()
 
-def _writes(op) -> list[tuple[str, int, int]]:
-    """Per body output: ``("row", buffer, offset)`` (written at row ``t + offset``), ``("nit", i, 0)``
-    (stacked), ``("state", i, 0)`` (an untraced state's next value)."""
-    info = op.info
-    writes = []
-    for b, out_taps in enumerate(info.mit_mot_out_slices):
-        writes += [("row", b, tap) for tap in out_taps]
-    for b, in_taps in enumerate(list(info.mit_sot_in_slices) + list(info.sit_sot_in_slices)):
-        writes.append(("row", info.n_mit_mot + b, -min(in_taps)))
-    writes += [("nit", i, 0) for i in range(info.n_nit_sot)]
-    writes += [("state", i, 0) for i in range(info.n_untraced_sit_sot)]
-    return writes
+    def _reads(self) -> list[_Read]:
+        op, info, outer = self.op, self.op.info, self.outer
+        reads = [_Read("row", seq, 0, None) for seq in op.outer_seqs(outer)]
+        taps = list(info.mit_mot_in_slices) + list(info.mit_sot_in_slices) + list(info.sit_sot_in_slices)
+        for b, (buffer, buffer_taps) in enumerate(zip(self.buffers, taps)):
+            first = 0 if b < info.n_mit_mot else -min(buffer_taps)  # mit-mot taps count from row t, others from t+L
+            reads += [_Read("row", buffer, first + tap, b) for tap in buffer_taps]
+        reads += [_Read("whole", state, 0, b) for b, state in enumerate(op.outer_untraced_sit_sot(outer))]
+        reads += [_Read("whole", value, 0, None) for value in op.outer_non_seqs(outer)]
+        return reads
 
+    def _writes(self) -> list[tuple[str, int, int]]:
+        """Per body output: ``("row", buffer, offset)`` (written at row ``t + offset``), ``("nit", i, 0)``
+        (stacked), ``("state", i, 0)`` (an untraced state's next value)."""
+        info = self.op.info
+        writes = []
+        for b, out_taps in enumerate(info.mit_mot_out_slices):
+            writes += [("row", b, tap) for tap in out_taps]
+        for b, in_taps in enumerate(list(info.mit_sot_in_slices) + list(info.sit_sot_in_slices)):
+            writes.append(("row", info.n_mit_mot + b, -min(in_taps)))
+        writes += [("nit", i, 0) for i in range(info.n_nit_sot)]
+        writes += [("state", i, 0) for i in range(info.n_untraced_sit_sot)]
+        return writes
 
-def _read_shape(read: _Read) -> tuple[int, ...]:
-    return read.source.shape[1:] if read.kind == "row" else read.source.shape
+    def _values(self) -> dict:
+        """Known small values of the non-sequences, by body input (a body's shape arithmetic may need them)."""
+        op, known = self.op, self.importer.values
+        pairs = zip(op.inner_non_seqs(op.inner_inputs), op.outer_non_seqs(self.apply.inputs))
+        return {inner: known[outer] for inner, outer in pairs if outer in known}
 
+    def body(self) -> tuple[list[Node], int, int, str]:
+        """The body on placeholders ``in0``, ``in1``, ...: its outputs, op nodes, FLOPs and digest."""
+        seed = {}
+        for i, (variable, read) in enumerate(zip(self.op.inner_inputs, self.reads)):
+            shape = read.source.shape[1:] if read.kind == "row" else read.source.shape
+            seed[variable] = Node("placeholder", (), (), shape, np.dtype(variable.dtype), name=f"in{i}")
+        outputs = self.importer.child(seed, self._values()).import_outputs(self.op.inner_outputs, self.call)
+        inner = [n for n in topological_order(outputs) if not n.is_leaf]
+        by_node = digests(outputs)
+        digest = hashlib.blake2b(" ".join(by_node[o] for o in outputs).encode(), digest_size=16).hexdigest()
+        return outputs, len(inner), sum(node_flops(n) for n in inner), digest
 
-def _fits(op, reads: list[_Read], outer, steps: int, importer, apply) -> bool:
-    """Every row read or written lies in its buffer (no circular buffer), and nit-sot outputs have a row per step."""
-    buffers = op.outer_mitmot(outer) + op.outer_mitsot(outer) + op.outer_sitsot(outer)
-    rows = [(r.source, r.offset) for r in reads if r.kind == "row"]
-    rows += [(buffers[i], offset) for kind, i, offset in _writes(op) if kind == "row"]
-    sizes = [importer.values.get(size) for size in op.outer_nitsot(apply.inputs)]
-    return (all(0 <= offset and steps - 1 + offset < source.shape[0] for source, offset in rows)
-            and all(size is not None and int(size) == steps for size in sizes))
+    def why_not_unrolled(self, body_nodes: int) -> str:
+        """Why this Scan stays one node ("" when it is unrolled)."""
+        op, steps, budget = self.op, self.steps, self.importer.unroll
+        if steps == 0:
+            return "no steps"
+        if op.info.as_while:
+            return "a while loop: its trip count is only known at run time"
+        if op.truncate_gradient != -1:
+            return "truncated gradient"
+        if steps * body_nodes > budget:
+            return f"{steps} steps x {body_nodes} nodes exceed the unroll budget of {budget} nodes"
+        rows = [(r.source, r.offset) for r in self.reads if r.kind == "row"]
+        rows += [(self.buffers[i], offset) for kind, i, offset in self._writes() if kind == "row"]
+        sizes = [self.importer.values.get(size) for size in op.outer_nitsot(self.apply.inputs)]
+        if not all(0 <= offset and steps - 1 + offset < source.shape[0] for source, offset in rows) or \
+                not all(size is not None and int(size) == steps for size in sizes):
+            return "its buffers are not one row per step (a rewritten, memory-saving Scan)"
+        return ""
 
+    def output_shapes(self, body: list[Node]) -> list[tuple[int, ...]]:
+        """Buffers and untraced states keep their outer shapes; a nit-sot output is ``(size, *row)``."""
+        op = self.op
+        nit = []
+        for size, row in zip(op.outer_nitsot(self.apply.inputs), op.inner_nitsot_outs(body)):
+            known = self.importer.values.get(size)
+            if known is None:
+                raise ShapeError("pytensor.Scan: the length of a nit-sot output is only known at run time")
+            nit.append((int(known), *row.shape))
+        return [b.shape for b in self.buffers] + nit + [s.shape for s in op.outer_untraced_sit_sot(self.outer)]
 
-# --- the body, once or once per step ---------------------------------------------------------------
+    def unrolled(self) -> list[Node]:
+        """The body imported once per step on the rows it reads; the outputs stacked from the rows written."""
+        op, call = self.op, self.call
+        rows: list[dict[int, Node]] = [{} for _ in self.buffers]
+        states = list(op.outer_untraced_sit_sot(self.outer))
+        stacked: list[list[Node]] = [[] for _ in range(op.info.n_nit_sot)]
 
+        def read(r: _Read, t: int) -> Node:
+            if r.kind == "whole":
+                return states[r.buffer] if r.buffer is not None else r.source
+            if r.buffer is None:
+                return _row(r.source, t, call)
+            if t + r.offset not in rows[r.buffer]:
+                rows[r.buffer][t + r.offset] = _row(r.source, t + r.offset, call)
+            return rows[r.buffer][t + r.offset]
 
-def _body(importer, op, shapes, call) -> tuple[list[Node], int, int, str]:
-    """The body on placeholders ``in0``, ``in1``, ...: its outputs, op nodes, FLOPs and digest."""
-    seed = {variable: Node("placeholder", (), (), tuple(shape), np.dtype(variable.dtype), name=f"in{i}")
-            for i, (variable, shape) in enumerate(zip(op.inner_inputs, shapes))}
-    outputs = importer.child(seed).import_outputs(op.inner_outputs, call)
-    inner = [n for n in topological_order(outputs) if not n.is_leaf]
-    by_node = digests(outputs)
-    digest = hashlib.blake2b(" ".join(by_node[o] for o in outputs).encode(), digest_size=16).hexdigest()
-    return outputs, len(inner), sum(node_flops(n) for n in inner), digest
-
-
-def _output_shapes(op, outer, body, importer, apply) -> list[tuple[int, ...]]:
-    """Buffers and untraced states keep their outer shapes; a nit-sot output is ``(size, *row)``."""
-    buffers = op.outer_mitmot(outer) + op.outer_mitsot(outer) + op.outer_sitsot(outer)
-    sizes = op.outer_nitsot(apply.inputs)
-    rows = op.inner_nitsot_outs(body)
-    nit = []
-    for size, row in zip(sizes, rows):
-        known = importer.values.get(size)
-        if known is None:
-            raise ShapeError("pytensor.Scan: the length of a nit-sot output is only known at run time")
-        nit.append((int(known), *row.shape))
-    return [b.shape for b in buffers] + nit + [s.shape for s in op.outer_untraced_sit_sot(outer)]
+        writes, values = self._writes(), self._values()
+        for t in range(self.steps):
+            seed = {variable: read(r, t) for variable, r in zip(op.inner_inputs, self.reads)}
+            outputs = self.importer.child(seed, values).import_outputs(op.inner_outputs, call)
+            for (kind, i, offset), node in zip(writes, outputs):
+                if kind == "row":
+                    rows[i][t + offset] = node
+                elif kind == "nit":
+                    stacked[i].append(node)
+                else:
+                    states[i] = node
+        results = []
+        for buffer, written in zip(self.buffers, rows):
+            parts = [written[k] if k in written else _row(buffer, k, call) for k in range(buffer.shape[0])]
+            results.append(_stack(parts, buffer.dtype, call))
+        results += [_stack(parts, parts[0].dtype, call) for parts in stacked]
+        return results + states
 
 
 def _row(source: Node, position: int, call) -> Node:
     index = constant(np.int64(position))
-    return imported_node(SUBTENSOR, (source, index), [("idx_list", (0,))], source.shape[1:],
-                         source.dtype, call=call)
-
-
-def _unrolled(importer, op, reads, outer, steps, call) -> list[Node]:
-    """The body imported once per step on the rows it reads; the outputs stacked from the rows written."""
-    buffers = op.outer_mitmot(outer) + op.outer_mitsot(outer) + op.outer_sitsot(outer)
-    rows: list[dict[int, Node]] = [{} for _ in buffers]
-    states = list(op.outer_untraced_sit_sot(outer))
-    stacked: list[list[Node]] = [[] for _ in range(op.info.n_nit_sot)]
-    writes = _writes(op)
-
-    def read(r: _Read, t: int) -> Node:
-        if r.kind == "whole":
-            return states[r.buffer] if r.buffer is not None else r.source
-        if r.buffer is None:
-            return _row(r.source, t, call)
-        known = rows[r.buffer]
-        if t + r.offset not in known:
-            known[t + r.offset] = _row(r.source, t + r.offset, call)
-        return known[t + r.offset]
-
-    for t in range(steps):
-        seed = {variable: read(r, t) for variable, r in zip(op.inner_inputs, reads)}
-        outputs = importer.child(seed).import_outputs(op.inner_outputs, call)
-        for (kind, i, offset), node in zip(writes, outputs):
-            if kind == "row":
-                rows[i][t + offset] = node
-            elif kind == "nit":
-                stacked[i].append(node)
-            else:
-                states[i] = node
-    results = []
-    for buffer, written in zip(buffers, rows):
-        parts = [written[k] if k in written else _row(buffer, k, call) for k in range(buffer.shape[0])]
-        results.append(_stack(parts, buffer.dtype, call))
-    results += [_stack(parts, parts[0].dtype, call) for parts in stacked]
-    return results + states
+    return imported_node(SUBTENSOR, (source, index), [("idx_list", (0,))], source.shape[1:], source.dtype, call=call)
 
 
 def _stack(parts: list[Node], dtype, call) -> Node:

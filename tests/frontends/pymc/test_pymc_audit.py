@@ -155,3 +155,12 @@ def test_the_command_line_target_is_a_model():
     assert report.wrt == ["beta", "alpha"]
     with pytest.raises(TypeError, match="expected a pymc.Model"):
         gpm.audit("not a model")
+
+
+def test_the_examples_print_their_reports(capsys):
+    assert example("pymc_eight_schools").main(["--reps", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "wrt mu, tau_log__, theta_tilde" in out and "merge(separate) == merge(joint): yes" in out
+    assert example("pymc_ar_scan").main(["--steps", "4", "--reps", "1", "--unroll", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "forward                              4 steps x" in out and "unit (" in out
