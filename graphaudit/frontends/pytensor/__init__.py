@@ -9,9 +9,12 @@ PyTensor is Theano's maintained successor, the framework of the seed. Two entry 
   ``MergeOptimizer`` and compile rewrites get back.
 
 The modules, in the order a graph meets them: :mod:`.ops` (the table: how each Op is
-named, counted and run), :mod:`.shapes` (shape rules where PyTensor's static shapes are
-open), :mod:`.importer` (Apply nodes to graphaudit nodes) and :mod:`.audit` (the two
-forms, the compile check, the report section and the command-line target).
+named, counted and run), :mod:`.indexing` (indexing ops in one form under PyTensor 2.x
+and 3.x), :mod:`.shapes` (shape rules where PyTensor's static shapes are open),
+:mod:`.scan` (a Scan with its body: unrolled within a node budget, else one node),
+:mod:`.importer` (Apply nodes to graphaudit nodes) and :mod:`.audit` (the two forms, the
+compile check, the report section and the command-line target). PyMC models go through
+:mod:`graphaudit.frontends.pymc`, which asks this front-end.
 
 PyTensor is imported lazily: importing this package does not need it.
 """

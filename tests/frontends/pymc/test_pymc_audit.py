@@ -11,6 +11,9 @@ comparison is made here directly), so the file stays fast.
 from __future__ import annotations
 
 import importlib.util
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -164,3 +167,14 @@ def test_the_examples_print_their_reports(capsys):
     assert example("pymc_ar_scan").main(["--steps", "4", "--reps", "1", "--unroll", "0"]) == 0
     out = capsys.readouterr().out
     assert "forward                              4 steps x" in out and "unit (" in out
+
+
+def test_the_scan_models_report_is_the_same_whatever_the_hash_seed():
+    code = ("import sys; sys.path.insert(0, 'examples'); import pymc_ar_scan\n"
+            "from graphaudit.frontends.pymc import audit\n"
+            "for unroll in (0, 10**6):\n"
+            "    print(audit(pymc_ar_scan.model(steps=3), repeats=1, unroll=unroll).to_json(timings=False))")
+    outputs = [subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "PYTHONHASHSEED": seed}) for seed in ("1", "2")]
+    assert outputs[0].returncode == 0, outputs[0].stderr
+    assert outputs[0].stdout == outputs[1].stdout and '"treatment": "unit"' in outputs[0].stdout
