@@ -38,7 +38,8 @@ UNROLL_NODES = 20_000  # default budget: a loop is unrolled when steps x body no
 
 STACK = FAMILIES.op_name("scan_stack", row=ImportedOp("data", no_flops, lambda node, *rows: np.stack(rows)),
                          doc="rows of an unrolled Scan's output, stacked")
-SUBTENSOR = FAMILIES.op_name("Subtensor", row=FAMILIES.row("Subtensor")._replace(view=True))  # a row is a view
+SUBTENSOR = FAMILIES.op_name("Subtensor", row=FAMILIES.row("Subtensor")._replace(view=True),  # a row is a view
+                             doc="PyTensor's Subtensor")
 
 
 class Loop(NamedTuple):
