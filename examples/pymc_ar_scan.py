@@ -2,13 +2,13 @@
 
 PyMC derives the log density of a CustomDist from its generative graph; here that graph
 is a Scan, so ``model.logp()`` holds a Scan, and each ``pytensor.grad`` call builds a
-backward Scan of its own. graphaudit unrolls a Scan for the analysis when its steps x
-body nodes fit the budget (``--unroll``; else it compares the loop as one node costing
-body x steps), and the report lists each Scan and how it was treated.
+backward Scan of its own. graphaudit unrolls the Scans for the analysis when both forms
+unrolled fit the node budget (``--loop-budget``; else it compares each loop as one node
+costing body x steps), and the report lists each Scan and how it was treated.
 
     python examples/pymc_ar_scan.py
     python examples/pymc_ar_scan.py --steps 50 --compile-check
-    python examples/pymc_ar_scan.py --unroll 0      # every Scan as one node
+    python examples/pymc_ar_scan.py --loop-budget 0     # every Scan whole
     graphaudit audit examples/pymc_ar_scan.py:model
 """
 
@@ -57,8 +57,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=STEPS, help=f"length of the series (default: {STEPS})")
     parser.add_argument("--reps", type=int, default=5, help="builds of each form to time (default: 5)")
-    parser.add_argument("--unroll", type=int, default=None,
-                        help="unroll a Scan when steps x body nodes fit in this many nodes (default: graphaudit's)")
+    parser.add_argument("--loop-budget", type=int, default=None,
+                        help="unroll the Scans when both forms unrolled fit in this many nodes (default: graphaudit's)")
     parser.add_argument("--compile-check", action="store_true",
                         help="also run PyTensor's MergeOptimizer and default compile rewrites on both forms")
     args = parser.parse_args(argv)
@@ -67,7 +67,7 @@ def main(argv=None) -> int:
 
     from graphaudit.frontends.pymc import audit
 
-    options = {} if args.unroll is None else {"unroll": args.unroll}
+    options = {} if args.loop_budget is None else {"loop_budget": args.loop_budget}
     print(audit(model(args.steps), compile_check=args.compile_check, repeats=args.reps, **options).to_text())
     return 0
 

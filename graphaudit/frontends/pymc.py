@@ -27,7 +27,7 @@ from graphaudit.frontends import MissingFrameworkError, require
 from graphaudit.frontends.common import CliFrontend, TargetError, attach_section
 from graphaudit.frontends.pytensor.audit import REPEATS, PyTensorSection
 from graphaudit.frontends.pytensor.audit import audit as pytensor_audit
-from graphaudit.frontends.pytensor.scan import UNROLL_NODES
+from graphaudit.frontends.pytensor.scan import DEFAULT_BUDGET
 from graphaudit.report import Report
 
 
@@ -60,19 +60,20 @@ def audit(
     repeats: int = REPEATS,
     mode=None,
     commutative: bool = False,
-    unroll: int = UNROLL_NODES,
+    loop_budget: int = DEFAULT_BUDGET,
 ) -> Report:
     """Audit ``pytensor.grad(model.logp(), [v])`` per value variable ``v`` against one joint call.
 
     ``jacobian`` is ``model.logp``'s (the log-Jacobian terms of the transforms, which
     samplers include). The other options are :func:`graphaudit.frontends.pytensor.audit`'s:
     ``compile_check=True`` adds what PyTensor's ``MergeOptimizer`` and compile rewrites
-    (``mode``) keep of each form; Scans are unrolled within ``unroll`` nodes.
+    (``mode``) keep of each form; Scans are unrolled for the analysis when both forms unrolled
+    hold at most ``loop_budget`` nodes, else imported whole.
     """
     pm = require("pymc", "pymc")
     target = model_gradient(model, jacobian=jacobian)
     report = pytensor_audit(target.cost, target.wrt, shapes=target.shapes, compile_check=compile_check,
-                            repeats=repeats, mode=mode, commutative=commutative, unroll=unroll)
+                            repeats=repeats, mode=mode, commutative=commutative, loop_budget=loop_budget)
     section = PyMCSection(report.framework, pymc_version=pm.__version__, value_variables=target.shapes)
     return attach_section(report, section)
 

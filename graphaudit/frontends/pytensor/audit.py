@@ -25,7 +25,7 @@ from graphaudit.frontends.common import (
 )
 from graphaudit.frontends.pytensor.importer import _as_list, _dtype, _Importer
 from graphaudit.frontends.pytensor.ops import FAMILIES, PREFIX, _pytensor
-from graphaudit.frontends.pytensor.scan import UNROLL_NODES
+from graphaudit.frontends.pytensor.scan import DEFAULT_BUDGET, UNROLLED, WHILE, Loop
 from graphaudit.graph import GradCall, Node, topological_order
 from graphaudit.report import Report
 
@@ -178,7 +178,7 @@ def audit(
     repeats: int = REPEATS,
     mode=None,
     commutative: bool = False,
-    unroll: int = UNROLL_NODES,
+    loop_budget: int = DEFAULT_BUDGET,
 ) -> Report:
     """Audit PyTensor's separate grads (one ``pytensor.grad(cost, [p])`` per ``p``) against its joint grad.
 
@@ -188,9 +188,9 @@ def audit(
     Both forms are built ``repeats`` times; the report's build times are the medians, and
     ``report.framework["build_seconds"]`` holds the spread. With ``compile_check=True``,
     ``report.framework["compile_check"]`` also holds what PyTensor's ``MergeOptimizer`` and its
-    compile rewrites (``mode``, default: PyTensor's default mode) keep of each form. A ``Scan``
-    is unrolled for the analysis when its steps x body nodes fit in ``unroll``, else compared
-    as one node costing body x steps; ``report.framework["loops"]`` says which, per Scan.
+    compile rewrites (``mode``, default: PyTensor's default mode) keep of each form. Scans are
+    unrolled for the analysis when both forms unrolled hold at most ``loop_budget`` nodes, else
+    imported whole, costing body x steps (:mod:`.scan`); ``report.framework["loops"]`` says which.
     """
     pt = _pytensor()
     (cost,), _ = _as_list(cost, "audit: cost")
@@ -201,16 +201,11 @@ def audit(
         raise ValueError("audit: wrt is empty; pass at least one variable")
     separate_vars, joint_vars, build_seconds = build_both(cost, targets, repeats)
 
-    importer = _Importer(shapes, [t for t in targets if t.owner is None], unroll)
-    (cost_node,) = importer.import_outputs([cost])
-    wrt_names = []
-    for position, (target, node) in enumerate(zip(targets, importer.import_outputs(targets)), start=1):
-        wrt_names.append(node.name if node.is_leaf else (target.name or f"wrt{position}"))
-    separate = []
-    for name, variable in zip(wrt_names, separate_vars):
-        separate += importer.import_outputs([variable], GradCall([name]))
-    joint = importer.import_outputs(joint_vars, GradCall(wrt_names))
-    importer.check_shape_keys()
+    parameters = [t for t in targets if t.owner is None]
+    forms = _import_forms(_Importer(shapes, parameters), cost, targets, separate_vars, joint_vars)
+    if any(forms.loops.values()) and forms.unrolled_nodes <= loop_budget:  # one decision for both forms
+        forms = _import_forms(_Importer(shapes, parameters, unroll=True), cost, targets, separate_vars, joint_vars)
+    importer, cost_node, wrt_names, separate, joint = forms.importer, forms.cost, forms.wrt, forms.separate, forms.joint
 
     report = compare_forms(
         separate, joint, wrt=wrt_names, names=_forward_names(cost_node),
@@ -219,10 +214,55 @@ def audit(
     )
     section = PyTensorSection(name="PyTensor", version=pt.__version__, build_seconds=build_seconds)
     if importer.loops:
-        section["loops"] = [loop._asdict() for loop in importer.loops]
+        section["loops"] = _loop_rows(forms, loop_budget)
     if compile_check:
         section["compile_check"] = _compile_check(report, importer, separate_vars, joint_vars, mode)
     return attach_section(report, section)
+
+
+class _Forms(NamedTuple):
+    """Both forms imported over one importer: the cost's and wrt's nodes, the gradients, the Scans met
+    (by where: ``forward``, ``separate``, ``joint``) and the op nodes all of it makes with every Scan unrolled."""
+
+    importer: _Importer
+    cost: Node
+    wrt: list[str]
+    separate: list[Node]
+    joint: list[Node]
+    loops: dict[str, list[Loop]]
+    unrolled_nodes: int
+
+
+def _import_forms(importer: _Importer, cost, targets, separate_vars, joint_vars) -> _Forms:
+    (cost_node,) = importer.import_outputs([cost])
+    wrt_names = []
+    for position, (target, node) in enumerate(zip(targets, importer.import_outputs(targets)), start=1):
+        wrt_names.append(node.name if node.is_leaf else (target.name or f"wrt{position}"))
+    forward = len(importer.loops)
+    separate = []
+    for name, variable in zip(wrt_names, separate_vars):
+        separate += importer.import_outputs([variable], GradCall([name]))
+    after_separate = len(importer.loops)
+    joint = importer.import_outputs(joint_vars, GradCall(wrt_names))
+    importer.check_shape_keys()
+    loops = {"forward": importer.loops[:forward], "separate": importer.loops[forward:after_separate],
+             "joint": importer.loops[after_separate:]}
+    return _Forms(importer, cost_node, wrt_names, separate, joint, loops, importer.unrolled_size(separate + joint))
+
+
+def _loop_rows(forms: _Forms, budget: int) -> dict[str, Any]:
+    """How each distinct Scan was treated, and how often each form holds it (the forward Scans: both);
+    the JAX front-end's shape (:func:`graphaudit.frontends.jax.audit`)."""
+    counts: dict[Loop, dict[str, int]] = {}
+    for where, records in forms.loops.items():
+        for record in records:
+            seen = counts.setdefault(record, {"separate": 0, "joint": 0})
+            for form in (("separate", "joint") if where == "forward" else (where,)):
+                seen[form] += 1
+    rows = [{"primitive": "Scan", **record._asdict(), **seen} for record, seen in counts.items()]
+    rows.sort(key=lambda row: (row["body"], row["treatment"], row["length"]))
+    unrolled = any(row["treatment"] == UNROLLED for row in rows)
+    return {"unrolled": unrolled, "unrolled_nodes": forms.unrolled_nodes, "budget": budget, "rows": rows}
 
 
 def _forward_names(cost_node: Node) -> dict[Node, str]:
@@ -274,8 +314,10 @@ class PyTensorSection(FrameworkSection):
 
     ``compile_check`` adds ``merge_optimizer_merges`` (per form, the Apply nodes PyTensor's
     ``MergeOptimizer`` merged away) and ``merges_graphaudit_missed`` (how many of those
-    graphaudit's merge did not make; 0 is the cross-check passing). ``loops`` lists each
-    ``Scan`` imported (:class:`~graphaudit.frontends.pytensor.scan.Loop` as a dict).
+    graphaudit's merge did not make; 0 is the cross-check passing). ``loops`` (as the JAX
+    front-end's): ``unrolled`` (whether Scans were), ``unrolled_nodes`` against the ``budget``, and
+    ``rows``, one per distinct Scan: ``length`` (steps), ``treatment``, ``body`` (digest),
+    ``body_nodes``, ``body_flops``, and how often the ``separate`` and ``joint`` forms hold it.
     """
 
     def lines(self) -> list[str]:
@@ -289,18 +331,23 @@ class PyTensorSection(FrameworkSection):
 
 
     def loop_lines(self) -> list[str]:
-        loops = self.get("loops", [])
-        if not loops:
+        """How Scans were treated, in the JAX front-end's words (:class:`graphaudit.frontends.jax.audit.JaxSection`)."""
+        loops = self.get("loops")
+        if not loops or not loops["rows"]:
             return []
-        lines = ["", f"Scans ({len(loops)}): each unrolled for the analysis when steps x body nodes fit the budget, "
-                 "else compared as one node costing body x steps"]
-        shown = 12
-        for loop in loops[:shown]:
-            why = f" ({loop['reason']})" if loop["reason"] else ""
-            lines.append(f"  {loop['call']:<36} {loop['steps']} steps x {loop['body_nodes']} nodes "
-                         f"({loop['body_flops']} FLOPs each): {loop['treatment']}{why}")
-        if len(loops) > shown:
-            lines.append(f"  ... and {len(loops) - shown} more (report.framework['loops'])")
+        how = (f"Scans unrolled for the analysis, step by step ({loops['unrolled_nodes']} nodes, within the budget "
+               f"of {loops['budget']})" if loops["unrolled"] else
+               f"Scans imported whole, bodies compared by digest (unrolled they would make {loops['unrolled_nodes']} "
+               f"nodes, over the budget of {loops['budget']})")
+        lines = ["", f"loops: {how}"]
+        for row in loops["rows"]:
+            lines.append(f"  Scan {row['length']:>6} steps  body {row['body'][:8]} ({row['body_nodes']} nodes, "
+                         f"{row['body_flops']} FLOPs)  {row['treatment']}  (met {row['separate']}x in the separate "
+                         f"form, {row['joint']}x in the joint)")
+        if any(row["treatment"] == WHILE for row in loops["rows"]):
+            lines.append("  the FLOPs above are an upper bound: while loops costed for n_steps iterations")
+        if any(row["treatment"] != UNROLLED for row in loops["rows"]):
+            lines.append("  the matmul FLOPs leave out the products inside loops kept whole (FLOPs count them)")
         return lines
 
 

@@ -24,7 +24,7 @@ import numpy as np
 from graphaudit.errors import ShapeError
 from graphaudit.frontends.common import ATTR_OUTPUT, imported_node
 from graphaudit.frontends.pytensor.indexing import first_index, index_form
-from graphaudit.frontends.pytensor.scan import UNROLL_NODES, Loop, import_scan, is_scan
+from graphaudit.frontends.pytensor.scan import DEFAULT_BUDGET, Loop, import_scan, is_scan, unrolled_size
 from graphaudit.frontends.pytensor.ops import _pytensor, evaluated_by_pytensor, imported_op, keep_template
 from graphaudit.frontends.pytensor.shapes import _Shapes, _shape_rule, _UnknownValue
 from graphaudit.graph import GradCall, Node, building, constant, topological_order
@@ -64,7 +64,8 @@ class Imported:
     (inputs and shared variables) in the order first met. ``no_cost_rule`` counts, by op, the
     nodes whose FLOPs graphaudit cannot count; ``evaluated_by_pytensor`` names the ops that
     :func:`graphaudit.evaluate` runs through PyTensor's own ``perform``; ``loops`` says how
-    each Scan was imported (:class:`~graphaudit.frontends.pytensor.scan.Loop`).
+    each Scan was imported (:class:`~graphaudit.frontends.pytensor.scan.Loop`), ``unrolled_nodes``
+    about how many nodes the import makes with every Scan unrolled.
     """
 
     outputs: list[Node]
@@ -73,6 +74,7 @@ class Imported:
     no_cost_rule: dict[str, int] = field(default_factory=dict)
     evaluated_by_pytensor: list[str] = field(default_factory=list)
     loops: list[Loop] = field(default_factory=list)
+    unrolled_nodes: int = 0
 
     def node(self, variable) -> Node:
         """The node of a PyTensor variable (an error if it was not part of the import)."""
@@ -103,9 +105,9 @@ class Imported:
 class _Importer:
     """Turns PyTensor variables into nodes, memoised, so several imports share their common part."""
 
-    def __init__(self, shapes: Mapping | None, parameters: Sequence = (), unroll: int = UNROLL_NODES):
+    def __init__(self, shapes: Mapping | None, parameters: Sequence = (), unroll: bool = False):
         self.pt = _pytensor()
-        self.unroll = unroll  # Scans are unrolled when steps x body nodes fit in this (:mod:`.scan`)
+        self.unroll = unroll  # whether Scans are unrolled (:mod:`.scan`), else imported whole
         self.loops: list[Loop] = []
         self.nodes: dict[Any, Node] = {}
         self.values: dict[Any, np.ndarray] = {}  # known small integer values (shape arithmetic)
@@ -157,6 +159,10 @@ class _Importer:
             inputs = ", ".join(leaf.name for leaf in self.leaves)
             raise ValueError(f"shapes: {unused[0]!r} is not an input of the graph (its inputs: {inputs})")
 
+    def unrolled_size(self, outputs: list[Node]) -> int:
+        """About how many op nodes the import of ``outputs`` makes with every Scan unrolled (:mod:`.scan`)."""
+        return unrolled_size(sum(not n.is_leaf for n in topological_order(outputs)), self.loops)
+
     def result(self, outputs: list[Node]) -> Imported:
         order = topological_order(outputs)
         unknown: dict[str, int] = {}
@@ -165,7 +171,7 @@ class _Importer:
                 unknown[node.op] = unknown.get(node.op, 0) + 1
         by_pytensor = sorted({n.op for n in order if not n.is_leaf and evaluated_by_pytensor(n.op)})
         return Imported(outputs, dict(self.nodes), list(self.leaves), dict(sorted(unknown.items())), by_pytensor,
-                        list(self.loops))
+                        list(self.loops), self.unrolled_size(outputs))
 
     # -- walking --
 
@@ -381,20 +387,23 @@ def _as_list(variables, what: str) -> tuple[list, bool]:
 
 
 def from_pytensor(outputs, *, shapes: Mapping | None = None, parameters: Sequence = (),
-                  unroll: int = UNROLL_NODES) -> Imported:
+                  loop_budget: int = DEFAULT_BUDGET) -> Imported:
     """Import PyTensor variables (and everything they are computed from) as graphaudit nodes.
 
     ``shapes`` gives the shapes of inputs whose static shape PyTensor does not know, keyed by
     variable or by name (``{"x": (128, 16384)}``); ``parameters`` lists inputs that are not
-    shared variables but should be parameters (what you differentiate). A ``Scan`` is
-    unrolled when its steps x body nodes fit in ``unroll``, else imported as one node
-    (:mod:`.scan`). Returns an :class:`Imported`: ``.outputs`` are the nodes,
-    ``.feed({...})`` makes an evaluation feed, ``.loops`` says how each Scan was imported.
+    shared variables but should be parameters (what you differentiate). Scans are unrolled
+    when the whole import, unrolled, holds at most ``loop_budget`` nodes, else imported whole
+    (:mod:`.scan`). Returns an :class:`Imported`: ``.outputs`` are the nodes, ``.feed({...})``
+    makes an evaluation feed, ``.loops`` says how each Scan was imported.
     """
     variables, _ = _as_list(outputs, "from_pytensor: outputs")
     if not variables:
         raise ValueError("from_pytensor: outputs is empty")
-    importer = _Importer(shapes, parameters, unroll)
-    nodes = importer.import_outputs(variables)
-    importer.check_shape_keys()
+    for unroll in (False, True):  # Scans whole first; unrolled when that fits the budget
+        importer = _Importer(shapes, parameters, unroll)
+        nodes = importer.import_outputs(variables)
+        importer.check_shape_keys()
+        if unroll or not importer.loops or importer.unrolled_size(nodes) > loop_budget:
+            break
     return importer.result(nodes)

@@ -7,14 +7,17 @@ mit-sot and sit-sot states (read at taps, written one row per step), the untrace
 non-sequences (read whole). The body's inputs and outputs follow the same order.
 
 The importer first imports the body once, on placeholders of the row shapes: that gives
-the output shapes, the body's nodes and FLOPs, and its digest. Then:
+the output shapes, the body's nodes and FLOPs, and its digest. Then, as the JAX front-end
+treats its loops (:mod:`graphaudit.frontends.jax.loops`):
 
-- *unrolled* when ``steps x body nodes`` fits the budget (``unroll=``): the body is
-  imported once per step on the rows it reads, so graphaudit's merge sees duplicated work
-  inside the loop as anywhere else; the outputs are the buffers' rows stacked again;
-- else *as a unit*: one node whose cost is body FLOPs x steps, equal to another Scan
-  exactly when their bodies' digests, their ``ScanInfo`` and their inputs are equal
-  (PyTensor's own ``Scan.__eq__`` compares the inner graphs too).
+- *unrolled* when the importer unrolls (the caller decides, for all forms at once, by
+  :func:`unrolled_size` against a node budget): the body is imported once per step on the
+  rows it reads, so graphaudit's merge sees duplicated work inside the loop as anywhere
+  else; the outputs are the buffers' rows stacked again;
+- else *whole*: one node whose cost is body FLOPs x steps, equal to another Scan exactly
+  when their bodies' digests, their ``ScanInfo`` and their inputs are equal (PyTensor's own
+  ``Scan.__eq__`` compares the inner graphs too). A while loop, a truncated gradient and a
+  Scan whose buffers a rewrite shortened are always whole.
 
 Each Scan met is recorded as a :class:`Loop`, so a report says how it was treated.
 """
@@ -34,7 +37,13 @@ from graphaudit.graph import GradCall, Node, constant, topological_order
 from graphaudit.merge import digests
 from graphaudit.ops import no_flops
 
-UNROLL_NODES = 20_000  # default budget: a loop is unrolled when steps x body nodes fit in it
+DEFAULT_BUDGET = 1_000_000  # nodes the unrolled forms may hold, all forms together (as for JAX)
+
+UNROLLED = "unrolled"
+WHOLE = "whole, body x trip count"
+WHILE = "whole, body x n_steps: an upper bound (a while loop)"
+TRUNCATED = "whole, body x trip count (a truncated gradient is not unrolled)"
+SHORTENED = "whole, body x trip count (buffers shortened by a rewrite are not unrolled)"
 
 STACK = FAMILIES.op_name("scan_stack", row=ImportedOp("data", no_flops, lambda node, *rows: np.stack(rows)),
                          doc="rows of an unrolled Scan's output, stacked")
@@ -43,15 +52,20 @@ SUBTENSOR = FAMILIES.op_name("Subtensor", row=FAMILIES.row("Subtensor")._replace
 
 
 class Loop(NamedTuple):
-    """One Scan as imported: who built it (``call``: a grad call's label, or ``"forward"``), its trip
-    count, its body's op nodes and FLOPs per step, and ``treatment``: ``"unrolled"`` or ``"unit"``."""
+    """One Scan as imported: its trip count (``length``), ``treatment`` (one of this module's
+    treatment texts), its ``body`` digest (equal loops, equal digests) and the body's op nodes
+    and FLOPs per step."""
 
-    call: str
-    steps: int
+    length: int
+    treatment: str
+    body: str
     body_nodes: int
     body_flops: int
-    treatment: str
-    reason: str
+
+
+def unrolled_size(nodes: int, loops: list[Loop]) -> int:
+    """About how many op nodes an import of ``nodes`` op nodes makes with its ``loops`` kept whole unrolled."""
+    return nodes + sum(loop.length * loop.body_nodes for loop in loops if loop.treatment != UNROLLED)
 
 
 def is_scan(op) -> bool:
@@ -59,16 +73,15 @@ def is_scan(op) -> bool:
 
 
 def import_scan(importer, apply, call: GradCall | None, name: str, attrs: tuple) -> None:
-    """Import ``apply`` (a Scan) into ``importer``: unrolled within its budget, else as one node."""
+    """Import ``apply`` (a Scan) into ``importer``: unrolled when the importer unrolls and it can be, else whole."""
     loop = _Scan(importer, apply, call)
     if loop.steps is None:
         raise ShapeError(f"{name}: its number of steps is only known at run time; give the shapes of the inputs "
                          f"it is computed from (shapes=)")
     body, body_nodes, body_flops, digest = loop.body()
-    reason = loop.why_not_unrolled(body_nodes)
-    importer.loops.append(Loop(call.label if call is not None else "forward", loop.steps, body_nodes, body_flops,
-                               "unit" if reason else "unrolled", reason))
-    if not reason:
+    treatment = loop.treatment()
+    importer.loops.append(Loop(loop.steps, treatment, digest, body_nodes, body_flops))
+    if treatment == UNROLLED:
         outputs = loop.unrolled()
     else:
         op, several = apply.op, len(apply.outputs) > 1
@@ -147,24 +160,20 @@ class _Scan:
         digest = hashlib.blake2b(" ".join(by_node[o] for o in outputs).encode(), digest_size=16).hexdigest()
         return outputs, len(inner), sum(node_flops(n) for n in inner), digest
 
-    def why_not_unrolled(self, body_nodes: int) -> str:
-        """Why this Scan stays one node ("" when it is unrolled)."""
-        op, steps, budget = self.op, self.steps, self.importer.unroll
-        if steps == 0:
-            return "no steps"
+    def treatment(self) -> str:
+        """How this Scan is imported: unrolled when the importer unrolls and nothing stops it."""
+        op, steps = self.op, self.steps
         if op.info.as_while:
-            return "a while loop: its trip count is only known at run time"
+            return WHILE
         if op.truncate_gradient != -1:
-            return "truncated gradient"
-        if steps * body_nodes > budget:
-            return f"{steps} steps x {body_nodes} nodes exceed the unroll budget of {budget} nodes"
+            return TRUNCATED
         rows = [(r.source, r.offset) for r in self.reads if r.kind == "row"]
         rows += [(self.buffers[i], offset) for kind, i, offset in self._writes() if kind == "row"]
         sizes = [self.importer.values.get(size) for size in op.outer_nitsot(self.apply.inputs)]
         if not all(0 <= offset and steps - 1 + offset < source.shape[0] for source, offset in rows) or \
                 not all(size is not None and int(size) == steps for size in sizes):
-            return "its buffers are not one row per step (a rewritten, memory-saving Scan)"
-        return ""
+            return SHORTENED
+        return UNROLLED if self.importer.unroll and steps > 0 else WHOLE
 
     def output_shapes(self, body: list[Node]) -> list[tuple[int, ...]]:
         """Buffers and untraced states keep their outer shapes; a nit-sot output is ``(size, *row)``."""

@@ -131,23 +131,22 @@ def test_logistic_regression_matmul_flops_match_the_hand_count():
 def test_the_scan_model_costs_body_times_steps_and_says_how_each_scan_was_treated():
     model = MODELS["ar_scan"]()
     unrolled = gpm.audit(model, repeats=1)
-    unit = gpm.audit(model, repeats=1, unroll=0)
-    forward = [loop for loop in unit.framework["loops"] if loop["call"] == "forward"]
-    assert [loop["steps"] for loop in forward] == [6]
-    assert {loop["treatment"] for loop in unrolled.framework["loops"]} == {"unrolled"}
-    assert {loop["treatment"] for loop in unit.framework["loops"]} == {"unit"}
-    scans = [n for n in ga.topological_order(unit.forms["joint"].outputs) if n.op == "pytensor.Scan"]
+    whole = gpm.audit(model, repeats=1, loop_budget=0)
+    assert {row["length"] for row in whole.framework["loops"]["rows"]} == {6}
+    assert {row["treatment"] for row in unrolled.framework["loops"]["rows"]} == {"unrolled"}
+    assert {row["treatment"] for row in whole.framework["loops"]["rows"]} == {"whole, body x trip count"}
+    scans = [n for n in ga.topological_order(whole.forms["joint"].outputs) if n.op == "pytensor.Scan"]
     assert scans and all(ga.cost.node_flops(n) == n.attr("steps") * n.attr("body_flops") for n in scans)
     target = gpm.model_gradient(model)
     flops = [sum(ga.cost.node_flops(n) for n in ga.topological_order(
-        gp.from_pytensor(target.cost, shapes=target.shapes, parameters=target.wrt, unroll=budget).outputs))
+        gp.from_pytensor(target.cost, shapes=target.shapes, parameters=target.wrt, loop_budget=budget).outputs))
         for budget in (0, 10**6)]
     assert flops[0] == flops[1]  # the log density's loop: its body once per step, unrolled or not
-    for form in ("separate", "joint"):  # a unit costs every output of its body; unrolled, only those used
-        assert unrolled.forms[form].cost.flops <= unit.forms[form].cost.flops
+    for form in ("separate", "joint"):  # a whole loop costs every output of its body; unrolled, only those used
+        assert unrolled.forms[form].cost.flops <= whole.forms[form].cost.flops
     assert unrolled.merged_equals_joint
-    text = unit.to_text()
-    assert "PyMC" in text and "Scans (" in text and "unit (" in text
+    text = whole.to_text()
+    assert "PyMC" in text and "Scans imported whole" in text
 
 
 def test_the_command_line_target_is_a_model():
@@ -164,17 +163,17 @@ def test_the_examples_print_their_reports(capsys):
     assert example("pymc_eight_schools").main(["--reps", "1"]) == 0
     out = capsys.readouterr().out
     assert "wrt mu, tau_log__, theta_tilde" in out and "merge(separate) == merge(joint): yes" in out
-    assert example("pymc_ar_scan").main(["--steps", "4", "--reps", "1", "--unroll", "0"]) == 0
+    assert example("pymc_ar_scan").main(["--steps", "4", "--reps", "1", "--loop-budget", "0"]) == 0
     out = capsys.readouterr().out
-    assert "forward                              4 steps x" in out and "unit (" in out
+    assert "Scan      4 steps" in out and "whole, body x trip count" in out
 
 
 def test_the_scan_models_report_is_the_same_whatever_the_hash_seed():
     code = ("import sys; sys.path.insert(0, 'examples'); import pymc_ar_scan\n"
             "from graphaudit.frontends.pymc import audit\n"
-            "for unroll in (0, 10**6):\n"
-            "    print(audit(pymc_ar_scan.model(steps=3), repeats=1, unroll=unroll).to_json(timings=False))")
+            "for budget in (0, 10**6):\n"
+            "    print(audit(pymc_ar_scan.model(steps=3), repeats=1, loop_budget=budget).to_json(timings=False))")
     outputs = [subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300,
                               env={**os.environ, "PYTHONHASHSEED": seed}) for seed in ("1", "2")]
     assert outputs[0].returncode == 0, outputs[0].stderr
-    assert outputs[0].stdout == outputs[1].stdout and '"treatment": "unit"' in outputs[0].stdout
+    assert outputs[0].stdout == outputs[1].stdout and '"treatment": "unrolled"' in outputs[0].stdout

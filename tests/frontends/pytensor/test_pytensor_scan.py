@@ -24,7 +24,7 @@ RHO = pt.scalar("rho")
 VALUES = {"W": RNG.standard_normal((WIDTH, WIDTH)) / 2, "h0": RNG.standard_normal(WIDTH),
           "xs": RNG.standard_normal((STEPS, WIDTH)), "rho": np.array(0.6)}
 SHAPES = {"xs": (STEPS, WIDTH)}
-UNIT, UNROLLED = 0, 10**6  # unroll budgets: nothing fits, everything fits
+WHOLE, UNROLLED = 0, 10**6  # loop budgets: nothing fits, everything fits
 
 
 def rnn():
@@ -49,12 +49,13 @@ def _feed(imported, extra=()):
 
 
 @pytest.mark.parametrize("model", [rnn, two_taps])
-@pytest.mark.parametrize("unroll", [UNIT, UNROLLED])
-def test_scans_and_their_gradients_evaluate_as_pytensor_does(model, unroll):
+@pytest.mark.parametrize("budget", [WHOLE, UNROLLED])
+def test_scans_and_their_gradients_evaluate_as_pytensor_does(model, budget):
     cost, wrt = model()
     outputs = [cost, *pytensor.grad(cost, wrt)]
-    imported = gp.from_pytensor(outputs, shapes=SHAPES, parameters=wrt, unroll=unroll)
-    assert imported.loops and {loop.treatment for loop in imported.loops} == {"unit" if unroll == UNIT else "unrolled"}
+    imported = gp.from_pytensor(outputs, shapes=SHAPES, parameters=wrt, loop_budget=budget)
+    treatment = "whole, body x trip count" if budget == WHOLE else "unrolled"
+    assert imported.loops and {loop.treatment for loop in imported.loops} == {treatment}
     inputs = [v for v in pytensor.graph.traversal.graph_inputs(outputs)
               if not isinstance(v, pytensor.graph.basic.Constant)]
     feed = _feed(imported)
@@ -66,29 +67,36 @@ def test_scans_and_their_gradients_evaluate_as_pytensor_does(model, unroll):
 def test_a_scan_costs_its_body_times_its_steps_unrolled_or_not():
     cost, _ = rnn()
     body = 2 * WIDTH * WIDTH + WIDTH + WIDTH  # W @ h, + x, tanh
-    unit = gp.from_pytensor(cost, shapes=SHAPES, unroll=UNIT)
-    unrolled = gp.from_pytensor(cost, shapes=SHAPES, unroll=UNROLLED)
-    (loop,) = unit.loops
-    assert (loop.steps, loop.body_flops, loop.treatment) == (STEPS, body, "unit")
-    (scan,) = [n for n in ga.topological_order(unit.outputs) if n.op == "pytensor.Scan"]
+    whole = gp.from_pytensor(cost, shapes=SHAPES, loop_budget=WHOLE)
+    unrolled = gp.from_pytensor(cost, shapes=SHAPES, loop_budget=UNROLLED)
+    (loop,) = whole.loops
+    assert (loop.length, loop.body_flops, loop.treatment) == (STEPS, body, "whole, body x trip count")
+    (scan,) = [n for n in ga.topological_order(whole.outputs) if n.op == "pytensor.Scan"]
     assert ga.cost.node_flops(scan) == STEPS * body
-    flops = [sum(ga.cost.node_flops(n) for n in ga.topological_order(i.outputs)) for i in (unit, unrolled)]
+    flops = [sum(ga.cost.node_flops(n) for n in ga.topological_order(i.outputs)) for i in (whole, unrolled)]
     assert flops[0] == flops[1]
-    assert unrolled.loops[0].treatment == "unrolled" and "exceed" in unit.loops[0].reason
+    assert unrolled.loops[0].treatment == "unrolled" and unrolled.loops[0].body == loop.body
+    # the estimate of the unrolled size is what unrolling makes, give or take the rows it reads and stacks
+    made = sum(not n.is_leaf for n in ga.topological_order(unrolled.outputs))
+    assert whole.unrolled_nodes <= made <= whole.unrolled_nodes + 3 * STEPS
 
 
-@pytest.mark.parametrize("unroll", [UNIT, UNROLLED])
-def test_merge_makes_every_merge_of_the_merge_optimizer_through_scans(unroll):
+@pytest.mark.parametrize("budget", [WHOLE, UNROLLED])
+def test_merge_makes_every_merge_of_the_merge_optimizer_through_scans(budget):
     cost, wrt = two_taps()
-    report = gp.audit(cost, wrt, shapes=SHAPES, compile_check=True, repeats=1, unroll=unroll,
-                         mode="FAST_COMPILE")
+    report = gp.audit(cost, wrt, shapes=SHAPES, compile_check=True, repeats=1, loop_budget=budget,
+                      mode="FAST_COMPILE")
     check = report.framework["compile_check"]
     assert check["merge_optimizer_merges"]["separate"] > 0
     assert check["merges_graphaudit_missed"] == {"separate": 0, "joint": 0}
-    assert len(report.framework["loops"]) == 1 + len(wrt) + 1  # the forward Scan, one per grad call
-    if unroll == UNROLLED:  # inside the loops too, the separate calls rebuild what the joint call builds once
+    loops = report.framework["loops"]
+    assert loops["unrolled"] == (budget == UNROLLED) and loops["budget"] == budget
+    # the forward Scan in both forms, and one backward Scan per grad call
+    assert sum(row["separate"] for row in loops["rows"]) == 1 + len(wrt)
+    assert sum(row["joint"] for row in loops["rows"]) == 1 + 1
+    if budget == UNROLLED:  # inside the loops too, the separate calls rebuild what the joint call builds once
         assert report.merged_equals_joint
-    assert "Scans (" in report.to_text()
+    assert ("Scans unrolled for the analysis" if budget else "Scans imported whole") in report.to_text()
 
 
 def test_equal_scans_kept_as_units_merge_and_different_ones_do_not():
@@ -96,7 +104,7 @@ def test_equal_scans_kept_as_units_merge_and_different_ones_do_not():
     again, _ = rnn()
     other = pytensor.scan(lambda x, h, w: pt.sigmoid(pt.dot(w, h) + x), sequences=[XS], outputs_info=[H0],
                           non_sequences=[W], return_updates=False)[-1].sum()
-    imported = gp.from_pytensor([first, again, other], shapes=SHAPES, unroll=UNIT)
+    imported = gp.from_pytensor([first, again, other], shapes=SHAPES, loop_budget=WHOLE)
     merged = ga.merge(imported.outputs).outputs
     assert merged[0] is merged[1] and merged[0] is not merged[2]
 
