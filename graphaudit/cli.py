@@ -175,7 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
             "or, for PyTorch, (loss_fn, params, *inputs): params an nn.Module or a dict of tensors,\n"
             "loss_fn(params, *inputs) a scalar (the forward once, then one torch.autograd.grad per\n"
             "parameter against one joint call, traced on fake tensors; --compile-check adds what\n"
-            "FX CSE and inductor keep, --measure times eager steps).\n"
+            "FX CSE and inductor keep, --measure times eager steps);\n"
+            "or, for PyMC, a pymc.Model: its logp differentiated w.r.t. its value variables.\n"
             "An option that the target's front-end cannot honour is an error.\n"
             "The file is imported as a module, with its folder on sys.path."
         ),
@@ -229,8 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
     analysis.add_argument(
         "--compile-check",
         action="store_true",
-        help="PyTensor and PyTorch targets: also count what the framework's own optimisers keep of each form "
-        "(PyTensor: MergeOptimizer and its default compile; PyTorch: FX CSE and inductor)",
+        help="PyTensor, PyMC and PyTorch targets: also count what the framework's own optimisers keep of each "
+        "form (PyTensor: MergeOptimizer and its default compile; PyTorch: FX CSE and inductor)",
     )
     analysis.add_argument(
         "--commutative", action="store_true", help="let merging treat a+b and b+a (and a*b, b*a, ...) as equal"
@@ -450,7 +451,8 @@ def _check_options(frontend: CliFrontend, options: dict[str, Any], target: str) 
     for option, value in options.items():
         if value in (None, False) or option in frontend.options:
             continue
-        owners = " and ".join(f.name for f in cli_frontends() if option in f.options)
+        owners = [f.name for f in cli_frontends() if option in f.options]
+        owners = " and ".join(filter(None, [", ".join(owners[:-1]), owners[-1]]))
         raise UsageError(f"--{option.replace('_', '-')} applies to {owners} targets only; "
                          f"{target} is a {frontend.name} target")
 

@@ -495,7 +495,7 @@ def test_a_flag_the_targets_front_end_cannot_honour_exits_2(jax_model_file, caps
     assert "--count applies to graphaudit graph targets only" in err and "is a JAX target" in err
     code, out, err = run(["audit", "deep_chain", "--depth", 2, "--compile-check"], capsys)
     assert_one_line_error(code, out, err)
-    assert "--compile-check applies to PyTorch and PyTensor targets only" in err
+    assert "--compile-check applies to PyTorch, PyMC and PyTensor targets only" in err
 
 
 def test_a_target_no_front_end_recognises_says_what_each_expects(model_file, capsys):
@@ -547,3 +547,16 @@ def test_a_three_item_torch_target_is_not_taken_for_a_jax_one(tmp_path, capsys):
     code, out, err = run(["audit", f"{path}:target", "--json", "-", "--no-timings"], capsys)
     assert code == 0, err
     assert json.loads(out)["wrt"] == ["weight", "bias"]
+
+
+def test_audit_pymc_target(capsys):
+    """A function returning a pm.Model (examples/pymc_eight_schools.py:model) audits its logp."""
+    pytest.importorskip("pymc")
+    target = f"{ROOT / 'examples' / 'pymc_eight_schools.py'}:model"
+    code, out, err = run(["audit", target, "--json", "-", "--no-timings", "--repeats", "1"], capsys)
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["merged_equals_joint"] is True and "mu" in report["wrt"]
+    code, out, err = run(["audit", target, "--count"], capsys)
+    assert_one_line_error(code, out, err)
+    assert "is a PyMC target" in err

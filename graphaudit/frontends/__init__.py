@@ -19,6 +19,7 @@ from types import ModuleType
 CLI_FRONTENDS = (
     "graphaudit.frontends.torch",  # before JAX: (loss_fn, model, x) has the length of JAX's (fn, args, argnums)
     "graphaudit.frontends.jax",
+    "graphaudit.frontends.pymc",  # before PyTensor: a pm.Model is not a PyTensor variable, but say what it is
     "graphaudit.frontends.pytensor",
     "graphaudit.frontends.nodes",
 )
