@@ -560,3 +560,13 @@ def test_audit_pymc_target(capsys):
     code, out, err = run(["audit", target, "--count"], capsys)
     assert_one_line_error(code, out, err)
     assert "is a PyMC target" in err
+
+
+def test_semantic_flag_reaches_every_front_end(jax_model_file, torch_model_file, capsys):
+    """--semantic is honoured by the framework front-ends too: the JSON then holds the semantic extra."""
+    pytest.importorskip("egglog")
+    for target in (f"{jax_model_file}:target", f"{torch_model_file}:target"):
+        code, out, err = run(["audit", target, "--semantic", "--json", "-", "--no-timings"], capsys)
+        assert code == 0, err
+        report = json.loads(out)
+        assert report["semantic"] is not None and report["merged_equals_joint"] is True

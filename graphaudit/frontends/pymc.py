@@ -60,6 +60,7 @@ def audit(
     repeats: int = REPEATS,
     mode=None,
     commutative: bool = False,
+    semantic: bool = False,
     loop_budget: int = DEFAULT_BUDGET,
 ) -> Report:
     """Audit ``pytensor.grad(model.logp(), [v])`` per value variable ``v`` against one joint call.
@@ -68,12 +69,14 @@ def audit(
     samplers include). The other options are :func:`graphaudit.frontends.pytensor.audit`'s:
     ``compile_check=True`` adds what PyTensor's ``MergeOptimizer`` and compile rewrites
     (``mode``) keep of each form; Scans are unrolled for the analysis when both forms unrolled
-    hold at most ``loop_budget`` nodes, else imported whole.
+    hold at most ``loop_budget`` nodes, else imported whole; ``semantic=True`` adds what equality
+    saturation finds beyond value numbering.
     """
     pm = require("pymc", "pymc")
     target = model_gradient(model, jacobian=jacobian)
     report = pytensor_audit(target.cost, target.wrt, shapes=target.shapes, compile_check=compile_check,
-                            repeats=repeats, mode=mode, commutative=commutative, loop_budget=loop_budget)
+                            repeats=repeats, mode=mode, commutative=commutative, semantic=semantic,
+                            loop_budget=loop_budget)
     section = PyMCSection(report.framework, pymc_version=pm.__version__, value_variables=target.shapes)
     return attach_section(report, section)
 
@@ -112,7 +115,7 @@ def run(target: ModelTarget, options: Mapping[str, Any]) -> Report:
     repeats = REPEATS if options["repeats"] is None else options["repeats"]
     try:
         return audit(target.model, compile_check=options["compile_check"], repeats=repeats,
-                     commutative=options["commutative"])
+                     commutative=options["commutative"], semantic=options.get("semantic", False))
     except (MissingFrameworkError, GraphauditError):
         raise
     except Exception as exc:  # PyMC or PyTensor failed building or compiling the gradients
@@ -122,7 +125,7 @@ def run(target: ModelTarget, options: Mapping[str, Any]) -> Report:
 CLI = CliFrontend(
     name="PyMC",
     returns="a pymc.Model (its logp is differentiated w.r.t. its value variables)",
-    options=frozenset({"commutative", "repeats", "compile_check"}),
+    options=frozenset({"commutative", "semantic", "repeats", "compile_check"}),
     recognise=recognise,
     run=run,
 )

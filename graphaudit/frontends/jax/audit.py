@@ -38,6 +38,7 @@ def audit(
     xla: bool = False,
     measure: bool = False,
     commutative: bool = False,
+    semantic: bool = False,
     repeats: int = 5,
     loop_budget: int = DEFAULT_BUDGET,
     has_aux: bool = False,
@@ -57,7 +58,7 @@ def audit(
     Loops (``scan``, ``cond``, ``while``) are imported with their bodies (:mod:`.loops`): scans
     are unrolled for the analysis when all the forms unrolled hold at most ``loop_budget``
     nodes, else imported whole. The report's ``framework`` is a :class:`JaxSection`, which
-    says how each loop was treated.
+    says how each loop was treated. ``semantic=True`` (needs egglog) adds what equality saturation finds beyond value numbering (``report.semantic``).
     """
     jax = require("jax", "jax")
     if not callable(fn):
@@ -94,7 +95,7 @@ def audit(
     joint_import = time.perf_counter() - start
 
     report = compare_forms(separate, joint, wrt=wrt_names, build_seconds=(trace_seconds, joint_seconds),
-                           commutative=commutative)
+                           commutative=commutative, semantic=semantic)
     section = JaxSection(
         name="JAX",
         version=jax.__version__,
@@ -303,7 +304,7 @@ def run(target: JaxTarget, options: Mapping[str, Any]) -> Report:
     try:
         return audit(
             target.fn, *target.args, argnums=target.argnums, xla=options["xla"], measure=options["measure"],
-            commutative=options["commutative"], repeats=options["repeats"] or 5,
+            commutative=options["commutative"], semantic=options.get("semantic", False), repeats=options["repeats"] or 5,
         )
     except (MissingFrameworkError, GraphauditError):
         raise
@@ -314,7 +315,7 @@ def run(target: JaxTarget, options: Mapping[str, Any]) -> Report:
 CLI = CliFrontend(
     name="JAX",
     returns="(fn, args, argnums) for a JAX function",
-    options=frozenset({"xla", "measure", "repeats", "commutative"}),
+    options=frozenset({"xla", "measure", "repeats", "commutative", "semantic"}),
     recognise=recognise,
     run=run,
 )

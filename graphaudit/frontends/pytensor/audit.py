@@ -178,6 +178,7 @@ def audit(
     repeats: int = REPEATS,
     mode=None,
     commutative: bool = False,
+    semantic: bool = False,
     loop_budget: int = DEFAULT_BUDGET,
 ) -> Report:
     """Audit PyTensor's separate grads (one ``pytensor.grad(cost, [p])`` per ``p``) against its joint grad.
@@ -191,6 +192,7 @@ def audit(
     compile rewrites (``mode``, default: PyTensor's default mode) keep of each form. Scans are
     unrolled for the analysis when both forms unrolled hold at most ``loop_budget`` nodes, else
     imported whole, costing body x steps (:mod:`.scan`); ``report.framework["loops"]`` says which.
+    ``semantic=True`` (needs egglog) adds what equality saturation finds beyond value numbering (``report.semantic``).
     """
     pt = _pytensor()
     (cost,), _ = _as_list(cost, "audit: cost")
@@ -210,7 +212,7 @@ def audit(
     report = compare_forms(
         separate, joint, wrt=wrt_names, names=_forward_names(cost_node),
         build_seconds=(build_seconds["separate"]["median"], build_seconds["joint"]["median"]),
-        commutative=commutative,
+        commutative=commutative, semantic=semantic,
     )
     section = PyTensorSection(name="PyTensor", version=pt.__version__, build_seconds=build_seconds)
     if importer.loops:
@@ -386,7 +388,7 @@ def run(target: PyTensorTarget, options: Mapping[str, Any]) -> Report:
     repeats = REPEATS if options["repeats"] is None else options["repeats"]
     try:
         return audit(target.cost, target.wrt, shapes=target.shapes, compile_check=options["compile_check"],
-                     repeats=repeats, commutative=options["commutative"])
+                     repeats=repeats, commutative=options["commutative"], semantic=options.get("semantic", False))
     except (MissingFrameworkError, GraphauditError):
         raise
     except Exception as exc:  # bad arguments, or PyTensor failed building or compiling the gradients
@@ -396,7 +398,7 @@ def run(target: PyTensorTarget, options: Mapping[str, Any]) -> Report:
 CLI = CliFrontend(
     name="PyTensor",
     returns="(cost, wrt) or (cost, wrt, shapes) for PyTensor variables",
-    options=frozenset({"commutative", "repeats", "compile_check"}),
+    options=frozenset({"commutative", "semantic", "repeats", "compile_check"}),
     recognise=recognise,
     run=run,
 )

@@ -36,6 +36,7 @@ def audit(
     compile_check: bool = False,
     measure: bool = False,
     commutative: bool = False,
+    semantic: bool = False,
     repeats: int = 5,
 ) -> Report:
     """Audit one ``torch.autograd.grad`` per parameter against one joint call, as the user's program runs them.
@@ -46,7 +47,8 @@ def audit(
     auditing allocates none of the model's tensors. ``compile_check=True`` adds what FX CSE
     and inductor keep of the separate grads; ``measure=True`` (real tensors only) times the
     two forms in eager PyTorch, median of ``repeats``. The report's ``framework`` is a
-    :class:`TorchSection`.
+    :class:`TorchSection`. ``semantic=True`` (needs egglog) adds what equality saturation finds
+    beyond value numbering (``report.semantic``).
     """
     torch = require("torch", "torch")
     if not callable(loss_fn):
@@ -66,7 +68,8 @@ def audit(
     outputs, names = from_fx(captured.graph, _leaves(named), calls)
     import_seconds = time.perf_counter() - start
 
-    report = compare_forms(outputs[: len(wrt)], outputs[len(wrt):], wrt=wrt, names=names, commutative=commutative)
+    report = compare_forms(outputs[: len(wrt)], outputs[len(wrt):], wrt=wrt, names=names, commutative=commutative,
+                           semantic=semantic)
     section = TorchSection(
         name="PyTorch",
         version=torch.__version__,
@@ -278,7 +281,8 @@ def run(target: TorchTarget, options: Mapping[str, Any]) -> Report:
     """:func:`audit` of the target with the command line's options; a failure inside PyTorch in one line."""
     try:
         return audit(target.loss_fn, *target.inputs, params=target.params, compile_check=options["compile_check"],
-                     measure=options["measure"], commutative=options["commutative"], repeats=options["repeats"] or 5)
+                     measure=options["measure"], commutative=options["commutative"], semantic=options.get("semantic", False),
+                     repeats=options["repeats"] or 5)
     except (MissingFrameworkError, GraphauditError):
         raise
     except Exception as exc:  # bad arguments, or PyTorch failed tracing the user's program
@@ -288,7 +292,7 @@ def run(target: TorchTarget, options: Mapping[str, Any]) -> Report:
 CLI = CliFrontend(
     name="PyTorch",
     returns="(loss_fn, params, *inputs) for PyTorch",
-    options=frozenset({"measure", "repeats", "commutative", "compile_check"}),
+    options=frozenset({"measure", "repeats", "commutative", "semantic", "compile_check"}),
     recognise=recognise,
     run=run,
 )
