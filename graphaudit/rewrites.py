@@ -2,7 +2,7 @@
 
 A rule is egglog text over the terms that :mod:`graphaudit.semantic` loads:
 ``(Op1 op attrs x)``, ``(Op2 op attrs x y)``, ``(Op3 op attrs x y z)``, where ``op`` is the
-op's name (or the graphaudit op it stands for, :data:`SAME_AS`) and ``attrs`` numbers its
+op's name (or the graphaudit op it stands for: ``Op.same_as``) and ``attrs`` numbers its
 attrs. Facts the loader states about the graph:
 
 - ``(Ty t)``: a number for the shape and dtype of term ``t``, known for every loaded node
@@ -15,10 +15,11 @@ attrs. Facts the loader states about the graph:
   ``(InversePerms p q)``: transposing by ``p`` then by ``q`` puts every axis back.
 - ``(NoAttrs a)``: attrs ``a`` are empty; ``(Square a)``: attrs ``a`` are ``y=2`` (an integer power).
 - ``(DotSwap i op d q)``: node ``i`` is a framework's general dot product whose operands,
-  swapped, in op ``op`` with attrs ``d``, give its value transposed by ``q`` (:func:`swapped_dot`).
+  swapped, in op ``op`` with attrs ``d``, give its value transposed by ``q`` (``Op.swapped``).
 
-Imported ops that are graphaudit ops under another name (:data:`SAME_AS`) are loaded as
-those ops, so the same rules see them.
+Imported ops that are graphaudit ops under another name are loaded as those ops, so the
+same rules see them: each front-end's table says which (``ImportedOp.same_as``), as it says
+which of its ops are general dot products whose operands can swap (``ImportedOp.swapped``).
 
 ``exact`` rules give equal values, bit for bit up to the sign of a zero (``-0.0 + 0.0`` is
 ``+0.0``). The others hold up to float rounding: a merge that rests on one merges values that
@@ -27,11 +28,7 @@ may differ in their last bits, and reports say so (:attr:`Rule.exact`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-
-from graphaudit.attrs import Attrs, canonical_attrs
-from graphaudit.graph import Node
 
 
 @dataclass(frozen=True)
@@ -42,7 +39,6 @@ class Rule:
 
 
 EXACT, ROUNDING = True, False
-DOT_GENERAL = "jax.dot_general"  # a framework's general dot product (see swapped_dot)
 
 RULES = (
     # IEEE addition is commutative and broadcasting is symmetric: same shape, dtype and bits.
@@ -86,10 +82,11 @@ RULES = (
          '(rule ((= e (Op1 "transpose" s (Op2 "matmul" a x y))) (SwapAxes s) (= (Ty x) tx) (Matrix tx) '
          '(= (Ty y) ty) (Matrix ty)) ((union e (Op2 "matmul" a (Op1 "transpose" s y) (Op1 "transpose" s x)))))'),
     # A framework's integer power 2 is computed as x * x (how tanh's derivative 1 - t**2 is often written).
-    Rule("square-is-mul", EXACT, '(rule ((= e (Op1 "jax.integer_pow" a x)) (Square a)) ((union e (Op2 "mul" 0 x x))))'),
-    # dot_general(x, y) is dot_general(y, x) with its free axes swapped back: the same sums, maybe in another order.
+    Rule("square-is-mul", EXACT, '(rule ((= e (Op1 "integer_pow" a x)) (Square a)) ((union e (Op2 "mul" 0 x x))))'),
+    # A general dot product of (x, y) is the one of (y, x) with its free axes swapped back: the same sums,
+    # maybe in another order (a front-end's table says which ops are such products: ``swapped``).
     Rule("dot-general-swapped", ROUNDING,
-         f'(rule ((DotSwap i op d q) (= e (N i)) (= e (Op2 "{DOT_GENERAL}" a x y))) '
+         '(rule ((DotSwap i op d q) (= e (N i)) (= e (Op2 g a x y))) '
          '((union e (Op1 "transpose" q (Op2 op d y x)))))'),
     # sigmoid(x) = 1 / (1 + exp(-x)): the definition, which numpy and sigmoid's own code round differently.
     Rule("sigmoid-through-exp", ROUNDING,
@@ -105,95 +102,3 @@ ASSOCIATIVITY = (
     # (x * y) * z = x * (y * z) in real arithmetic; floats round the two differently.
     Rule("mul-associates", ROUNDING, '(rewrite (Op2 "mul" a (Op2 "mul" b x y) z) (Op2 "mul" a x (Op2 "mul" b y z)))'),
 )
-
-
-# --- framework forms that mean the same ----------------------------------------------------
-
-
-def _plain(op: str) -> Callable[[Node], tuple[str, Attrs] | None]:
-    """An imported op that is graphaudit's ``op`` when none of its options is set."""
-    return lambda node: (op, ()) if all(value is None for _, value in node.attrs) else None
-
-
-def _jax_transpose(node: Node) -> tuple[str, Attrs]:
-    return "transpose", canonical_attrs([("axes", node.attr("permutation"))])
-
-
-def _jax_reshape(node: Node) -> tuple[str, Attrs] | None:
-    if node.attr("dimensions") is not None or node.attr("sharding") is not None:
-        return None
-    return "reshape", canonical_attrs([("shape", node.shape)])
-
-
-def _jax_broadcast(node: Node) -> tuple[str, Attrs] | None:
-    """broadcast_in_dim onto the trailing dimensions is numpy's broadcast_to."""
-    trailing = tuple(range(node.ndim - node.inputs[0].ndim, node.ndim))
-    if node.attr("broadcast_dimensions") != trailing or node.attr("sharding") is not None:
-        return None
-    return "broadcast_to", canonical_attrs([("shape", node.shape)])
-
-
-def _jax_matmul(node: Node) -> tuple[str, Attrs] | None:
-    x, y = node.inputs
-    return _as_matmul(node.attrs, x.ndim, y.ndim, node.dtype)
-
-
-def _as_matmul(attrs: Attrs, x_rank: int, y_rank: int, dtype) -> tuple[str, Attrs] | None:
-    """dot_general contracting a matrix's (or a batch of matrices') last axis with the next one's rows is matmul."""
-    options = dict(attrs)
-    standard = {2: (((1,), (0,)), ((), ())), 3: (((2,), (1,)), ((0,), (0,)))}.get(x_rank)
-    if (x_rank != y_rank or options["dimension_numbers"] != standard or options.get("precision") is not None
-            or options.get("out_sharding") is not None or options.get("preferred_element_type") not in (None, dtype)):
-        return None
-    return "matmul", ()
-
-
-def _aten(op: str, **defaults) -> Callable[[Node], tuple[str, Attrs] | None]:
-    """An aten op that is graphaudit's ``op`` when its arguments other than tensors are ``defaults``."""
-    def same(node: Node) -> tuple[str, Attrs] | None:
-        options = {k: v for k, v in node.attrs if k not in ("overload", "tensors")}
-        return (op, ()) if options == defaults and node.attr("overload") in ("default", "Tensor") else None
-
-    return same
-
-
-def _aten_t(node: Node) -> tuple[str, Attrs] | None:
-    return ("transpose", canonical_attrs([("axes", (1, 0))])) if node.ndim == 2 else None
-
-
-def _aten_view(node: Node) -> tuple[str, Attrs]:
-    return "reshape", canonical_attrs([("shape", node.shape)])
-
-
-def _aten_expand(node: Node) -> tuple[str, Attrs]:
-    return "broadcast_to", canonical_attrs([("shape", node.shape)])
-
-
-# Imported op -> what it is among graphaudit's ops for a node (None: its attrs make it something else).
-SAME_AS: dict[str, Callable[[Node], tuple[str, Attrs] | None]] = {
-    "jax.add": _plain("add"), "jax.add_any": _plain("add"), "jax.sub": _plain("sub"), "jax.mul": _plain("mul"),
-    "jax.div": _plain("div"), "jax.max": _plain("maximum"), "jax.neg": _plain("neg"), "jax.exp": _plain("exp"),
-    "jax.logistic": _plain("sigmoid"), "jax.transpose": _jax_transpose, "jax.reshape": _jax_reshape,
-    "jax.broadcast_in_dim": _jax_broadcast, "jax.dot_general": _jax_matmul,
-    "aten.add": _aten("add", alpha=1), "aten.sub": _aten("sub", alpha=1), "aten.mul": _aten("mul"),
-    "aten.div": _aten("div"), "aten.neg": _aten("neg"), "aten.exp": _aten("exp"), "aten.sigmoid": _aten("sigmoid"),
-    "aten.maximum": _aten("maximum"), "aten.mm": _aten("matmul"), "aten.bmm": _aten("matmul"), "aten.t": _aten_t,
-    "aten.view": _aten_view, "aten._unsafe_view": _aten_view, "aten.reshape": _aten_view, "aten.expand": _aten_expand,
-}
-
-def swapped_dot(node: Node) -> tuple[str, Attrs, tuple[int, ...]]:
-    """For ``dot_general(x, y)``: the op and attrs of ``dot_general(y, x)``, and the transpose that gives this node
-    from it (the swapped product may be a plain matmul, :func:`_as_matmul`).
-
-    The output's axes are the batch axes, then x's free axes, then y's: swapping the
-    operands (and each side of the dimension numbers) swaps the two groups of free axes.
-    """
-    (x_contract, y_contract), (x_batch, y_batch) = node.attr("dimension_numbers")
-    x, y = node.inputs
-    batch = len(x_batch)
-    x_free = x.ndim - len(x_contract) - batch
-    y_free = y.ndim - len(y_contract) - batch
-    attrs = canonical_attrs([(k, ((y_contract, x_contract), (y_batch, x_batch)) if k == "dimension_numbers" else v)
-                             for k, v in node.attrs])
-    perm = (*range(batch), *range(batch + y_free, batch + y_free + x_free), *range(batch, batch + y_free))
-    return *(_as_matmul(attrs, y.ndim, x.ndim, node.dtype) or (DOT_GENERAL, attrs)), perm

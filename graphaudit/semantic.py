@@ -31,7 +31,7 @@ import numpy as np
 from graphaudit.attrs import canonical_attrs
 from graphaudit.graph import Node
 from graphaudit.ops import get_op
-from graphaudit.rewrites import ASSOCIATIVITY, DOT_GENERAL, RULES, SAME_AS, Rule, swapped_dot
+from graphaudit.rewrites import ASSOCIATIVITY, RULES, Rule
 
 SCHEMA = """
 (datatype Term (Leaf i64) (Op1 String i64 Term) (Op2 String i64 Term Term) (Op3 String i64 Term Term Term))
@@ -162,13 +162,14 @@ def _load(egraph, source: list[Node], canonical: np.ndarray, leaf: np.ndarray, f
                 ones.append(p)
             continue
         attrs = node.attrs
-        if op in SAME_AS:
-            op, attrs = SAME_AS[op](node) or (op, attrs)
+        spec = get_op(op)
+        if spec.same_as is not None:  # an imported op that is one of graphaudit's: load it as that
+            op, attrs = spec.same_as(node) or (op, attrs)
         a = attrs_ids.setdefault(attrs, len(attrs_ids))
         if op == "transpose":
             perms[a] = dict(attrs)["axes"]
-        elif op == DOT_GENERAL:
-            swapped_op, swapped, perm = swapped_dot(node)
+        elif op == node.op and spec.swapped is not None:
+            swapped_op, swapped, perm = spec.swapped(node)
             q = attrs_ids.setdefault(canonical_attrs([("axes", perm)]), len(attrs_ids))
             perms[q] = perm
             dots.append(f"{p}\t{swapped_op}\t{attrs_ids.setdefault(swapped, len(attrs_ids))}\t{q}")

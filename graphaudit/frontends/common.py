@@ -55,7 +55,8 @@ class ImportedOp(NamedTuple):
     ``impl(node, *arrays)`` (None: the table's fallback, which asks the framework); ``view``
     whether its output is a view of an input (a transpose, reshape, broadcast or basic
     slice): it writes no new buffer, so it costs no bytes; ``operand_text`` what a node of
-    it works on, for reports (None: its input shapes, as for graphaudit's own ops).
+    it works on, for reports (None: its input shapes, as for graphaudit's own ops); ``same_as``
+    and ``swapped`` the forms semantic merging reads (:class:`graphaudit.ops.Op`).
     """
 
     kind: str = "imported"
@@ -63,6 +64,8 @@ class ImportedOp(NamedTuple):
     impl: Callable[..., np.ndarray] | None = None
     view: bool = False
     operand_text: Callable[[Node], str] | None = None
+    same_as: Callable[[Node], tuple[str, tuple] | None] | None = None
+    swapped: Callable[[Node], tuple[str, tuple, tuple[int, ...]]] | None = None
 
 
 UNKNOWN = ImportedOp()
@@ -91,7 +94,8 @@ class OpTable:
         if existing is None:
             row = row if row is not None else self.row(key)
             define_imported(name, kind=row.kind, cost=row.cost, impl=row.impl or self.fallback_impl, pure=pure,
-                            doc=doc, view=row.view, operand_text=row.operand_text)
+                            doc=doc, view=row.view, operand_text=row.operand_text, same_as=row.same_as,
+                            swapped=row.swapped)
         elif existing.pure and not pure:
             raise ValueError(f"op {key!r} has side effects here but was imported as pure before")
         return name

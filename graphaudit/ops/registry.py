@@ -41,7 +41,11 @@ class Op:
     ``view`` marks an op whose output is a view of its input (transpose, reshape, broadcast,
     basic slicing): it writes no new buffer, so it costs no bytes. ``operand_text`` says what
     a node of it works on, where its output's shape does not (a contraction over chosen
-    dimensions, a loop's steps): reports print it beside the node.
+    dimensions, a loop's steps): reports print it beside the node. ``same_as`` says, for an
+    imported op, which of graphaudit's ops (and attrs) a node of it is, or None when its
+    options make it something else; ``swapped`` gives, for a general dot product, the op,
+    attrs and output permutation of the same product with its operands swapped. Semantic
+    merging (:mod:`graphaudit.semantic`) reads both, so its rules see imported forms.
     """
 
     name: str
@@ -55,6 +59,8 @@ class Op:
     doc: str = ""
     view: bool = False
     operand_text: Callable[[Node], str] | None = None
+    same_as: Callable[[Node], tuple[str, tuple] | None] | None = None
+    swapped: Callable[[Node], tuple[str, tuple, tuple[int, ...]]] | None = None
 
     @property
     def is_matmul(self) -> bool:
@@ -82,6 +88,8 @@ def define_imported(
     doc: str = "",
     view: bool = False,
     operand_text: Callable[[Node], str] | None = None,
+    same_as: Callable[[Node], tuple[str, tuple] | None] | None = None,
+    swapped: Callable[[Node], tuple[str, tuple, tuple[int, ...]]] | None = None,
 ) -> Op:
     """Register an op that a front-end imports from a framework (e.g. ``jax.dot_general``).
 
@@ -89,7 +97,7 @@ def define_imported(
     shapes). Registering the same name again with the same parts is a no-op; with
     different parts it is an error, so two front-ends cannot silently disagree.
     """
-    op = Op(name, None, impl, None, cost, kind, pure, commutative, doc, view, operand_text)
+    op = Op(name, None, impl, None, cost, kind, pure, commutative, doc, view, operand_text, same_as, swapped)
     existing = OPS.get(name)
     if existing is not None and existing != op:
         raise ValueError(f"op {name!r} is already registered differently")

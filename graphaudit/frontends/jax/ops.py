@@ -22,6 +22,7 @@ import numpy as np
 
 from graphaudit.describe import shape_text
 from graphaudit.frontends.common import ATTR_OUTPUT, ImportedOp, Opaque, OpTable
+from graphaudit.frontends.jax.forms import SAME_AS, SWAPPED
 from graphaudit.graph import Node
 from graphaudit.ops import elementwise_cost, no_flops, reduction_cost
 
@@ -168,22 +169,24 @@ def _bind_impl(node: Node, *arrays: np.ndarray) -> np.ndarray:
     return whole
 
 
+ROWS = {  # how each primitive counts
+    **{p: ImportedOp("elementwise", elementwise_cost) for p in ELEMENTWISE},
+    **{p: ImportedOp("reduction", reduction_cost) for p in REDUCTIONS},
+    **{p: ImportedOp("data", no_flops, view=p in VIEWS) for p in DATA},
+    **{p: ImportedOp("source", no_flops) for p in SOURCES},
+    **{p: ImportedOp("random", elementwise_cost) for p in RANDOM},
+    **{p: ImportedOp("reduction", window_flops) for p in WINDOWED},
+    "select_and_scatter_add": ImportedOp("data", select_and_scatter_flops),
+    "dot_general": ImportedOp("matmul", dot_general_flops, operand_text=dot_general_text),
+    "conv_general_dilated": ImportedOp("matmul", conv_flops),
+    **{p: ImportedOp("data", scatter_flops) for p in SCATTERS},
+    **{p: ImportedOp("loop", loop_flops, view=True, operand_text=loop_text) for p in LOOPS},  # outputs write
+    LOOP_OUTPUT: ImportedOp("data", no_flops),
+}
+# ... with the forms semantic merging reads (which primitives are graphaudit's ops in disguise).
 TABLE = OpTable(
     "jax.",
-    {
-        **{p: ImportedOp("elementwise", elementwise_cost) for p in ELEMENTWISE},
-        **{p: ImportedOp("reduction", reduction_cost) for p in REDUCTIONS},
-        **{p: ImportedOp("data", no_flops, view=p in VIEWS) for p in DATA},
-        **{p: ImportedOp("source", no_flops) for p in SOURCES},
-        **{p: ImportedOp("random", elementwise_cost) for p in RANDOM},
-        **{p: ImportedOp("reduction", window_flops) for p in WINDOWED},
-        "select_and_scatter_add": ImportedOp("data", select_and_scatter_flops),
-        "dot_general": ImportedOp("matmul", dot_general_flops, operand_text=dot_general_text),
-        "conv_general_dilated": ImportedOp("matmul", conv_flops),
-        **{p: ImportedOp("data", scatter_flops) for p in SCATTERS},
-        **{p: ImportedOp("loop", loop_flops, view=True, operand_text=loop_text) for p in LOOPS},  # outputs write
-        LOOP_OUTPUT: ImportedOp("data", no_flops),
-    },
+    {key: row._replace(same_as=SAME_AS.get(key), swapped=SWAPPED.get(key)) for key, row in ROWS.items()},
     fallback_impl=_bind_impl,
 )
 

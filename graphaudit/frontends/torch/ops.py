@@ -35,6 +35,7 @@ from collections.abc import Callable
 from graphaudit.frontends.common import ATTR_OUTPUT, ImportedOp, OpTable
 from graphaudit.describe import shape_text
 from graphaudit.frontends.torch.aten import ATTR_TENSORS, run_aten
+from graphaudit.frontends.torch.forms import SAME_AS
 from graphaudit.graph import Node
 from graphaudit.ops import elementwise_cost, no_flops, per_element, reduction_cost
 
@@ -270,4 +271,6 @@ TABLE_ROWS: dict[str, ImportedOp] = {
     **{f"aten.{p}": ImportedOp("data", no_flops) for p in COPIES},
 }
 
-TABLE = OpTable("", TABLE_ROWS, fallback_impl=run_aten)
+# ... with the forms semantic merging reads (which aten ops are graphaudit's ops in disguise).
+TABLE = OpTable("", {key: row._replace(same_as=SAME_AS.get(key)) for key, row in TABLE_ROWS.items()},
+                fallback_impl=run_aten)
