@@ -271,6 +271,20 @@ class Report:
             raise ValueError("this report was counted (materialize=False): there is no separate graph to draw; "
                              "audit with materialize=True for pictures")
 
+    def to_html(self, path: str) -> str:
+        """Write the interactive, self-contained HTML report to ``path`` (see :mod:`graphaudit.html`)."""
+        from graphaudit.html import write_html
+
+        self._check_drawable()
+        return write_html(self, path)
+
+    def to_model_explorer(self, folder: str) -> list[str]:
+        """Write both views as Model Explorer graphs with overlays into ``folder`` (see :mod:`graphaudit.explorer`)."""
+        from graphaudit.explorer import write_model_explorer
+
+        self._check_drawable()
+        return write_model_explorer(self, folder)
+
     def _repr_html_(self) -> str:
         from graphaudit.draw import report_html
 

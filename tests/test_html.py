@@ -1,0 +1,161 @@
+"""The interactive HTML report: its data (no browser needed), then the page in a real headless Chromium."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import graphaudit as ga
+from graphaudit import models
+from graphaudit.groups import group_tree, scope_of
+from graphaudit.html import report_page
+from graphaudit.overlay import view_data
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def seed_report():
+    model = models.seed_mlp(batch=4, widths=(12, 10, 8, 6, 4))
+    return ga.audit(model.loss, model.params)
+
+
+def payload(page: str) -> dict:
+    text = re.search(r'<script type="application/json" id="graphaudit-data">(.*?)</script>', page, re.S).group(1)
+    return json.loads(text)
+
+
+# --- the hierarchy ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name, scope", [
+    ("layers.3.fc.weight", ("layers", "3", "fc")),
+    ("params['dense_1']['w']", ("params", "dense_1")),
+    ("w12", ("layer 12",)),
+    ("x", ()),
+])
+def test_a_parameter_name_gives_its_scope(name, scope):
+    assert scope_of(name) == scope
+
+
+def test_repeated_layers_fold_into_a_block():
+    model = models.deep_chain(depth=6, width=4, batch=2)
+    tree = view_data(ga.audit(model.loss, model.params), "merged").tree
+    forward = tree.children[0]
+    assert forward.label == "forward"
+    block = forward.children[0]
+    assert block.kind == "block" and "block x 6" in block.label
+    assert [c.label for c in block.children] == [f"layer {k}" for k in range(1, 7)]
+
+
+def test_every_node_sits_in_exactly_one_group(seed_report):
+    data = view_data(seed_report, "separate")
+    members = []
+
+    def walk(group):
+        members.extend(group.members)
+        for child in group.children:
+            walk(child)
+
+    walk(data.tree)
+    assert sorted(members) == list(range(len(data.nodes)))
+    assert group_tree([], lambda node: ("forward", "forward")).children == []
+
+
+# --- the page's data ----------------------------------------------------------------------------------
+
+
+def test_copies_and_wasted_flops_add_up_to_the_report(seed_report):
+    data = payload(report_page(seed_report))["views"]
+    separate, merged = data["separate"]["node"], data["merged"]["node"]
+    assert sum(separate["dup"]) == seed_report.duplicated["nodes"]
+    assert sum(separate["wasted"]) == seed_report.duplicated["flops"]
+    assert sum(merged["wasted"]) == seed_report.duplicated["flops"]
+    ops = [c for c, kind in zip(merged["copies"], merged["kind"]) if kind != 2]
+    assert sum(ops) == seed_report.forms["separate"].cost.nodes
+
+
+def test_the_page_is_self_contained(seed_report):
+    page = report_page(seed_report)
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)
+    assert "dagre" in page and "graphaudit-data" in page
+    assert seed_report.verdict() in page.replace("&#x27;", "'")
+
+
+def test_same_report_same_bytes_in_a_fresh_process(tmp_path):
+    script = (
+        "import sys, graphaudit as ga\n"
+        "from graphaudit import models\n"
+        "m = models.residual_mlp(depth=3, width=4, batch=2)\n"
+        "sys.stdout.write(ga.html.report_page(ga.audit(m.loss, m.params)))\n"
+    )
+    pages = []
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(ROOT)}
+        done = subprocess.run([sys.executable, "-c", "import graphaudit.html\n" + script], env=env,
+                              capture_output=True, text=True, check=True)
+        pages.append(re.sub(r"\s*\d+(\.\d+)? (us|ms|s)\b", " T", done.stdout))  # build times differ run to run
+    assert pages[0] == pages[1]
+
+
+def test_a_counted_report_has_no_page():
+    model = models.deep_chain(depth=3, width=4, batch=2)
+    report = ga.audit(model.loss, model.params, materialize=False)
+    with pytest.raises(ValueError, match="counted"):
+        report.to_html("unused.html")
+
+
+# --- in a real browser ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser_page(seed_report, tmp_path_factory):
+    pytest.importorskip("playwright.sync_api", reason="the browser tests need Playwright: pip install 'graphaudit[browser]'")
+    from graphaudit.browser import BrowserMissingError, open_report
+
+    path = tmp_path_factory.mktemp("html") / "report.html"
+    seed_report.to_html(str(path))
+    try:
+        with open_report(path) as opened:
+            yield opened
+    except BrowserMissingError as exc:
+        pytest.skip(f"no headless Chromium: {exc}")
+
+
+def test_the_page_loads_offline_without_errors(browser_page):
+    assert browser_page.errors == []
+    assert [url for url in browser_page.requests if not url.startswith("file://")] == []
+    assert len(browser_page.requests) == 1
+
+
+def test_the_top_level_shows_the_calls_collapsed(browser_page, seed_report):
+    page = browser_page.page
+    labels = page.locator("[data-group] text.head").all_text_contents()
+    assert "forward" in labels
+    assert {f"grad(cost, [{w}])" for w in seed_report.wrt} <= set(labels)
+    assert page.locator("[data-node]").count() == 0
+
+
+def test_opening_a_group_and_clicking_a_node_shows_its_copies(browser_page, seed_report):
+    page = browser_page.page
+    # dispatch_event: the same click event, wherever the group lies after the layout grew
+    page.locator("[data-group]", has_text="grad(cost, [w1])").first.dispatch_event("click")
+    page.locator("[data-group]", has_text="layer 4").first.dispatch_event("click")
+    node = page.locator("[data-node]").first
+    index = int(node.get_attribute("data-node"))
+    node.dispatch_event("click")
+    expected = view_data(seed_report, "separate").copies[index]
+    assert page.locator("#copies").inner_text() == str(expected)
+    assert page.locator("#calls li").count() >= 1
+
+
+def test_search_finds_a_node_by_name(browser_page):
+    page = browser_page.page
+    page.fill("#search", "sigmoid_2")
+    page.press("#search", "Enter")
+    assert page.locator("#details h3").inner_text() == "sigmoid_2"
+    assert page.locator("[data-selected]").count() == 1
