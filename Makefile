@@ -7,7 +7,9 @@
 #     the PyTensor front-end must work on both lines users have (PyMC pins 2.x), and
 #   - Graphviz's `dot` (apt-get, when we are root or sudo works without a password;
 #     otherwise a note on how to install it: JSON and DOT output work without it,
-#     and the tests that render pictures skip).
+#     and the tests that render pictures skip), and
+#   - Chromium, the same way: the tests that open the HTML report in a headless browser
+#     (through Playwright, a dev extra) skip without it.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -23,21 +25,24 @@ PYTEST_ARGS ?=
 GRAPHVIZ_HINT := install it with 'apt-get install graphviz' (Debian/Ubuntu) or 'brew install graphviz' (macOS)
 
 .DEFAULT_GOAL := help
-.PHONY: help test demo bench venv graphviz clean
+.PHONY: help test demo bench venv graphviz chromium clean
 
 help:
-	@echo "make test   set up .venv, .venv-pytensor3 and Graphviz if needed, then the test suite, and its PyTensor tests again on PyTensor 3"
-	@echo "make demo   set up .venv and Graphviz if needed, then run 'graphaudit demo' (writes graphaudit-out/)"
+	@echo "make test   set up .venv, .venv-pytensor3, Graphviz and Chromium if needed, then the test suite, and its PyTensor tests again on PyTensor 3"
+	@echo "make demo   set up .venv, Graphviz and Chromium if needed, then run 'graphaudit demo' (writes graphaudit-out/:"
+	@echo "            report.html and its screenshots, a 50k-node report, the growth plot of a deep chain)"
 	@echo "make clean  remove .venv, .venv-pytensor3, graphaudit-out/ and caches"
 	@echo "variables: PYTHON=$(PYTHON)  PYTEST_ARGS=...  DEMO_ARGS=...  PYTENSOR3='$(PYTENSOR3)'"
 
-test: $(STAMP) $(STAMP_PYTENSOR3) graphviz
+test: $(STAMP) $(STAMP_PYTENSOR3) graphviz chromium
 	$(VENV_PYTHON) -m pytest $(PYTEST_ARGS)
 	@echo "--- the PyTensor tests again, with the newest PyTensor 3 ($(VENV_PYTENSOR3)):"
 	$(VENV_PYTENSOR3)/bin/python -m pytest $(PYTEST_ARGS) $(PYTENSOR3_TESTS)
 
-demo: $(STAMP) graphviz
+demo: $(STAMP) graphviz chromium
 	$(VENV)/bin/graphaudit demo $(DEMO_ARGS)
+	$(VENV)/bin/graphaudit growth deep_chain --depths 4,8,16,32,64 --png graphaudit-out/growth.png --quiet
+	$(VENV_PYTHON) benchmarks/bench_html.py --out graphaudit-out --runs 1
 
 bench: $(STAMP) graphviz
 	$(VENV_PYTHON) benchmarks/run_all.py
@@ -72,6 +77,23 @@ graphviz:
 	  echo "note: installing Graphviz failed; PNG/SVG output and the tests that render will be skipped ($(GRAPHVIZ_HINT))"; \
 	else \
 	  echo "note: Graphviz 'dot' not found; PNG/SVG output and the tests that render will be skipped; $(GRAPHVIZ_HINT)"; \
+	fi
+
+# Chromium, for the browser tests and the report's screenshots: installed like Graphviz.
+chromium:
+	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then \
+	  exit 0; \
+	fi; \
+	if [ "$$(id -u)" = 0 ]; then sudo=""; \
+	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo="sudo -n"; \
+	else sudo=none; fi; \
+	if command -v apt-get >/dev/null 2>&1 && [ "$$sudo" != none ]; then \
+	  echo "Chromium not found: installing it with apt-get"; \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null || \
+	  echo "note: installing Chromium failed; the browser tests will be skipped (apt-get install chromium)"; \
+	else \
+	  echo "note: Chromium not found; the browser tests will be skipped; install chromium, or run '$(VENV_PYTHON) -m playwright install chromium'"; \
 	fi
 
 clean:

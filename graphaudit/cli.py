@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import inspect
+import json
 import os
 import re
 import sys
@@ -18,7 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, NoReturn
 
-from graphaudit import models
+from graphaudit import models, progress
 from graphaudit.audit import audit
 from graphaudit.errors import GraphauditError
 from graphaudit.frontends import MissingFrameworkError, cli_frontends, nodes
@@ -79,6 +80,16 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return value
+
+
+def _depth_list(text: str) -> list[int]:
+    try:
+        depths = [_positive_int(part) for part in text.split(",") if part.strip()]
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive depths, got {text!r}") from None
+    if len(set(depths)) < 2:
+        raise argparse.ArgumentTypeError(f"need at least two different depths to fit an exponent, got {text!r}")
+    return depths
 
 
 def _example_lines(indent: str = "  ") -> list[str]:
@@ -143,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
             "  report.dot    the merged view as Graphviz DOT source\n"
             "  separate.png  every node of the 8 separate grad calls, duplicated nodes in red\n"
             "  merged.png    the merged graph, backward nodes shaded by how many calls built them\n"
+            "  report.html   the interactive report: open it in a browser (works offline)\n"
             "The PNGs need Graphviz's 'dot'; without it the JSON and DOT are still written."
         ),
     )
@@ -199,6 +211,10 @@ def build_parser() -> argparse.ArgumentParser:
     outputs.add_argument("--png", metavar="PATH", help="draw the chosen view to a PNG file (needs Graphviz)")
     outputs.add_argument("--svg", metavar="PATH", help="draw the chosen view to an SVG file (needs Graphviz)")
     outputs.add_argument("--dot", metavar="PATH", help="write the chosen view as Graphviz DOT source")
+    outputs.add_argument("--html", metavar="PATH", help="write the interactive HTML report (both views; works offline)")
+    outputs.add_argument("--model-explorer", metavar="DIR",
+                         help="write both views for Google's Model Explorer: DIR/graphs.json and node-data overlays")
+    outputs.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     outputs.add_argument(
         "--view",
         choices=("merged", "separate"),
@@ -248,6 +264,30 @@ def build_parser() -> argparse.ArgumentParser:
         "for graphs whose separate form is too big to build; no pictures, no --measure",
     )
 
+    grow = commands.add_parser(
+        "growth",
+        parents=[debug],
+        formatter_class=formatter,
+        help="audit a model at several depths and plot how each form grows (log-log, fitted exponents)",
+        description=(
+            "Audit TARGET at each depth and print the nodes and FLOPs of the separate, joint and merged\n"
+            "forms with the fitted exponent k of count ~ depth^k (one grad call per parameter: ~2 on a\n"
+            "chain; joint: ~1). Large separate forms are counted, not built (same numbers).\n\n"
+            "TARGET is a built-in example that takes --depth (deep_chain, residual_mlp), or\n"
+            "path/to/file.py:function where function(depth) returns what 'graphaudit audit' accepts."
+        ),
+        epilog="examples:\n  graphaudit growth deep_chain --depths 4,8,16,32,64 --png growth.png",
+    )
+    grow.add_argument("target", metavar="TARGET", help="an example name or path/to/file.py:function")
+    grow.add_argument("--depths", type=_depth_list, default=[4, 8, 16, 32, 64],
+                      help="comma-separated depths (default: 4,8,16,32,64)")
+    grow.add_argument("--width", type=_positive_int, help="units per hidden layer (built-in examples)")
+    grow.add_argument("--batch", type=_positive_int, help="batch size (built-in examples)")
+    grow.add_argument("--png", metavar="PATH", help="draw the growth plot to a PNG file (needs matplotlib)")
+    grow.add_argument("--svg", metavar="PATH", help="draw the growth plot to an SVG file (needs matplotlib)")
+    grow.add_argument("--json", metavar="PATH", help="write the counts and exponents as JSON")
+    grow.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
+
     commands.add_parser(
         "examples",
         formatter_class=formatter,
@@ -289,6 +329,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     written = [
         (_write_text(out / "report.json", report.to_json(timings=not args.no_timings) + "\n"), "the report as JSON"),
         (_write_text(out / "report.dot", report.to_dot("merged")), "the merged view as Graphviz DOT"),
+        (Path(report.to_html(str(out / "report.html"))), "the interactive report: open it in a browser"),
     ]
     missing = None
     try:
@@ -310,7 +351,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    outputs = {flag: getattr(args, flag) for flag in ("json", "png", "svg", "dot")}
+    outputs = {flag: getattr(args, flag) for flag in ("json", "png", "svg", "dot", "html")}
     for flag, path in outputs.items():
         if path is None or (flag == "json" and path == "-"):
             continue
@@ -321,10 +362,14 @@ def cmd_audit(args: argparse.Namespace) -> int:
     frontend, loaded = load_target(args)
     options = {option: getattr(args, option) for option in ANALYSIS_OPTIONS}
     _check_options(frontend, options, args.target)
-    if args.count and (args.measure or args.png or args.svg or args.dot):
-        raise UsageError("--count builds no separate graph: it cannot be drawn (--png/--svg/--dot) or --measure'd")
+    if args.count and (args.measure or args.png or args.svg or args.dot or args.html or args.model_explorer):
+        raise UsageError("--count builds no separate graph: it cannot be drawn (--png/--svg/--dot/--html/"
+                         "--model-explorer) or --measure'd")
+    if args.model_explorer and not Path(args.model_explorer).parent.is_dir():
+        raise UsageError(f"--model-explorer {args.model_explorer}: folder {Path(args.model_explorer).parent} does not exist")
     try:
-        report = frontend.run(loaded, options)
+        with progress.showing(progress.Progress(enabled=False if args.quiet else None)):
+            report = frontend.run(loaded, options)
     except MissingFrameworkError as exc:
         raise UsageError(str(exc)) from exc
     except TargetError as exc:
@@ -344,12 +389,72 @@ def cmd_audit(args: argparse.Namespace) -> int:
     for flag in ("png", "svg"):
         if outputs[flag]:
             written.append(_render(report, Path(outputs[flag]), args.view))
+    if outputs["html"]:
+        written.append(report.to_html(outputs["html"]))
+    if args.model_explorer:
+        written.extend(report.to_model_explorer(args.model_explorer))
     if written:
         if not json_to_stdout:
             print(file=notes)
         for path in written:
             print(f"wrote {path}", file=notes)
     return 0
+
+
+def cmd_growth(args: argparse.Namespace) -> int:
+    from graphaudit.growth import growth
+
+    for flag in ("png", "svg", "json"):
+        path = getattr(args, flag)
+        if path is not None:
+            _check_output(Path(path), f"--{flag}")
+            if flag != "json" and Path(path).suffix.lower() != f".{flag}":
+                raise UsageError(f"--{flag} {path}: the file name must end in .{flag}")
+    build = _growth_builder(args)
+    with progress.showing(progress.Progress(enabled=False if args.quiet else None)):
+        result = growth(build, args.depths)
+    print(result.to_text())
+    if args.json:
+        print(f"wrote {_write_text(Path(args.json), json.dumps(result.to_dict(), indent=2) + chr(10))}")
+    for flag in ("png", "svg"):
+        if getattr(args, flag):
+            print(f"wrote {result.plot(getattr(args, flag), title=f'{args.target}: work vs depth')}")
+    return 0
+
+
+def _growth_builder(args: argparse.Namespace) -> Callable[[int], Any]:
+    """``depth -> (cost, wrt)`` (or a finished Report, for a framework's target)."""
+    target: str = args.target
+    sizes = {name: getattr(args, name) for name in ("batch", "width") if getattr(args, name) is not None}
+    if target in EXAMPLES:
+        example = EXAMPLES[target]
+        if "depth" not in example.options:
+            deep = ", ".join(name for name, e in EXAMPLES.items() if "depth" in e.options)
+            raise UsageError(f"{target} has no depth: growth takes {deep}, or path/to/file.py:function(depth)")
+
+        def build_example(depth: int) -> tuple:
+            model = example.build(depth=depth, **sizes)
+            return model.loss, model.params
+
+        return build_example
+    if sizes:
+        raise UsageError(f"--{sorted(sizes)[0]} applies only to the built-in examples, not to {target}")
+    path_text, _, function_name = target.rpartition(":")
+    if not path_text or not function_name:
+        raise UsageError(f"unknown example {target!r}: choose deep_chain or residual_mlp, or give path/to/file.py:function")
+    function = load_function(Path(path_text), function_name)
+
+    def build_target(depth: int) -> Any:
+        try:
+            result = function(depth)
+        except Exception as exc:
+            raise UsageError(f"{target}({depth}) raised {type(exc).__name__}: {exc} (--traceback shows where)") from exc
+        frontend, loaded = recognise(result, target)
+        if isinstance(loaded, nodes.NodesTarget):
+            return loaded.cost, loaded.wrt
+        return frontend.run(loaded, {option: None for option in ANALYSIS_OPTIONS})
+
+    return build_target
 
 
 # --- targets -----------------------------------------------------------------------------------
@@ -493,6 +598,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "demo": cmd_demo,
     "audit": cmd_audit,
     "examples": cmd_examples,
+    "growth": cmd_growth,
 }
 
 

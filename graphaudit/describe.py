@@ -8,6 +8,7 @@ forward node reads ``d(sigmoid_2)``; other backward nodes read as a short expres
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Iterable
 
@@ -102,3 +103,42 @@ def seconds_text(seconds: float | None) -> str:
     if seconds < 1:
         return f"{seconds * 1e3:.3g} ms"
     return f"{seconds:.3g} s"
+
+
+def abbreviate(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters in the middle, where paths repeat, keeping both ends."""
+    if len(text) <= limit:
+        return text
+    head = (limit - 1) // 2
+    return text[:head] + "…" + text[len(text) - (limit - 1 - head):]
+
+
+def distinct_labels(labels: list[str], limit: int) -> list[str]:
+    """``labels`` cut to ``limit`` characters, keeping the part that tells them apart.
+
+    What all labels share at the start and at the end (``grad(cost, [params['blocks']`` ...
+    ``['w']])``) is what gets cut, so 34 grad calls keep 34 different labels.
+    """
+    if all(len(label) <= limit for label in labels):
+        return list(labels)
+    shortest = min(map(len, labels))
+    common = os.path.commonprefix(labels) if len(labels) > 1 else ""
+    prefix = max(common.rfind(sep) for sep in "[./( ,") + 1  # the differing part starts at a path step
+    suffix = len(os.path.commonprefix([label[::-1] for label in labels])) if len(labels) > 1 else 0
+    suffix = min(suffix, shortest - prefix)
+    result = []
+    for label in labels:
+        if len(label) <= limit:
+            result.append(label)
+            continue
+        core = label[prefix:len(label) - suffix]
+        room = limit - len(core) - 2  # two ellipses
+        if room < 4:
+            result.append(abbreviate(core, limit))
+            continue
+        start, end = label[:prefix], label[len(label) - suffix:]
+        keep_start = min(len(start), room - min(len(end), room // 3))
+        keep_end = min(len(end), room - keep_start)
+        result.append((start[:keep_start] + ("…" if keep_start < len(start) else "")) + core
+                      + (("…" if keep_end < len(end) else "") + end[len(end) - keep_end:]))
+    return result

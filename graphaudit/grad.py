@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from operator import attrgetter
 from typing import NamedTuple
 
+from graphaudit import progress
 from graphaudit.errors import DisconnectedInputError, culprit
 from graphaudit.graph import (
     GradCall,
@@ -165,8 +166,12 @@ def separate_grads(cost: Node, wrt: Sequence[Node]) -> list[Node]:
     """
     wrt = list(wrt)
     forward = _Forward(cost, replay_for=[w for w in wrt if isinstance(w, Node)]) if isinstance(cost, Node) else None
+    grads = []
     with paused_gc():  # millions of new nodes: collections would walk them again and again
-        return [_grad(cost, w, "raise", None, forward) for w in wrt]
+        for done, w in enumerate(wrt, start=1):
+            grads.append(_grad(cost, w, "raise", None, forward))
+            progress.step("separate grad calls", done, len(wrt))
+    return grads
 
 
 class _Forward:

@@ -19,6 +19,7 @@ flows into). Runs of three or more sibling groups of the same structure become o
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -95,7 +96,9 @@ def _scopes(order: Sequence[Node]) -> list[tuple[str, ...]]:
         else:
             known = [r for r in (rank.get(i.id, -1) for i in node.inputs) if r >= 0]
             rank[node.id] = min(known, default=-1)
-    return [names[rank[n.id]] if rank[n.id] >= 0 else () for n in order]
+    # a path every parameter shares (``params`` of ``params['attn']['wq']``) is no level of its own
+    shared = min([len(os.path.commonprefix(names)), *(len(n) - 1 for n in names)]) if names else 0
+    return [names[rank[n.id]][shared:] if rank[n.id] >= 0 else () for n in order]
 
 
 def _finish(group: Group, order: Sequence[Node]) -> str:

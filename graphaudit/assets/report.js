@@ -4,7 +4,7 @@
 (function () {
   const DATA = JSON.parse(document.getElementById("graphaudit-data").textContent);
   const SVG_NS = "http://www.w3.org/2000/svg";
-  const NODE_H = 34, GROUP_H = 40, PAD = 10, HEAD = 20, CHAR = 6.6, MAX_W = 260;
+  const NODE_H = 34, GROUP_H = 40, PAD = 10, HEAD = 20, CHAR = 6.6, MAX_W = 340;
   const REDS = ["#fff5f0", "#fee0d2", "#fcbba1", "#fc9272", "#fb6a4a", "#ef3b2c", "#cb181d", "#a50f15", "#67000d"];
   const FORWARD = "#d9d9d9";
   const svg = document.getElementById("canvas"), viewport = document.getElementById("viewport");
@@ -157,7 +157,7 @@
       } else {
         const i = +id, forward = view.node.kind[i] !== 1;
         const fill = view.node.kind[i] === 2 ? "#ffffff" : shade(view.node.copies[i], view.node.wasted[i], forward);
-        const ring = view.node.dup[i] ? 'stroke="#d7301f" stroke-width="2.5"' : "";
+        const ring = view.node.dup[i] ? 'style="stroke:#d7301f;stroke-width:2.5"' : "";  // inline: beats the stylesheet
         box(parts, x, y, it.width, it.height, fill, nodeLabel(i), `data-node="${i}"${i === selected ? ' data-selected="1"' : ""}`, ring + (i === selected ? ' class="selected"' : ""));
       }
     }
@@ -175,7 +175,7 @@
   function place() { viewport.setAttribute("transform", `translate(${transform.x},${transform.y}) scale(${transform.k})`); }
   function fit() {
     const lay = layout(0), r = svg.getBoundingClientRect();
-    const k = Math.min(1.5, (r.width - 20) / lay.width, (r.height - 20) / lay.height);
+    const k = Math.min(1, (r.width - 20) / lay.width, (r.height - 20) / lay.height);
     transform = {x: 10, y: 10, k: Math.max(k, 0.02)}; place();
   }
   function invalidate(k) { for (; k >= 0; k = view.group.parent[k]) view.layouts.delete(k); }
