@@ -18,6 +18,7 @@ from graphaudit.errors import (
 )
 from graphaudit.evaluate import evaluate
 from graphaudit.grad import grad, separate_grads
+from graphaudit.growth import Growth, growth
 from graphaudit.merge import MergeResult, digests, merge
 from graphaudit.report import Report
 from graphaudit.graph import GradCall, Node, constant, parameter, placeholder, topological_order
@@ -65,7 +66,7 @@ from graphaudit import models  # noqa: E402  (builders need the ops above)
 __version__ = "0.1.0"
 
 __all__ = [
-    "Cost", "MergeResult", "Report", "audit", "audit_graph", "compare_forms", "digests", "merge", "total_cost", "models",
+    "Cost", "Growth", "MergeResult", "Report", "audit", "growth", "audit_graph", "compare_forms", "digests", "merge", "total_cost", "models",
     "from_networkx", "to_networkx", "render", "to_dot",
     "DisconnectedInputError", "EvaluationError", "GradCall", "GraphauditError", "Node", "OPS", "Op", "ShapeError",
     "UnknownOpError", "add", "apply", "arange", "broadcast_to", "cast", "concat", "constant", "div", "equal",

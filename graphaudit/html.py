@@ -27,7 +27,10 @@ _KIND = {"root": 0, "forward": 1, "call": 2, "scope": 3, "block": 4}
 
 def report_page(report) -> str:
     """The whole HTML page of ``report`` (a materialised :class:`~graphaudit.report.Report`)."""
-    payload = {"views": {view: _view_payload(view_data(report, view)) for view in VIEWS}}
+    # retraced: in a grad audit, copies of forward nodes are re-traced forward passes, drawn grey with
+    # their multiplicity; in audit_graph's report they are the duplicated work itself
+    payload = {"views": {view: {**_view_payload(view_data(report, view)), "retraced": report.kind == "grad"}
+                         for view in VIEWS}}
     data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).replace("<", "\\u003c")
     title = html.escape(report.headline())
     return (

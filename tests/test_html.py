@@ -138,6 +138,7 @@ def test_the_top_level_shows_the_calls_collapsed(browser_page, seed_report):
     assert "forward" in labels
     assert {f"grad(cost, [{w}])" for w in seed_report.wrt} <= set(labels)
     assert page.locator("[data-node]").count() == 0
+    assert page.locator("[data-group]", has_text="forward").first.locator("rect").get_attribute("fill") == "#d9d9d9"
 
 
 def test_opening_a_group_and_clicking_a_node_shows_its_copies(browser_page, seed_report):
@@ -159,3 +160,15 @@ def test_search_finds_a_node_by_name(browser_page):
     page.press("#search", "Enter")
     assert page.locator("#details h3").inner_text() == "sigmoid_2"
     assert page.locator("[data-selected]").count() == 1
+
+
+def test_the_cli_writes_the_page_and_the_model_explorer_files(tmp_path, capsys):
+    from graphaudit.cli import main
+
+    page, folder = tmp_path / "chain.html", tmp_path / "me"
+    assert main(["audit", "deep_chain", "--depth", "3", "--width", "4", "--html", str(page),
+                 "--model-explorer", str(folder), "--quiet"]) == 0
+    assert payload(page.read_text())["views"]["separate"]["node"]["name"]
+    assert (folder / "graphs.json").is_file() and (folder / "copies.json").is_file()
+    assert main(["audit", "deep_chain", "--depth", "3", "--count", "--html", str(page)]) == 2
+    assert "--count builds no separate graph" in capsys.readouterr().err

@@ -17,7 +17,11 @@
     v.children = Array.from({length: g}, () => []);
     v.members = Array.from({length: g}, () => []);
     v.depth = new Int32Array(g);
-    for (let i = 1; i < g; i++) { v.children[v.group.parent[i]].push(i); v.depth[i] = v.depth[v.group.parent[i]] + 1; }
+    v.forward = new Uint8Array(g);  // groups of forward nodes: grey, never the duplicated work, in a grad audit
+    for (let i = 1; i < g; i++) {
+      const p = v.group.parent[i];
+      v.children[p].push(i); v.depth[i] = v.depth[p] + 1; v.forward[i] = v.group.kind[i] === 1 || v.forward[p];
+    }
     for (let i = 0; i < n; i++) v.members[v.node.group[i]].push(i);
     // per group: operations, duplicates, summed copies (for the mean), most copies, wasted FLOPs
     v.count = new Float64Array(g); v.dups = new Float64Array(g); v.copySum = new Float64Array(g);
@@ -51,6 +55,7 @@
     return x + " " + unit;
   }
   function shade(copies, wasted, forward) {
+    if (forward && view.retraced) return FORWARD;  // re-traced forward passes: their xN says how often
     if (colourBy === "copies") {
       if (copies <= 1) return forward ? FORWARD : "#ffffff";
       const t = Math.log(copies) / Math.log(view.topCopies);  // groups pass their mean copies
@@ -62,7 +67,8 @@
   }
   const ink = (fill) => (REDS.indexOf(fill) >= 6 ? "#ffffff" : "#000000");
   const clip = (text, chars) => (text.length <= chars ? text : text.slice(0, Math.ceil(chars / 2) - 1) + "…" + text.slice(text.length - Math.floor(chars / 2)));
-  const nodeLabel = (i) => [view.node.name[i], view.ops[view.node.op[i]] + " " + view.node.shape[i] + (view.node.copies[i] > 1 ? "  x" + view.node.copies[i] : "")];
+  const multiplicity = (i) => (view.node.copies[i] <= 1 ? "" : (view.node.kind[i] === 0 && view.retraced ? "  traced x" : "  x") + view.node.copies[i]);
+  const nodeLabel = (i) => [view.node.name[i], view.ops[view.node.op[i]] + " " + view.node.shape[i] + multiplicity(i)];
   const groupLabel = (k) => [view.group.label[k], view.count[k] + " nodes, " + (view.dups[k] ? view.dups[k] + " duplicated, " : "") +
     "up to x" + view.maxCopies[k] + ", " + si(view.wasted[k], "FLOP") + " wasted"];
   const meanCopies = (k) => (view.count[k] ? view.copySum[k] / view.count[k] : 1);
@@ -146,7 +152,7 @@
       const x = ox + it.x - it.width / 2, y = oy + it.y - it.height / 2, id = it.id.slice(1);
       if (it.id[0] === "g") {
         const k = +id;
-        const fill = shade(meanCopies(k), view.wasted[k], view.group.kind[k] === 1);
+        const fill = shade(meanCopies(k), view.wasted[k], view.forward[k] === 1);
         if (view.expanded.has(k)) {
           parts.push(`<rect class="frame" x="${x}" y="${y}" width="${it.width}" height="${it.height}" rx="6"/>`);
           box(parts, x, y, it.width, HEAD, fill, [view.group.label[k] + "  (" + view.count[k] + " nodes) [-]"], `data-group="${k}" data-open="1"`, 'class="header"');
@@ -169,8 +175,8 @@
     place();
     document.getElementById("caption").textContent = view.title + (layout(0).hidden ? "; edges from the forward box to every call not drawn" : "");
     document.getElementById("legend").innerHTML = colourBy === "copies"
-      ? "Fill: how many nodes of the separate form are equal to this one (white: built once; darker red: more copies; grey: forward). Red ring: a duplicate that merging removes."
-      : "Fill: FLOPs spent on copies beyond the first (log scale; white: none; grey: forward). Red ring: a duplicate that merging removes.";
+      ? "Fill: how many nodes of the separate form are equal to this one (white: built once; darker red: more copies; grey: forward, traced xN: once per grad call). Red ring: a duplicate that merging removes."
+      : "Fill: FLOPs spent on copies beyond the first (log scale; white: none; grey: forward, traced xN: once per grad call). Red ring: a duplicate that merging removes.";
   }
   function place() { viewport.setAttribute("transform", `translate(${transform.x},${transform.y}) scale(${transform.k})`); }
   function fit() {
