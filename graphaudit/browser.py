@@ -72,13 +72,3 @@ def open_report(path: str | Path, timeout_s: float = 60) -> Iterator[OpenReport]
         finally:
             browser.close()
 
-
-def screenshot(html_path: str | Path, png_path: str | Path, *, expand: str | None = None) -> str:
-    """A PNG of the report's page; ``expand`` names a group to open first (e.g. ``"forward"``)."""
-    with open_report(html_path) as opened:
-        page = opened.page
-        if expand is not None:
-            page.locator("[data-group]", has_text=expand).first.click()
-        page.locator("#explorer").scroll_into_view_if_needed()
-        page.screenshot(path=str(png_path), full_page=True)
-    return str(png_path)
