@@ -94,7 +94,8 @@
       if (view.expanded.has(c)) { const inner = layout(c); g.setNode("g" + c, {width: inner.width, height: inner.height + HEAD}); }
       else g.setNode("g" + c, {width: width(groupLabel(c)), height: GROUP_H});
     }
-    for (const i of view.members[container]) if (view.node.kind[i] !== 2 || view.members[container].length < 400)
+    const crowded = view.members[container].length >= 400;  // then inputs and parameters add only clutter
+    for (const i of view.members[container]) if (view.node.kind[i] !== 2 || !crowded)
       g.setNode("n" + i, {width: width(nodeLabel(i)), height: NODE_H});
     const edges = new Set();
     const { inStart, inputs } = view;
@@ -243,9 +244,9 @@
     const r = svg.getBoundingClientRect(), mx = e.clientX - r.left, my = e.clientY - r.top, f = Math.exp(-e.deltaY * 0.0015);
     transform.x = mx - (mx - transform.x) * f; transform.y = my - (my - transform.y) * f; transform.k *= f; place();
   }, {passive: false});
-  const box_ = document.getElementById("search");
-  box_.addEventListener("input", () => search(box_.value));
-  box_.addEventListener("keydown", (e) => { if (e.key === "Enter") { const hits = search(box_.value); if (hits.length) reveal(hits[0]); } });
+  const searchBox = document.getElementById("search");
+  searchBox.addEventListener("input", () => search(searchBox.value));
+  searchBox.addEventListener("keydown", (e) => { if (e.key === "Enter") { const hits = search(searchBox.value); if (hits.length) reveal(hits[0]); } });
   results.addEventListener("click", (e) => { const b = e.target.closest("[data-hit]"); if (b) reveal(+b.dataset.hit); });
   document.getElementById("fit").addEventListener("click", fit);
   document.getElementById("colour").addEventListener("change", (e) => { colourBy = e.target.value; render(); });
