@@ -19,6 +19,7 @@ import argparse
 from collections.abc import Sequence
 
 import torch
+from seed_mlp import widths_arg  # the same --widths as examples/seed_mlp.py
 from torch import nn
 from torch.nn import functional as F
 
@@ -50,16 +51,6 @@ def build(widths: Sequence[int] = SEED_WIDTHS, batch: int = 128, *, dtype=torch.
 def target():
     """The CLI target at the seed's size, on the meta device: ``graphaudit audit examples/torch_seed_mlp.py:target``."""
     return build(device="meta")
-
-
-def widths_arg(text: str) -> tuple[int, ...]:
-    try:
-        widths = tuple(int(w) for w in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"widths must be comma-separated integers, got {text!r}") from None
-    if len(widths) < 2 or min(widths) < 1:
-        raise argparse.ArgumentTypeError(f"need two or more positive widths, got {text!r}")
-    return widths
 
 
 def main(argv=None) -> int:

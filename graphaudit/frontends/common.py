@@ -23,6 +23,7 @@ The pieces, in the order an importer meets them:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import functools
@@ -37,6 +38,8 @@ import numpy as np
 
 from graphaudit.attrs import canonical_attrs
 from graphaudit.describe import seconds_text
+from graphaudit.errors import GraphauditError
+from graphaudit.frontends import MissingFrameworkError
 from graphaudit.graph import GradCall, Node, new_node
 from graphaudit.ops import OPS, define_imported
 from graphaudit.report import Report, Section
@@ -232,6 +235,26 @@ def spread(times: Sequence[float]) -> dict[str, float]:
     }
 
 
+# How a front-end treated a loop (JAX's scans, PyTensor's Scans), in the words every report uses.
+UNROLLED = "unrolled"
+WHOLE = "whole, body x trip count"
+DEFAULT_LOOP_BUDGET = 1_000_000  # nodes the unrolled forms may hold, all forms together
+
+
+def loop_heading(loops: Mapping[str, Any], noun: str) -> list[str]:
+    """The first lines of a section's ``loops:`` block: were the ``noun`` (scans) unrolled, and why."""
+    if loops["unrolled"]:
+        how = (f"{noun} unrolled for the analysis, step by step ({loops['unrolled_nodes']} nodes, within the budget "
+               f"of {loops['budget']})")
+    else:
+        how = (f"{noun} imported whole, bodies compared by digest (unrolled they would make {loops['unrolled_nodes']} "
+               f"nodes, over the budget of {loops['budget']})")
+    return ["", f"loops: {how}"]
+
+
+WHOLE_LOOPS_NOTE = "  the matmul FLOPs leave out the products inside loops kept whole (FLOPs count them)"
+
+
 class FrameworkSection(Section):
     """A framework's figures in a report (``report.framework``; ``to_dict()["framework"]``).
 
@@ -298,6 +321,18 @@ def a_type(value: Any) -> str:
 
 class TargetError(ValueError):
     """A command-line target that a front-end cannot audit, said in one line that names the culprit."""
+
+
+@contextlib.contextmanager
+def failures_in(framework: str, target_name: str):
+    """A framework's own failure on a target (bad arguments, a trace or compile that fails) as one
+    TargetError line; graphaudit's own errors and a missing framework pass through as they are."""
+    try:
+        yield
+    except (MissingFrameworkError, GraphauditError):
+        raise
+    except Exception as exc:
+        raise TargetError(f"auditing {target_name} with {framework} failed: {type(exc).__name__}: {exc}") from exc
 
 
 def target_wrt(wrt: Any, kind: type, noun: str, name: str, returns: str) -> Any:

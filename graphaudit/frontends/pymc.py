@@ -22,9 +22,8 @@ import sys
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from graphaudit.errors import GraphauditError
-from graphaudit.frontends import MissingFrameworkError, require
-from graphaudit.frontends.common import CliFrontend, TargetError, attach_section
+from graphaudit.frontends import require
+from graphaudit.frontends.common import CliFrontend, TargetError, attach_section, failures_in
 from graphaudit.frontends.pytensor.audit import REPEATS, PyTensorSection
 from graphaudit.frontends.pytensor.audit import audit as pytensor_audit
 from graphaudit.frontends.pytensor.scan import DEFAULT_BUDGET
@@ -113,13 +112,9 @@ def recognise(result: Any, name: str) -> ModelTarget | None:
 def run(target: ModelTarget, options: Mapping[str, Any]) -> Report:
     """:func:`audit` of the model with the command line's options; PyMC's or PyTensor's failures in one line."""
     repeats = REPEATS if options["repeats"] is None else options["repeats"]
-    try:
+    with failures_in("PyMC", target.name):
         return audit(target.model, compile_check=options["compile_check"], repeats=repeats,
-                     commutative=options["commutative"], semantic=options.get("semantic", False))
-    except (MissingFrameworkError, GraphauditError):
-        raise
-    except Exception as exc:  # PyMC or PyTensor failed building or compiling the gradients
-        raise TargetError(f"auditing {target.name} with PyMC failed: {type(exc).__name__}: {exc}") from exc
+                     commutative=options["commutative"], semantic=options["semantic"])
 
 
 CLI = CliFrontend(

@@ -8,6 +8,7 @@ cases and compares.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import subprocess
@@ -44,6 +45,7 @@ def _run(*args: str, cwd: Path = ROOT) -> str:
     return result.stdout
 
 
+@functools.cache  # one run gives both files
 def _demo() -> dict[str, str]:
     with tempfile.TemporaryDirectory() as out:
         _run("-m", "graphaudit", "demo", "--out", out, "--no-timings")

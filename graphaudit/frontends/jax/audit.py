@@ -17,15 +17,17 @@ import numpy as np
 from graphaudit.audit import compare_forms
 from graphaudit.cost import Cost, total_cost
 from graphaudit.describe import seconds_text, si
-from graphaudit.errors import GraphauditError
-from graphaudit.frontends import MissingFrameworkError, require
-from graphaudit.frontends.common import CliFrontend, FrameworkSection, TargetError, a_type, attach_section
+from graphaudit.frontends import require
+from graphaudit.frontends.common import (
+    UNROLLED, WHOLE_LOOPS_NOTE, CliFrontend, FrameworkSection, TargetError, a_type, attach_section, failures_in,
+    loop_heading,
+)
 from graphaudit.frontends.jax.arguments import FlatFunction, Group
 from graphaudit.frontends.jax.compiled import measure as measure_forms
 from graphaudit.frontends.jax.compiled import xla_check
 from graphaudit.frontends.jax.importer import count_equations, from_jaxpr
 from graphaudit.frontends.jax.loops import (
-    COSTLIEST_BRANCH, DEFAULT_BUDGET, ONE_ITERATION, TAKEN_BRANCH, UNROLLED, LoopRecord, unrolled_size)
+    COSTLIEST_BRANCH, DEFAULT_BUDGET, ONE_ITERATION, TAKEN_BRANCH, LoopRecord, unrolled_size)
 from graphaudit.frontends.jax.ops import ATTR_REMAT
 from graphaudit.graph import GradCall, Node, topological_order
 from graphaudit.report import Report
@@ -210,11 +212,7 @@ class JaxSection(FrameworkSection):
         loops = self.get("loops")
         if not loops or not loops["rows"]:
             return []
-        how = (f"scans unrolled for the analysis, step by step ({loops['unrolled_nodes']} nodes, within the budget "
-               f"of {loops['budget']})" if loops["unrolled"] else
-               f"scans imported whole, bodies compared by digest (unrolled they would make {loops['unrolled_nodes']} "
-               f"nodes, over the budget of {loops['budget']})")
-        lines = ["", f"loops: {how}"]
+        lines = loop_heading(loops, "scans")
         for row in loops["rows"]:
             size = {"scan": f"{row['length']} steps", "cond": f"{row['length']} branches"}.get(row["primitive"], "")
             lines.append(f"  {row['primitive']:<6}{size:>12}  body {row['body'][:8]}  {row['treatment']}  "
@@ -225,7 +223,7 @@ class JaxSection(FrameworkSection):
             if any(row["treatment"] == treatment for row in loops["rows"]):
                 lines.append(f"  the {words}")
         if any(row["treatment"] != TAKEN_BRANCH and row["treatment"] != UNROLLED for row in loops["rows"]):
-            lines.append("  the matmul FLOPs leave out the products inside loops kept whole (FLOPs count them)")
+            lines.append(WHOLE_LOOPS_NOTE)
         return lines
 
     def closing_lines(self) -> list[str]:
@@ -301,15 +299,11 @@ def recognise(result: Any, name: str) -> JaxTarget | None:
 
 def run(target: JaxTarget, options: Mapping[str, Any]) -> Report:
     """:func:`audit` of the target with the command line's options; a failure inside JAX in one line."""
-    try:
+    with failures_in("JAX", target.name):
         return audit(
             target.fn, *target.args, argnums=target.argnums, xla=options["xla"], measure=options["measure"],
-            commutative=options["commutative"], semantic=options.get("semantic", False), repeats=options["repeats"] or 5,
+            commutative=options["commutative"], semantic=options["semantic"], repeats=options["repeats"] or 5,
         )
-    except (MissingFrameworkError, GraphauditError):
-        raise
-    except Exception as exc:  # bad arguments, or JAX failed tracing or compiling the user's function
-        raise TargetError(f"auditing {target.name} with JAX failed: {type(exc).__name__}: {exc}") from exc
 
 
 CLI = CliFrontend(

@@ -24,15 +24,15 @@ import numpy as np
 
 from graphaudit.evaluate import evaluate
 from graphaudit.frontends import require
-from graphaudit.frontends.common import ATTR_OUTPUT, Opaque, hashable_param, imported_node
+from graphaudit.frontends.common import (
+    ATTR_OUTPUT, DEFAULT_LOOP_BUDGET, UNROLLED, WHOLE, Opaque, hashable_param, imported_node,
+)
 from graphaudit.frontends.jax.ops import ATTR_LOOP_FLOPS, ATTR_REMAT, INLINED, LOOP_OUTPUT, TABLE, op_name
 from graphaudit.graph import Node, topological_order
 
-DEFAULT_BUDGET = 1_000_000  # nodes the unrolled forms may hold, all traces together
+DEFAULT_BUDGET = DEFAULT_LOOP_BUDGET
 UNIT_DTYPE = np.dtype(object)  # a whole loop's node holds the tuple of its results
 
-UNROLLED = "unrolled"
-WHOLE = "whole, body x trip count"
 TAKEN_BRANCH = "taken branch (index known at trace time)"
 COSTLIEST_BRANCH = "costliest branch: an upper bound"
 ONE_ITERATION = "one iteration (trip count unknown): a lower bound"

@@ -18,14 +18,13 @@ from typing import Any, NamedTuple
 from graphaudit.audit import compare_forms
 from graphaudit.cost import is_matmul
 from graphaudit.describe import forward_names
-from graphaudit.errors import GraphauditError
-from graphaudit.frontends import MissingFrameworkError
 from graphaudit.frontends.common import (
-    CliFrontend, FrameworkSection, TargetError, a_type, attach_section, spread, target_wrt,
+    UNROLLED, WHOLE_LOOPS_NOTE, CliFrontend, FrameworkSection, TargetError, a_type, attach_section, failures_in,
+    loop_heading, spread, target_wrt,
 )
 from graphaudit.frontends.pytensor.importer import _as_list, _dtype, _Importer
 from graphaudit.frontends.pytensor.ops import FAMILIES, PREFIX, _pytensor
-from graphaudit.frontends.pytensor.scan import DEFAULT_BUDGET, UNROLLED, WHILE, Loop
+from graphaudit.frontends.pytensor.scan import DEFAULT_BUDGET, WHILE, Loop
 from graphaudit.graph import GradCall, Node, topological_order
 from graphaudit.report import Report
 
@@ -337,11 +336,7 @@ class PyTensorSection(FrameworkSection):
         loops = self.get("loops")
         if not loops or not loops["rows"]:
             return []
-        how = (f"Scans unrolled for the analysis, step by step ({loops['unrolled_nodes']} nodes, within the budget "
-               f"of {loops['budget']})" if loops["unrolled"] else
-               f"Scans imported whole, bodies compared by digest (unrolled they would make {loops['unrolled_nodes']} "
-               f"nodes, over the budget of {loops['budget']})")
-        lines = ["", f"loops: {how}"]
+        lines = loop_heading(loops, "Scans")
         for row in loops["rows"]:
             lines.append(f"  Scan {row['length']:>6} steps  body {row['body'][:8]} ({row['body_nodes']} nodes, "
                          f"{row['body_flops']} FLOPs)  {row['treatment']}  (met {row['separate']}x in the separate "
@@ -349,7 +344,7 @@ class PyTensorSection(FrameworkSection):
         if any(row["treatment"] == WHILE for row in loops["rows"]):
             lines.append("  the FLOPs above are an upper bound: while loops costed for n_steps iterations")
         if any(row["treatment"] != UNROLLED for row in loops["rows"]):
-            lines.append("  the matmul FLOPs leave out the products inside loops kept whole (FLOPs count them)")
+            lines.append(WHOLE_LOOPS_NOTE)
         return lines
 
 
@@ -386,13 +381,9 @@ def recognise(result: Any, name: str) -> PyTensorTarget | None:
 def run(target: PyTensorTarget, options: Mapping[str, Any]) -> Report:
     """:func:`audit` of the target with the command line's options; PyTensor's own failures in one line."""
     repeats = REPEATS if options["repeats"] is None else options["repeats"]
-    try:
+    with failures_in("PyTensor", target.name):
         return audit(target.cost, target.wrt, shapes=target.shapes, compile_check=options["compile_check"],
-                     repeats=repeats, commutative=options["commutative"], semantic=options.get("semantic", False))
-    except (MissingFrameworkError, GraphauditError):
-        raise
-    except Exception as exc:  # bad arguments, or PyTensor failed building or compiling the gradients
-        raise TargetError(f"auditing {target.name} with PyTensor failed: {type(exc).__name__}: {exc}") from exc
+                     repeats=repeats, commutative=options["commutative"], semantic=options["semantic"])
 
 
 CLI = CliFrontend(

@@ -31,16 +31,14 @@ import numpy as np
 
 from graphaudit.cost import node_flops
 from graphaudit.errors import ShapeError
-from graphaudit.frontends.common import ImportedOp, imported_node
+from graphaudit.frontends.common import DEFAULT_LOOP_BUDGET, UNROLLED, WHOLE, ImportedOp, imported_node
 from graphaudit.frontends.pytensor.ops import FAMILIES
 from graphaudit.graph import GradCall, Node, constant, topological_order
 from graphaudit.merge import digests
 from graphaudit.ops import no_flops
 
-DEFAULT_BUDGET = 1_000_000  # nodes the unrolled forms may hold, all forms together (as for JAX)
+DEFAULT_BUDGET = DEFAULT_LOOP_BUDGET
 
-UNROLLED = "unrolled"
-WHOLE = "whole, body x trip count"
 WHILE = "whole, body x n_steps: an upper bound (a while loop)"
 TRUNCATED = "whole, body x trip count (a truncated gradient is not unrolled)"
 SHORTENED = "whole, body x trip count (buffers shortened by a rewrite are not unrolled)"

@@ -18,9 +18,10 @@ from typing import Any, NamedTuple
 
 from graphaudit.audit import audit_graph, compare_forms
 from graphaudit.describe import seconds_text
-from graphaudit.errors import GraphauditError
-from graphaudit.frontends import MissingFrameworkError, require
-from graphaudit.frontends.common import CliFrontend, FrameworkSection, TargetError, a_type, attach_section
+from graphaudit.frontends import require
+from graphaudit.frontends.common import (
+    CliFrontend, FrameworkSection, TargetError, a_type, attach_section, failures_in,
+)
 import graphaudit.frontends.torch.capture as capturing
 from graphaudit.frontends.torch.aten import numpy_dtype, op_key
 from graphaudit.frontends.torch.importer import from_fx
@@ -279,14 +280,10 @@ def recognise(result: Any, name: str) -> TorchTarget | None:
 
 def run(target: TorchTarget, options: Mapping[str, Any]) -> Report:
     """:func:`audit` of the target with the command line's options; a failure inside PyTorch in one line."""
-    try:
+    with failures_in("PyTorch", target.name):
         return audit(target.loss_fn, *target.inputs, params=target.params, compile_check=options["compile_check"],
-                     measure=options["measure"], commutative=options["commutative"], semantic=options.get("semantic", False),
+                     measure=options["measure"], commutative=options["commutative"], semantic=options["semantic"],
                      repeats=options["repeats"] or 5)
-    except (MissingFrameworkError, GraphauditError):
-        raise
-    except Exception as exc:  # bad arguments, or PyTorch failed tracing the user's program
-        raise TargetError(f"auditing {target.name} with PyTorch failed: {type(exc).__name__}: {exc}") from exc
 
 
 CLI = CliFrontend(

@@ -308,7 +308,7 @@ def test_cli_recognises_only_jax_targets():
 
 
 def test_cli_runs_with_the_options_and_says_what_failed_in_jax(monkeypatch):
-    options = {"xla": True, "measure": False, "repeats": None, "commutative": True, "count": False}
+    options = {"xla": True, "measure": False, "repeats": None, "commutative": True, "count": False, "semantic": False}
     fn = lambda w: jnp.sum(jnp.tanh(w) * w)  # noqa: E731
     report = gj.CLI.run(gj.CLI.recognise((fn, (np.ones(3, np.float32),), 0), "f.py:t"), options)
     assert report.commutative is True and "compile_check" in report.framework

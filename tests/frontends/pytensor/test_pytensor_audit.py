@@ -237,7 +237,7 @@ def test_a_malformed_pytensor_target_is_refused_in_one_line_naming_the_culprit(m
         gp.CLI.recognise((cost, []), "f")
     with pytest.raises(ValueError, match=r"^f: shapes is a list, not a dict"):
         gp.CLI.recognise((cost, wrt, [4, 6]), "f")
-    options = {"commutative": False, "compile_check": False, "repeats": 1}
+    options = {"commutative": False, "compile_check": False, "repeats": 1, "semantic": False}
     not_scalar = gp.CLI.recognise((wrt[0] * 2, wrt), "f")
     with pytest.raises(ValueError, match=r"^auditing f with PyTensor failed: ValueError: audit: cost must be") as error:
         gp.CLI.run(not_scalar, options)
