@@ -102,7 +102,8 @@ class Node(_NodeSlots):
     ``attrs`` is a tuple of ``(key, value)`` pairs sorted by key, in the canonical form of
     :mod:`graphaudit.attrs` (hashable, and equal only when the values are equal in type
     too); :meth:`attr` reads one. ``value`` holds a constant's or a parameter's
-    array, ``name`` a leaf's name. ``id`` is a process-wide creation counter: it
+    array (and, on a copy of an impure node, the node whose draw it is: :attr:`draw`),
+    ``name`` a leaf's name. ``id`` is a process-wide creation counter: it
     orders nodes deterministically and serves as a compact integer identity.
     """
 
@@ -132,6 +133,22 @@ class Node(_NodeSlots):
         """A copy of this node (same op, attrs and provenance) reading other inputs."""
         return _NewNode(self.op, tuple(inputs), self.attrs, self.shape, self.dtype, self.name, self.value,
                         (self.call, self.origin))
+
+    def same_draw(self, inputs: Sequence[Node]) -> Node:
+        """A copy of this impure node (a random draw) reading other, equal inputs: the same draw, not a second.
+
+        Merging rebuilds every node that reads a merged input. A random draw rebuilt so is
+        still the one draw the program makes: merging keys impure nodes by :attr:`draw`, so
+        the copies that two merges of one program make (of its separate and of its joint
+        form) merge with each other, and never with another draw.
+        """
+        return _NewNode(self.op, tuple(inputs), self.attrs, self.shape, self.dtype, self.name, self.draw,
+                        (self.call, self.origin))
+
+    @property
+    def draw(self) -> Node:
+        """The draw an impure node makes: the node :meth:`same_draw` copied, else itself."""
+        return self.value if isinstance(self.value, Node) else self
 
     def attr(self, key: str, default: Any = None) -> Any:
         for k, v in self.attrs:

@@ -5,8 +5,11 @@
 canonical one; later nodes with the same key are duplicates and map to it. Leaves
 (placeholders, parameters) are keyed by identity, constants by dtype, shape and exact
 bytes (so ``0.0`` and ``-0.0``, ``1`` and ``1.0`` stay apart), and impure ops (random
-draws) by identity: they are never merged. The originals are never touched: a
-canonical node whose inputs were replaced is rebuilt with :meth:`Node.with_inputs`.
+draws) by the draw they make (:attr:`Node.draw`): two draws never merge. The originals are
+never touched: a canonical node whose inputs were replaced is rebuilt with
+:meth:`Node.with_inputs`, an impure one with :meth:`Node.same_draw`, so that it stays the one
+draw the program makes. That is what lets the merged separate and merged joint forms, each a
+rebuild of what reads the one forward pass, merge with each other when they are equal.
 
 Separate forms have millions of nodes, so both passes (the walk that finds the nodes,
 and value numbering) index a list by node id instead of hashing nodes, and numbering
@@ -236,14 +239,17 @@ def _value_numbers(source: list[Node], slots: list | dict, commutative: bool) ->
     its inputs' classes, read by index. Most nodes of a separate form are duplicates, so
     the key is looked up first and the op's kind asked only on a miss: keys are stored
     only for pure ops (with sorted classes for commutative ones), so an impure or
-    unknown op never hits. Constants sharing one array (vjp rules' zeros and ones do)
+    unknown op never hits. An impure node is keyed apart, by its draw and its inputs'
+    classes: the copies merging made of one draw (:meth:`Node.same_draw`) are one node. Constants sharing one array (vjp rules' zeros and ones do)
     are keyed once: a constant's dtype and shape are its array's.
     """
     sort = {name for name, op in OPS.items() if commutative and op.commutative}
     pure = {name for name, op in OPS.items() if op.pure}
+    pure_when = {name: op.pure_when for name, op in OPS.items() if not op.pure and op.pure_when is not None}
     numbered: dict[tuple, int] = {}
     get = numbered.get
     constants: dict[tuple, int] = {}
+    draws: dict[tuple, int] = {}  # (id of the draw, key) -> class, for impure nodes
     constant_arrays: dict[int, int] = {}  # id of an array -> class of its constants (the arrays stay alive)
     classes: list[int] = []
     append = classes.append
@@ -273,14 +279,14 @@ def _value_numbers(source: list[Node], slots: list | dict, commutative: bool) ->
                         (value.dtype.str, value.shape, value.tobytes()), p)
             elif op in sort:  # any fixed order of the classes will do: equal multisets, equal keys
                 c = numbered.setdefault((op, node.attrs, *sorted(key[2:])), p)
-            elif op in pure:
+            elif op in pure or (op in pure_when and pure_when[op](node)):
                 c = numbered[key] = p
-            else:  # placeholders, parameters and impure ops: by identity
-                if op == "placeholder" or op == "parameter":
-                    leaves.append(p)
-                else:
-                    get_op(op)  # an unknown op raises here
+            elif op == "placeholder" or op == "parameter":  # by identity
+                leaves.append(p)
                 c = p
+            else:
+                get_op(op)  # an unknown op raises here
+                c = draws.setdefault((node.draw.id, key), p)
         slots[node.id] = c
         append(c)
     return classes, leaves
@@ -299,11 +305,14 @@ def _rebuild(source: list[Node], canonical: np.ndarray, leaf: np.ndarray, classe
     if not duplicate.any():
         return rebuilt
     candidates = np.flatnonzero(~duplicate & ~leaf)
+    pure = {name for name, op in OPS.items() if op.pure}
     for p in candidates[candidates > np.argmax(duplicate)].tolist():
         node = source[p]
         new_inputs = tuple(_merged_nodes(source, rebuilt, [classes[i.id] for i in node.inputs]))
-        if new_inputs != node.inputs:
-            rebuilt[p] = node.with_inputs(new_inputs)
+        if new_inputs == node.inputs:
+            continue
+        is_pure = node.op in pure or get_op(node.op).is_pure(node)
+        rebuilt[p] = node.with_inputs(new_inputs) if is_pure else node.same_draw(new_inputs)
     return rebuilt
 
 
@@ -317,12 +326,12 @@ def digests(outputs: Sequence[Node]) -> dict[Node, str]:
     """A stable hex digest per node: a Merkle hash of op, attrs and input digests.
 
     Leaves are identified by op, name, shape and dtype; constants by dtype, shape and
-    bytes; impure nodes also by their position among the impure nodes of the graph, so
-    two draws never share a digest. Provenance does not enter: a node rebuilt by two
+    bytes; impure nodes also by the position of their draw (:attr:`Node.draw`) among the
+    draws of the graph, so two draws never share a digest. Provenance does not enter: a node rebuilt by two
     grad calls has one digest.
     """
     result: dict[Node, str] = {}
-    impure_seen = 0
+    draws: dict[int, int] = {}  # id of a draw -> its position among the graph's draws
     for node in topological_order(check_nodes(outputs, "digests: outputs")):
         h = hashlib.blake2b(digest_size=16)
         h.update(node.op.encode())
@@ -333,9 +342,8 @@ def digests(outputs: Sequence[Node]) -> dict[Node, str]:
             h.update(repr(node.name).encode())
         else:
             h.update(attrs_text(node.attrs).encode())
-            if not get_op(node.op).pure:
-                impure_seen += 1
-                h.update(b"impure %d" % impure_seen)
+            if not get_op(node.op).is_pure(node):
+                h.update(b"impure %d" % draws.setdefault(node.draw.id, len(draws)))
         for source in node.inputs:
             h.update(result[source].encode())
         result[node] = h.hexdigest()

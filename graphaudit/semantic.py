@@ -154,7 +154,7 @@ def _load(egraph, source: list[Node], canonical: np.ndarray, leaf: np.ndarray, f
         t = types.setdefault((node.shape, node.dtype.str), len(types))
         op = node.op
         ins = node.inputs
-        if leaf[p] or not ins or len(ins) > 3 or not get_op(op).pure:
+        if leaf[p] or not ins or len(ins) > 3 or not get_op(op).is_pure(node):
             rows[0].append(f"{p}\t{t}")
             if op == "constant" and node.value.size and not np.any(node.value):
                 zeros.append(p)

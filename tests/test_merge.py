@@ -65,6 +65,71 @@ def test_impure_ops_are_never_merged():
     assert da != db
 
 
+@pytest.fixture
+def draw_ops():
+    """Two imported ops that draw a mask the shape of their input: one always random, one
+    deterministic when its ``p`` is 0 (as attention with dropout probability 0 is)."""
+    from graphaudit.ops import OPS
+    from graphaudit.ops.registry import define_imported, elementwise_cost
+
+    saved = dict(OPS)
+    define_imported("test.draw", kind="random", cost=elementwise_cost, pure=False)
+    define_imported("test.dropout", kind="random", cost=elementwise_cost, pure=False,
+                    pure_when=lambda node: node.attr("p") == 0)
+    yield
+    OPS.clear()
+    OPS.update(saved)
+
+
+def imported(op, inputs, **attrs):
+    from graphaudit.frontends.common import imported_node
+
+    return imported_node(op, inputs, list(attrs.items()), inputs[0].shape, inputs[0].dtype, call=None)
+
+
+def test_copies_merging_makes_of_one_draw_are_that_one_draw(draw_ops):
+    # A forward pass where the draw reads one of two equal views (x @ w on a 3-D x views x once per
+    # product): merging each gradient form rebuilds the draw over the merged view. The two copies
+    # are the one draw the program makes, so the merged forms merge with each other.
+    x = ga.placeholder("x", (3, 4), "float64")
+    first, second = ga.reshape(x, (12,)), ga.reshape(x, (12,))
+    drawn = imported("test.draw", [second])
+    forward = drawn * first
+    separate, joint = [ga.sum(forward * 2.0)], [ga.sum(forward * 2.0)]
+    merged_separate, merged_joint = merge(separate), merge(joint)
+    copies = [n for m in (merged_separate, merged_joint) for n in ga.topological_order(m.outputs)
+              if n.op == "test.draw"]
+    assert len(copies) == 2 and copies[0] is not copies[1] and copies[0].draw is copies[1].draw is drawn
+    both = merge(merged_separate.outputs + merged_joint.outputs)
+    assert both.outputs[0] is both.outputs[1]
+    assert sum(n.op == "test.draw" for n in ga.topological_order(both.outputs)) == 1
+    report = ga.compare_forms(separate, joint, wrt=["x"])
+    assert report.merged_equals_joint
+    digest = digests(copies)
+    assert digest[copies[0]] == digest[copies[1]]
+
+
+def test_two_draws_over_equal_inputs_stay_two(draw_ops):
+    x = ga.placeholder("x", (5,), "float64")
+    a, b = imported("test.draw", [ga.exp(x)]), imported("test.draw", [ga.exp(x)])
+    result = merge([a + 1.0, b + 1.0])
+    assert result.outputs[0] is not result.outputs[1]
+    assert result.nodes_before - result.nodes_after == 1  # only exp(x)
+    digest = digests([a, b])
+    assert digest[a] != digest[b]
+    again = merge(result.outputs)  # copies of copies keep their draw: still two
+    assert again.outputs[0] is not again.outputs[1]
+
+
+def test_purity_is_decided_per_call_where_the_arguments_decide_it(draw_ops):
+    x = ga.placeholder("x", (5,), "float64")
+    deterministic = [imported("test.dropout", [x], p=0.0) for _ in range(2)]
+    random = [imported("test.dropout", [x], p=0.5) for _ in range(2)]
+    merged = merge(deterministic + random).outputs
+    assert merged[0] is merged[1]
+    assert merged[2] is not merged[3]
+
+
 @pytest.mark.parametrize(
     "left, right",
     [(0.0, -0.0), (1, 1.0), (np.float32(1), np.float64(1)), (np.zeros(2), np.zeros(3))],

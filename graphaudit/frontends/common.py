@@ -85,8 +85,12 @@ class OpTable:
     def row(self, key: str) -> ImportedOp:
         return self.rows.get(key, UNKNOWN)
 
-    def op_name(self, key: str, *, pure: bool = True, row: ImportedOp | None = None, doc: str = "") -> str:
+    def op_name(self, key: str, *, pure: bool = True, row: ImportedOp | None = None, doc: str = "",
+                pure_when: Callable[[Node], bool] | None = None) -> str:
         """The registered name of framework op ``key`` (``row`` overrides the table's row for it).
+
+        ``pure_when``, for an impure op, picks the calls that are deterministic after all
+        (:attr:`graphaudit.ops.Op.pure_when`).
 
         Registered once. An op first seen with side effects stays impure when seen without
         (that only keeps its nodes apart); one first seen pure and now with side effects is
@@ -98,7 +102,7 @@ class OpTable:
             row = row if row is not None else self.row(key)
             define_imported(name, kind=row.kind, cost=row.cost, impl=row.impl or self.fallback_impl, pure=pure,
                             doc=doc, view=row.view, operand_text=row.operand_text, same_as=row.same_as,
-                            swapped=row.swapped)
+                            swapped=row.swapped, pure_when=None if pure else pure_when)
         elif existing.pure and not pure:
             raise ValueError(f"op {key!r} has side effects here but was imported as pure before")
         return name

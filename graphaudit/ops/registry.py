@@ -46,6 +46,10 @@ class Op:
     options make it something else; ``swapped`` gives, for a general dot product, the op,
     attrs and output permutation of the same product with its operands swapped. Semantic
     merging (:mod:`graphaudit.semantic`) reads both, so its rules see imported forms.
+
+    ``pure_when``, on an impure op, picks the calls whose arguments make them deterministic
+    after all (attention with dropout probability 0): those merge like a pure op's.
+    :meth:`is_pure` asks it of a node.
     """
 
     name: str
@@ -61,6 +65,11 @@ class Op:
     operand_text: Callable[[Node], str] | None = None
     same_as: Callable[[Node], tuple[str, tuple] | None] | None = None
     swapped: Callable[[Node], tuple[str, tuple, tuple[int, ...]]] | None = None
+    pure_when: Callable[[Node], bool] | None = None
+
+    def is_pure(self, node: Node) -> bool:
+        """Whether ``node``, a call of this op, is a pure function of its inputs (so it may merge)."""
+        return self.pure or (self.pure_when is not None and self.pure_when(node))
 
     @property
     def is_matmul(self) -> bool:
@@ -90,6 +99,7 @@ def define_imported(
     operand_text: Callable[[Node], str] | None = None,
     same_as: Callable[[Node], tuple[str, tuple] | None] | None = None,
     swapped: Callable[[Node], tuple[str, tuple, tuple[int, ...]]] | None = None,
+    pure_when: Callable[[Node], bool] | None = None,
 ) -> Op:
     """Register an op that a front-end imports from a framework (e.g. ``jax.dot_general``).
 
@@ -97,7 +107,8 @@ def define_imported(
     shapes). Registering the same name again with the same parts is a no-op; with
     different parts it is an error, so two front-ends cannot silently disagree.
     """
-    op = Op(name, None, impl, None, cost, kind, pure, commutative, doc, view, operand_text, same_as, swapped)
+    op = Op(name, None, impl, None, cost, kind, pure, commutative, doc, view, operand_text, same_as, swapped,
+            pure_when)
     existing = OPS.get(name)
     if existing is not None and existing != op:
         raise ValueError(f"op {name!r} is already registered differently")

@@ -92,6 +92,13 @@ def is_random(target: Any) -> bool:
     return torch.Tag.nondeterministic_seeded in target.tags
 
 
+def draws_nothing(node: Node) -> bool:
+    """Whether a call of a random op is deterministic after all: a dropout probability of 0
+    (attention's ``dropout_p``, ``native_dropout``'s or ``bernoulli``'s ``p``), or dropout
+    outside training. PyTorch tags the op, not the call, as random."""
+    return node.attr("train") is False or any(node.attr(name) == 0 for name in ("dropout_p", "p"))
+
+
 # --- running a node --------------------------------------------------------------------------
 
 

@@ -28,7 +28,9 @@ In-place ops (any op whose schema writes to an argument: ``add_``, ``masked_fill
 
 After either, the later readers of a tensor that an op wrote and returned read the op's node.
 
-Random ops (meta tag ``nondeterministic_seeded``: dropout, ``bernoulli_``) are impure too.
+Random ops (meta tag ``nondeterministic_seeded``: dropout, ``bernoulli_``) are impure too,
+except for the calls that draw nothing (:func:`.aten.draws_nothing`: attention with
+``dropout_p=0``, which PyTorch tags as random all the same).
 """
 
 from __future__ import annotations
@@ -145,7 +147,7 @@ class _Importer:
         returned = written if _returns_alias(target) else []  # add_ returns what it wrote; native_batch_norm not
         pure = not aten.is_random(target)
         if not written:
-            return TABLE.op_name(key, pure=pure, doc=f"PyTorch's {target}"), []
+            return TABLE.op_name(key, pure=pure, pure_when=aten.draws_nothing, doc=f"PyTorch's {target}"), []
         if pure and not any(self.read_later(tensor, fx_node) for tensor in written):
             variant = aten.functional_variant(target) if returned else target
             if variant is not None:
