@@ -26,6 +26,7 @@ import graphaudit.frontends.torch.capture as capturing
 from graphaudit.frontends.torch.aten import numpy_dtype, op_key
 from graphaudit.frontends.torch.importer import from_fx
 from graphaudit.frontends.torch.ops import TABLE
+from graphaudit.frontends.torch.version import supported_torch
 from graphaudit.graph import GradCall, parameter, placeholder
 from graphaudit.report import Report
 
@@ -51,7 +52,7 @@ def audit(
     :class:`TorchSection`. ``semantic=True`` (needs egglog) adds what equality saturation finds
     beyond value numbering (``report.semantic``).
     """
-    torch = require("torch", "torch")
+    torch = supported_torch()
     if not callable(loss_fn):
         raise TypeError(f"audit: loss_fn must be a function, got {type(loss_fn).__name__}")
     if repeats < 1:
@@ -96,7 +97,7 @@ def audit_function(fn: Callable, *example_inputs: Any, params: Any, commutative:
     the report (:func:`graphaudit.audit_graph`'s, forms ``original`` and ``merged``) costs them.
     Its section's ``fx_nodes`` has one form, ``original``.
     """
-    torch = require("torch", "torch")
+    torch = supported_torch()
     start = time.perf_counter()
     captured = capturing.capture_function(fn, params, example_inputs)
     trace_seconds = time.perf_counter() - start
@@ -265,6 +266,9 @@ def recognise(result: Any, name: str) -> TorchTarget | None:
     if torch is None or not isinstance(result, (tuple, list)) or len(result) < 2:
         return None
     loss_fn, params, *inputs = result
+    if isinstance(loss_fn, torch.nn.Module) and callable(params) and not isinstance(params, torch.nn.Module):
+        raise TargetError(f"{name} returned ({type(loss_fn).__name__} model, loss_fn, ...): its first item is a model "
+                          f"where the loss function belongs; return {CLI.returns}")
     is_module = isinstance(params, torch.nn.Module)
     is_dict = isinstance(params, Mapping) and any(isinstance(v, torch.Tensor) for v in params.values())
     if not (is_module or is_dict):
