@@ -176,7 +176,7 @@ def compare_forms(
 
 
 def audit_graph(outputs: Node | Sequence[Node], *, commutative: bool = False, semantic: bool = False) -> Report:
-    """What merging removes from any graph (forms ``original`` and ``merged``), by op and provenance.
+    """What merging removes from any graph (forms ``original`` and ``original_merged``), by op and provenance.
 
     With ``semantic=True``, also what equality saturation removes beyond that (``report.semantic``).
     """
@@ -192,7 +192,7 @@ def audit_graph(outputs: Node | Sequence[Node], *, commutative: bool = False, se
         extra, removed = _semantic(result, outputs, names) if semantic else (None, ())
     forms = {
         "original": Form(outputs, original_cost, None),
-        "merged": Form(result.outputs, merged_cost, seconds),
+        "original_merged": Form(result.outputs, merged_cost, seconds),
     }
     return Report(
         kind="graph",

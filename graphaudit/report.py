@@ -5,7 +5,7 @@
 - ``kind``: ``"grad"`` (from :func:`audit`) or ``"graph"`` (from :func:`audit_graph`);
 - ``wrt``: names of the parameters, in order (empty for ``"graph"``);
 - ``forms``: ``separate``, ``joint``, ``separate_merged``, ``joint_merged`` (or ``original``,
-  ``merged``), each with ``nodes`` (operations only: leaves are not counted),
+  ``original_merged``; :attr:`Report.merged` is the merged form of either), each with ``nodes`` (operations only: leaves are not counted),
   ``backward_nodes``, ``flops``, ``backward_flops``, ``matmul_flops``, ``bytes`` (written
   by operations), ``no_cost_rule`` (op -> nodes whose FLOPs are unknown) and ``build_seconds`` (the grad calls' time; a merged form's is the
   time merging took);
@@ -103,6 +103,12 @@ class Report:
     materialized: bool = True
     semantic: dict[str, Any] | None = None
     semantic_duplicates: tuple[Node, ...] = ()
+
+    @property
+    def merged(self) -> Form:
+        """The merged form of what was audited: ``forms["separate_merged"]`` of a grad report,
+        ``forms["original_merged"]`` of a graph report (every form ``X`` merges to ``X_merged``)."""
+        return self.forms[f"{self.subject}_merged"]
 
     # --- data --------------------------------------------------------------------------
 
