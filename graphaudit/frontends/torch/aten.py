@@ -73,19 +73,6 @@ def mutated_arguments(target: Any) -> list[str]:
     return [a.name for a in target._schema.arguments if a.alias_info is not None and a.alias_info.is_write]
 
 
-def functional_variant(target: Any) -> Any | None:
-    """The out-of-place op that computes what in-place ``target`` writes (``add.Tensor`` for ``add_.Tensor``)."""
-    torch = require("torch", "torch")
-    name = target._schema.name.split("::", 1)[1]
-    if not name.endswith("_"):
-        return None
-    packet = getattr(getattr(torch.ops, target.namespace), name[:-1], None)
-    variant = getattr(packet, target._overloadname, None) if packet is not None else None
-    if variant is None or variant._schema.is_mutable:
-        return None
-    return variant
-
-
 def is_random(target: Any) -> bool:
     """Whether the op draws random numbers (dropout, ``bernoulli_``): never merged."""
     torch = require("torch", "torch")
