@@ -12,7 +12,9 @@ op (``masked_fill`` for ``masked_fill_``) and, for a write through a view, a ``*
 into the view's base, and has made again each view read after a write. So every FX node is a
 value, a view is a value like any other (it writes no bytes: :mod:`.ops`), and a node reads
 exactly the values its inputs name, as eager PyTorch does. A graph that still writes (a first
-trace) is refused, naming the op.
+trace) is refused, naming the op. Ops that read memory by strides (``as_strided``) also keep
+their inputs' strides (:data:`.aten.READ_BY_STRIDES`), so that evaluating them reads what
+PyTorch read.
 
 Provenance: a node built inside grad call ``i`` (meta ``custom["grad_call"]``) gets
 ``calls[i]`` and, as its ``origin``, the forward node of the autograd sequence number it
@@ -105,19 +107,22 @@ class _Importer:
         call = self.calls[custom[GRAD_CALL]] if GRAD_CALL in custom else None
         origin = self.first_of_seq.get(fx_node.meta.get("seq_nr", -1)) if call is not None else None
         op = TABLE.op_name(key, pure=not aten.is_random(target), doc=f"PyTorch's {target}")
-        inputs, labels, attrs = [], [], [(aten.ATTR_OVERLOAD, overload_name)]
+        tensors, labels, attrs = [], [], [(aten.ATTR_OVERLOAD, overload_name)]
         for name, value in aten.schema_values(target, fx_node.args, fx_node.kwargs):
             if _is_fx_node(value):
-                inputs.append(self.value(value))
+                tensors.append(value)
                 labels.append(name)
             elif isinstance(value, (list, tuple)) and any(_is_fx_node(v) for v in value):
                 for i, item in enumerate(value):
                     if item is not None:
-                        inputs.append(self.value(item))
+                        tensors.append(item)
                         labels.append(f"{name}[{i}]")
             else:
                 attrs.append((name, hashable_param(value)))
         attrs.append((aten.ATTR_TENSORS, tuple(labels)))
+        if key in aten.READ_BY_STRIDES:
+            attrs.append((aten.ATTR_LAYOUTS, tuple(aten.layout(tensor.meta["val"]) for tensor in tensors)))
+        inputs = [self.value(tensor) for tensor in tensors]
         name = self.forward_name(op, fx_node) if call is None else None
         if aten.is_multi_output(target):
             self.env[fx_node] = _Pending(op, inputs, attrs, call, origin, name)
