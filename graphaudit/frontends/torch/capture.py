@@ -26,11 +26,15 @@ A graph of values cannot say "this write changes what that view reads", so the s
 the first trace's fake placeholders. Every write becomes its out-of-place op (``relu`` for
 ``relu_``; ``copy`` then ``as_strided_scatter`` into the base for a ``copy_`` through a
 view), and a view read after a write to its base is made again from the new base. Views stay
-views (``remove="mutations"``), so every op keeps its name and cost row. The user's program
+views (``remove="mutations"``), so every op keeps its name, cost row and layout (removing views
+too would make each a ``*_copy`` that writes its bytes). The user's program
 itself cannot be functionalized: functorch transforms refuse the ``autograd.grad`` inside it;
 its aten graph can. The Interpreter makes each node's meta the current one, and the tracer
 copies ``custom`` and ``stack_trace`` (``preserve_node_meta``) and ``seq_nr``
-(``_preserve_node_seq_nr``) to the nodes made from it, so provenance survives.
+(``_preserve_node_seq_nr``) to the nodes made from it, so provenance survives. A program
+that writes nothing (no in-place op, no BatchNorm, no dropout) is traced once: its first
+graph is already functional. The importer reads the second graph; the report's count of
+aten calls is the first's, what PyTorch runs.
 
 Parameters are an ``nn.Module``'s (swapped for fakes through ``torch.func.functional_call``,
 buffers too, so a BatchNorm writes to fakes) or a dict of named tensors. Nothing the user
@@ -268,12 +272,17 @@ def functional(traced: Any) -> Any:
     """``traced`` (a ``make_fx`` graph on fake tensors) traced again through ``torch.func.functionalize``:
     the same values, with no op writing to memory another node reads, and the same node meta.
 
-    A write-back into one of the program's inputs (BatchNorm's ``num_batches_tracked``) ends the
-    functionalized program as a ``copy_`` that nothing reads; it is dropped.
+    A graph in which no op writes is its own functional form, and is returned as it is (no
+    second trace to pay for). A write-back into one of the program's inputs (BatchNorm's
+    ``num_batches_tracked``) ends the functionalized program as a ``copy_`` that nothing reads;
+    it is dropped.
     """
     torch = require("torch", "torch")
     proxy_tensor = require("torch.fx.experimental.proxy_tensor", "torch")
     traceback = require("torch.fx.traceback", "torch")
+    if not any(isinstance(node.target, torch._ops.OpOverload) and node.target._schema.is_mutable
+               for node in traced.graph.nodes):
+        return traced
     fakes = [node.meta["val"] for node in traced.graph.nodes if node.op == "placeholder"]
     program = torch.func.functionalize(torch.fx.Interpreter(traced).run, remove="mutations")
     with traceback.preserve_node_meta(), traceback._preserve_node_seq_nr():
