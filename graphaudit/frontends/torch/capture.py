@@ -27,8 +27,8 @@ the first trace's fake placeholders. Every write becomes its out-of-place op (``
 ``relu_``; ``copy`` then ``as_strided_scatter`` into the base for a ``copy_`` through a
 view), and a view read after a write to its base is made again from the new base. Views stay
 views (``remove="mutations"``), so every op keeps its name, cost row and layout (removing views
-too would make each a ``*_copy`` that writes its bytes). The user's program
-itself cannot be functionalized: functorch transforms refuse the ``autograd.grad`` inside it;
+too would make each a ``*_copy`` that writes its bytes). The user's program itself cannot be
+functionalized (its ``autograd.grad`` finds no ``grad_fn`` on functorch's wrapped tensors);
 its aten graph can. The Interpreter makes each node's meta the current one, and the tracer
 copies ``custom`` and ``stack_trace`` (``preserve_node_meta``) and ``seq_nr``
 (``_preserve_node_seq_nr``) to the nodes made from it, so provenance survives. A program
