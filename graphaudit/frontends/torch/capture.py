@@ -270,7 +270,8 @@ def _trace(program: Callable, named: Named) -> Capture:
 
 def functional(traced: Any) -> Any:
     """``traced`` (a ``make_fx`` graph on fake tensors) traced again through ``torch.func.functionalize``:
-    the same values, with no op writing to memory another node reads, and the same node meta.
+    the same values, no op that writes, and each node's meta that of the node it was made from; on the
+    first trace's fake tensors (its FakeTensorMode: nothing is allocated).
 
     A graph in which no op writes is its own functional form, and is returned as it is (no
     second trace to pay for). A write-back into one of the program's inputs (BatchNorm's

@@ -178,6 +178,10 @@ def test_provenance_survives_the_second_trace():
     loss_fn, net, *inputs = tm.convnet(channels=3, size=4, batch=2, classes=3, dtype=torch.float64)
     captured = capture(loss_fn, net, tuple(inputs))
     assert captured.graph is not captured.traced
+    first, second = ([n.meta["val"] for n in g.graph.nodes if n.op == "placeholder"]
+                     for g in (captured.traced, captured.graph))
+    assert all(isinstance(v, torch._subclasses.fake_tensor.FakeTensor) for v in second)
+    assert {v.fake_mode for v in second} == {v.fake_mode for v in first}, "the second trace runs on the first's fakes"
 
     def provenance(graph_module):
         return [(str(n.target).replace("add_", "add"), n.meta.get("custom"), n.meta.get("seq_nr"))
