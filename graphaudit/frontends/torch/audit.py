@@ -76,7 +76,7 @@ def audit(
         name="PyTorch",
         version=torch.__version__,
         parameters=len(wrt),
-        fx_nodes=_fx_counts(captured.graph, len(wrt)),
+        fx_nodes=_fx_counts(captured.traced, len(wrt)),
         trace_seconds=trace_seconds,
         import_seconds=import_seconds,
     )
@@ -107,8 +107,8 @@ def audit_function(fn: Callable, *example_inputs: Any, params: Any, commutative:
     if not outputs:
         raise ValueError("audit_function: fn returned no tensors")
     report = audit_graph(outputs, commutative=commutative)
-    calls = sum(1 for n in captured.graph.graph.nodes if n.op == "call_function")
-    products = sum(1 for n in captured.graph.graph.nodes if n.op == "call_function"
+    calls = sum(1 for n in captured.traced.graph.nodes if n.op == "call_function")
+    products = sum(1 for n in captured.traced.graph.nodes if n.op == "call_function"
                    and hasattr(n.target, "_schema") and TABLE.row(op_key(n.target)[0]).kind == "matmul")
     section = TorchSection(name="PyTorch", version=torch.__version__, parameters=len(captured.named.params),
                            fx_nodes={"original": {"nodes": calls, "matmuls": products}},
@@ -124,7 +124,8 @@ def _leaves(named: capturing.Named) -> list:
 
 
 def _fx_counts(graph_module: Any, parameters: int) -> dict[str, dict[str, int]]:
-    """Per form, the FX graph's aten calls (``getitem`` and ``detach`` left out) and products among them.
+    """Per form, the aten calls PyTorch runs (the first trace; ``getitem`` and ``detach`` left out) and products
+    among them.
 
     Both forms hold the one forward; the separate form the calls ``0 .. parameters-1``, the
     joint form call ``parameters``.
