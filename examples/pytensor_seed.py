@@ -1,4 +1,4 @@
-"""The seed experiment (SEED.md) in PyTensor, Theano's successor, then graphaudit's audit of it.
+"""The seed experiment (docs/seed.md) in PyTensor, Theano's successor, then graphaudit's audit of it.
 
 The seed's program, written afresh: shared float32 weights, sigmoid layers
 16384 -> 5000 -> 3000 -> 512, softmax over 40 classes, and the loss
