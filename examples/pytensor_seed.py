@@ -45,6 +45,12 @@ def seed_network(widths, dtype="float32"):
     return x, y, params, loss
 
 
+def target(batch: int = 128):
+    """The CLI target, at the seed's size: ``graphaudit audit examples/pytensor_seed.py:target``."""
+    x, y, params, loss = seed_network((16384, 5000, 3000, 512, 40))
+    return loss, params, {x: (batch, 16384), y: (batch,)}
+
+
 def seed_table(build: dict, parameters: int) -> str:
     """The seed's table (method, mean, std), with the median and quartiles beside it."""
     rows = [("one joint call over all %d parameters" % parameters, build["joint"]),
