@@ -82,9 +82,9 @@ def audit(
 
     start = time.perf_counter()
     separate_traced = []
-    for index, members in enumerate(flat.groups, start=1):
-        separate_traced.append(jax.make_jaxpr(flat.separate(index - 1))(*flat.leaves))
-        progress.step("jax.grad traces", index, len(flat.groups), ", ".join(wrt_names[members]))
+    for index, members in enumerate(flat.groups):
+        separate_traced.append(jax.make_jaxpr(flat.separate(index))(*flat.leaves))
+        progress.step("jax.grad traces", index + 1, len(flat.groups), ", ".join(wrt_names[members]))
     trace_seconds = time.perf_counter() - start
     unrolled = sum(map(unrolled_size, [*separate_traced, joint_traced]))
     unroll = unrolled <= loop_budget
