@@ -1,6 +1,6 @@
 """Pictures of graphs and reports: DOT source, PNG and SVG files, the notebook view.
 
-A report has two views (DESIGN.md, "Pictures"). *separate*: every node of the separate
+A report has two views (README.md, "Reading the pictures"). *separate*: every node of the separate
 (or original) form, each ``grad`` call's nodes in their own cluster, forward nodes grey,
 duplicated nodes red, canonical ones white. *merged*: the merged graph, each node shaded
 and labelled (``x3``) by how many nodes of the separate form merged into it. What a box

@@ -18,12 +18,16 @@ import numpy as np
 
 from graphaudit import progress
 from graphaudit.audit import audit
+from graphaudit.describe import si
+from graphaudit.errors import MissingExtraError
 from graphaudit.graph import Node, topological_order
 from graphaudit.report import Report
 
 FORMS = {"separate": "separate (one grad call per parameter)", "joint": "joint (one grad call)",
          "separate_merged": "merged separate form"}
 STYLES = {"separate": ("o", "-"), "joint": ("s", "-"), "separate_merged": ("x", "--")}  # merged often equals joint
+FORM_NAMES = {form: form.replace("_", " ") for form in FORMS}  # as the audit's table names them
+FORM_WIDTH = 17  # the audit's first column
 METRICS = {"nodes": "nodes", "flops": "FLOPs"}
 COUNT_ABOVE = 200_000  # estimated separate nodes past which the separate form is counted, not built
 
@@ -46,21 +50,22 @@ class Growth:
         return {"depths": self.depths, "counts": self.counts, "counted": self.counted, "exponents": self.exponents}
 
     def to_text(self) -> str:
-        lines = [f"{'depth':>6}" + "".join(f"{f'{form} {metric}':>26}" for form in FORMS for metric in METRICS)]
-        for row, depth in enumerate(self.depths):
-            lines.append(f"{depth:>6}" + "".join(f"{self.counts[form][metric][row]:>26}" for form in FORMS
-                                                   for metric in METRICS))
-        lines.append("fitted exponents (count ~ depth^k): " + "; ".join(
-            f"{form} nodes {k['nodes']:.2f}, FLOPs {k['flops']:.2f}" for form, k in self.exponents.items()))
-        return "\n".join(lines)
+        """For nodes and for FLOPs, a table like the audit's: a row per form, a column per depth, then ``k``."""
+        depths = [f"{depth}*" if counted else str(depth) for depth, counted in zip(self.depths, self.counted)]
+        tables = []
+        for metric, noun in METRICS.items():
+            show = str if metric == "nodes" else (lambda value: si(value, "FLOP"))
+            rows = [[FORM_NAMES[form], *map(show, self.counts[form][metric]), f"{self.exponents[form][metric]:.2f}"]
+                    for form in FORMS]
+            title = f"{noun} at each depth, and k of {noun} ~ depth^k (least squares, log-log)"
+            tables.append("\n".join([title, *_table(["form", *depths, "k"], rows)]))
+        if any(self.counted):
+            tables.append("* the separate form was counted, not built: the same numbers (audit(..., materialize=False))")
+        return "\n\n".join(tables)
 
     def plot(self, path: str | Path, title: str = "") -> str:
         """Nodes and FLOPs of each form against depth, log-log, to a PNG or SVG by suffix; returns the path."""
-        try:
-            from matplotlib.figure import Figure
-        except ImportError:
-            raise ImportError("the growth plot needs matplotlib: pip install 'graphaudit[plots]'") from None
-        figure = Figure(figsize=(10, 4.2), layout="constrained")
+        figure = matplotlib_figure()(figsize=(10, 4.2), layout="constrained")
         for axes, (metric, noun) in zip(figure.subplots(1, 2), METRICS.items()):
             for form, label in FORMS.items():
                 k = self.exponents[form][metric]
@@ -79,6 +84,24 @@ class Growth:
         metadata = {"Date": None} if str(path).lower().endswith(".svg") else {}  # same plot, same bytes
         figure.savefig(path, dpi=110, metadata=metadata)
         return str(path)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """The audit's table layout: the form's name left in the first column, the numbers right-aligned."""
+    widths = [max(len(row[i]) for row in [header, *rows]) + 2 for i in range(1, len(header))]
+    lines = ["".join([cells[0].ljust(FORM_WIDTH), *(c.rjust(w) for c, w in zip(cells[1:], widths))])
+             for cells in [header, *rows]]
+    return [lines[0], "-" * len(lines[0]), *lines[1:]]
+
+
+def matplotlib_figure() -> type:
+    """matplotlib's ``Figure``, or a :class:`MissingExtraError` naming the extra that installs it."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError as error:
+        raise MissingExtraError(f"the growth plot needs matplotlib, which is not installed: "
+                                f"pip install 'graphaudit[plots]' ({error})") from error
+    return Figure
 
 
 def fit_exponent(depths: Sequence[int], values: Sequence[int]) -> float:
@@ -113,5 +136,5 @@ def growth(build: Callable[[int], tuple[Node, Sequence[Node]] | Report], depths:
             cost_of = report.forms[form].cost
             counts[form]["nodes"].append(cost_of.nodes)
             counts[form]["flops"].append(cost_of.flops)
-        progress.step("depths", done, len(depths))
+        progress.step("depths", done, len(depths), f"depth {depth}")
     return Growth(depths, counts, counted)

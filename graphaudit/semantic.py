@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from graphaudit.attrs import canonical_attrs
+from graphaudit.errors import MissingExtraError
 from graphaudit.graph import Node
 from graphaudit.ops import get_op
 from graphaudit.rewrites import ASSOCIATIVITY, RULES, Rule
@@ -136,7 +137,7 @@ def _egglog():
     try:
         return importlib.import_module("egglog.bindings")
     except ImportError as error:
-        raise ImportError(f"semantic merging needs egglog, which is not installed: "
+        raise MissingExtraError(f"semantic merging needs egglog, which is not installed: "
                           f"pip install 'graphaudit[egraph]' ({error})") from error
 
 

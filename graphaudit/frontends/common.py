@@ -363,7 +363,8 @@ class CliFrontend:
     The command line calls the target function, then asks each front-end in turn whether
     it ``recognise``\\ s what the function returned; the first that does ``run``\\ s it with
     the command line's analysis options. An option given that the front-end does not list
-    in ``options`` is refused with one line, never silently ignored.
+    in ``options`` is refused with one line, never silently ignored. ``--help`` shows each
+    front-end's ``example``.
     """
 
     name: str  # how messages name the front-end's targets: "JAX"
@@ -374,3 +375,8 @@ class CliFrontend:
     recognise: Callable[[Any, str], Any | None]
     # audit the target, the options by name; TargetError when the framework fails on it
     run: Callable[[Any, Mapping[str, Any]], Report]
+    example: str  # a target of it in this repository, for --help: "examples/jax_seed_mlp.py:target"
+    # the framework's module and the graphaudit extra that installs it ("" for graphaudit's own graphs):
+    # a target file that cannot import it is told which extra to install
+    module: str = ""
+    extra: str = ""

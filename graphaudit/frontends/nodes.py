@@ -54,4 +54,5 @@ CLI = CliFrontend(
     options=frozenset({"measure", "repeats", "commutative", "count", "semantic"}),
     recognise=recognise,
     run=run,
+    example="seed_mlp",
 )

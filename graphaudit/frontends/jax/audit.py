@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from graphaudit import progress
 from graphaudit.audit import compare_forms
 from graphaudit.cost import Cost, total_cost
 from graphaudit.describe import seconds_text, si
@@ -80,7 +81,10 @@ def audit(
     inputs = flat.nodes(joint_traced)
 
     start = time.perf_counter()
-    separate_traced = [jax.make_jaxpr(flat.separate(index))(*flat.leaves) for index in range(len(flat.groups))]
+    separate_traced = []
+    for index, members in enumerate(flat.groups):
+        separate_traced.append(jax.make_jaxpr(flat.separate(index))(*flat.leaves))
+        progress.step("jax.grad traces", index + 1, len(flat.groups), ", ".join(wrt_names[members]))
     trace_seconds = time.perf_counter() - start
     unrolled = sum(map(unrolled_size, [*separate_traced, joint_traced]))
     unroll = unrolled <= loop_budget
@@ -303,13 +307,18 @@ def run(target: JaxTarget, options: Mapping[str, Any]) -> Report:
         return audit(
             target.fn, *target.args, argnums=target.argnums, xla=options["xla"], measure=options["measure"],
             commutative=options["commutative"], semantic=options["semantic"], repeats=options["repeats"] or 5,
+            loop_budget=DEFAULT_BUDGET if options.get("loop_budget") is None else options["loop_budget"],
+            group=options.get("group"),
         )
 
 
 CLI = CliFrontend(
     name="JAX",
     returns="(fn, args, argnums) for a JAX function",
-    options=frozenset({"xla", "measure", "repeats", "commutative", "semantic"}),
+    options=frozenset({"xla", "measure", "repeats", "commutative", "semantic", "loop_budget", "group"}),
     recognise=recognise,
     run=run,
+    example="examples/jax_seed_mlp.py:target",
+    module="jax",
+    extra="jax",
 )

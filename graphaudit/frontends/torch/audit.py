@@ -297,4 +297,7 @@ CLI = CliFrontend(
     options=frozenset({"measure", "repeats", "commutative", "semantic", "compile_check"}),
     recognise=recognise,
     run=run,
+    example="examples/torch_seed_mlp.py:target",
+    module="torch",
+    extra="torch",
 )

@@ -49,6 +49,7 @@ import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
+from graphaudit import progress
 from graphaudit.frontends import require
 
 GRAD_CALL = "grad_call"  # the custom meta key naming the grad call that built a node
@@ -205,6 +206,7 @@ def _program(loss_fn: Callable, params: Any, named: Named, inputs: tuple) -> Cal
         for i, (name, p) in enumerate(zip(names, param_values)):
             with traceback.annotate({GRAD_CALL: i}):
                 separate += grad(loss, [p], [name], retain_graph=True)
+            progress.step("torch.autograd.grad calls traced", i + 1, len(names), name)
         with traceback.annotate({GRAD_CALL: len(names)}):
             joint = grad(loss, param_values, names, retain_graph=False)
         return [*separate, *joint]
