@@ -1,7 +1,7 @@
 """The interactive HTML report at real-model scale: file size and time to the first interactive frame.
 
 Writes the report of the seed network and of a deep chain whose separate form has ~50k
-operations, opens each in headless Chromium (:mod:`graphaudit.browser`), and measures the
+operations, opens each in headless Chromium (:mod:`graphaudit.views.browser`), and measures the
 time from ``goto`` to the page saying it is ready (first frame drawn, clicks answered), the
 page's own figure (``performance.now()`` at that moment) and the file's size. With ``--out DIR``
 it also keeps the reports and screenshots: the top level of each, the seed with a grad call
@@ -23,8 +23,8 @@ from pathlib import Path
 from common import ChainSizes, count_text, seconds_text, table, target, title
 
 import graphaudit as ga
-from graphaudit.browser import BrowserMissingError, open_report
-from graphaudit.describe import si
+from graphaudit.views.browser import BrowserMissingError, open_report
+from graphaudit.core.describe import si
 
 TARGET_SECONDS, TARGET_BYTES = 2.0, 10e6
 

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from graphaudit.describe import si
+from graphaudit.core.describe import si
 from graphaudit.frontends.torch import audit_function
 
 WIDTHS = (32, 16, 10)

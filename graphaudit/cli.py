@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, NoReturn
 
 from graphaudit import models, progress
-from graphaudit.audit import audit
+from graphaudit.analysis.audit import audit
 from graphaudit.errors import GraphauditError, MissingExtraError
 from graphaudit.frontends import cli_frontends, nodes
 from graphaudit.frontends.common import DEFAULT_LOOP_BUDGET, CliFrontend, TargetError, a_type
@@ -343,7 +343,7 @@ def cmd_examples(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from graphaudit.draw import GraphvizMissingError
+    from graphaudit.views.draw import GraphvizMissingError
 
     out = Path(args.out)
     try:
@@ -431,7 +431,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def cmd_growth(args: argparse.Namespace) -> int:
-    from graphaudit.growth import growth, matplotlib_figure
+    from graphaudit.analysis.growth import growth, matplotlib_figure
 
     for flag in ("png", "svg", "json"):
         path = getattr(args, flag)
@@ -624,7 +624,7 @@ def _check_output(path: Path, flag: str) -> None:
 
 def _render(report: Any, path: Path, view: str) -> Path:
     """``report.render``; a missing Graphviz becomes a one-line error with the install hint."""
-    from graphaudit.draw import GraphvizMissingError
+    from graphaudit.views.draw import GraphvizMissingError
 
     try:
         return Path(report.render(str(path), view=view))

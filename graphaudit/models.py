@@ -12,8 +12,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from graphaudit import ops
-from graphaudit.graph import Node, parameter, placeholder
+from graphaudit.core import ops
+from graphaudit.core.graph import Node, parameter, placeholder
 
 ACTIVATIONS: dict[str, Callable[[Node], Node]] = {"sigmoid": ops.sigmoid, "tanh": ops.tanh, "relu": ops.relu}
 

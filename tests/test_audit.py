@@ -232,8 +232,8 @@ def test_audit_graph_of_a_graph_without_duplicates_reports_none():
 
 def reference_duplicated_work(order, result, names):
     """Duplicated work counted node by node, as the report defines it (no top list)."""
-    from graphaudit.cost import is_matmul, node_bytes, node_flops
-    from graphaudit.duplicates import _call_key
+    from graphaudit.analysis.cost import is_matmul, node_bytes, node_flops
+    from graphaudit.analysis.duplicates import _call_key
 
     dups = [n for n in order if n in result.duplicates and not n.is_leaf]
     totals = {"nodes": len(dups), "flops": sum(map(node_flops, dups)),
@@ -256,7 +256,7 @@ def reference_duplicated_work(order, result, names):
                 entry = cost.setdefault(n.origin, [0, 0])
                 entry[0] += 1
                 entry[1] += node_flops(n)
-    by_forward = {ga.describe.name_of(o, names): {"op": o.op, "shape": list(o.shape), "calls": len(calls[o]),
+    by_forward = {ga.core.describe.name_of(o, names): {"op": o.op, "shape": list(o.shape), "calls": len(calls[o]),
                                                   "rebuilt": len(calls[o]) - 1, "nodes": c[0], "flops": c[1]}
                   for o, c in cost.items()}
     return {**totals, "by_op": by_op, "by_call": by_call, "by_forward_node": by_forward}
@@ -265,8 +265,8 @@ def reference_duplicated_work(order, result, names):
 @pytest.mark.parametrize("build", [lambda: ga.models.residual_mlp(depth=3, width=4, batch=2),
                                    lambda: ga.models.deep_chain(depth=5, width=3, batch=2)])
 def test_duplicated_work_on_positions_equals_the_node_by_node_count(build):
-    from graphaudit.describe import forward_names
-    from graphaudit.duplicates import duplicated_work
+    from graphaudit.core.describe import forward_names
+    from graphaudit.analysis.duplicates import duplicated_work
 
     model = build()
     separate = [ga.grad(model.loss, p) for p in model.params]

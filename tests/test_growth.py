@@ -9,8 +9,8 @@ import pytest
 import graphaudit as ga
 from graphaudit import models
 from graphaudit.cli import main
-from graphaudit.describe import si
-from graphaudit.growth import FORM_WIDTH, FORMS, METRICS, fit_exponent, growth
+from graphaudit.core.describe import si
+from graphaudit.analysis.growth import FORM_WIDTH, FORMS, METRICS, fit_exponent, growth
 
 
 def chain(depth):

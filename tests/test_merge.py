@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import graphaudit as ga
-from graphaudit.merge import digests, merge
+from graphaudit.analysis.merge import digests, merge
 
 
 def op_count(outputs):
@@ -69,8 +69,8 @@ def test_impure_ops_are_never_merged():
 def draw_ops():
     """Two imported ops that draw a mask the shape of their input: one always random, one
     deterministic when its ``p`` is 0 (as attention with dropout probability 0 is)."""
-    from graphaudit.ops import OPS
-    from graphaudit.ops.registry import define_imported, elementwise_cost
+    from graphaudit.core.ops import OPS
+    from graphaudit.core.ops.registry import define_imported, elementwise_cost
 
     saved = dict(OPS)
     define_imported("test.draw", kind="random", cost=elementwise_cost, pure=False)
@@ -188,7 +188,7 @@ def test_duplicates_share_the_digest_of_their_canonical_node():
 
 DIGEST_SCRIPT = """
 import graphaudit as ga
-from graphaudit.merge import digests
+from graphaudit.analysis.merge import digests
 m = ga.models.seed_mlp()
 outs = ga.grad(m.loss, m.params)
 d = digests(outs)
@@ -222,14 +222,14 @@ def reference_classes(outputs, commutative=False):
     """Value numbering the slow, obvious way: node-keyed dicts over topological_order."""
     canonical, by_key = {}, {}
     for node in ga.topological_order(outputs):
-        if node.op in ("placeholder", "parameter") or (not node.is_leaf and not ga.ops.get_op(node.op).pure):
+        if node.op in ("placeholder", "parameter") or (not node.is_leaf and not ga.core.ops.get_op(node.op).pure):
             canonical[node] = node
             continue
         if node.op == "constant":
             key = ("constant", node.dtype.str, node.shape, node.value.tobytes())
         else:
             ids = [canonical[i].id for i in node.inputs]
-            if commutative and ga.ops.get_op(node.op).commutative:
+            if commutative and ga.core.ops.get_op(node.op).commutative:
                 ids.sort()
             key = (node.op, node.attrs, *ids)
         canonical[node] = by_key.setdefault(key, node)
@@ -266,11 +266,11 @@ def test_old_nodes_far_below_the_newest_are_found_and_merged(old_chain):
     for _ in range(old_chain):  # many old nodes: the walk's window grows to take them in
         old = ga.neg(old)
     for _ in range(50_000):  # ids burnt between the old nodes and the new graph: a sparse graph
-        ga.graph.new_id_mark()
+        ga.core.graph.new_id_mark()
     x = ga.placeholder("x", (3,), "float64")
     out = [ga.exp(old * x), ga.exp(old * x), ga.neg(old)]
     for _ in range(50_000):
-        ga.graph.new_id_mark()
+        ga.core.graph.new_id_mark()
     out.append(ga.exp(old * x))
     result = assert_matches_reference(out)
     assert result.outputs[0] is result.outputs[1] is result.outputs[3]
@@ -280,11 +280,11 @@ def test_old_nodes_far_below_the_newest_are_found_and_merged(old_chain):
 PLACEMENT_SCRIPT = """
 import json, sys
 import graphaudit as ga
-from graphaudit.merge import _reachable, merge
+from graphaudit.analysis.merge import _reachable, merge
 runs = []
 for burnt in (0, 12_000, 100_000):  # ids burnt before the graph
     for _ in range(burnt):
-        ga.graph.new_id_mark()
+        ga.core.graph.new_id_mark()
     model = ga.models.deep_chain(depth=4, width=3, batch=2)
     out = [ga.grad(model.loss, p) for p in model.params]
     table = _reachable(out)[1]

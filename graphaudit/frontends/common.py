@@ -36,13 +36,13 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from graphaudit.attrs import canonical_attrs
-from graphaudit.describe import seconds_text
+from graphaudit.core.attrs import canonical_attrs
+from graphaudit.core.describe import seconds_text
 from graphaudit.errors import GraphauditError
 from graphaudit.frontends import MissingFrameworkError
-from graphaudit.graph import GradCall, Node, new_node
-from graphaudit.ops import OPS, define_imported
-from graphaudit.report import Report, Section
+from graphaudit.core.graph import GradCall, Node, new_node
+from graphaudit.core.ops import OPS, define_imported
+from graphaudit.analysis.report import Report, Section
 
 ATTR_OUTPUT = "output"  # which result of a multi-result op a node is
 
@@ -59,7 +59,7 @@ class ImportedOp(NamedTuple):
     whether its output is a view of an input (a transpose, reshape, broadcast or basic
     slice): it writes no new buffer, so it costs no bytes; ``operand_text`` what a node of
     it works on, for reports (None: its input shapes, as for graphaudit's own ops); ``same_as``
-    and ``swapped`` the forms semantic merging reads (:class:`graphaudit.ops.Op`).
+    and ``swapped`` the forms semantic merging reads (:class:`graphaudit.core.ops.Op`).
     """
 
     kind: str = "imported"
@@ -90,7 +90,7 @@ class OpTable:
         """The registered name of framework op ``key`` (``row`` overrides the table's row for it).
 
         ``pure_when``, for an impure op, picks the calls that are deterministic after all
-        (:attr:`graphaudit.ops.Op.pure_when`).
+        (:attr:`graphaudit.core.ops.Op.pure_when`).
 
         Registered once. An op first seen with side effects stays impure when seen without
         (that only keeps its nodes apart); one first seen pure and now with side effects is
@@ -217,7 +217,7 @@ def imported_node(
     output: int | None = None,
     origin: Node | None = None,
 ) -> Node:
-    """One node of an imported op: attrs in canonical form (:mod:`graphaudit.attrs`), ``output=i``
+    """One node of an imported op: attrs in canonical form (:mod:`graphaudit.core.attrs`), ``output=i``
     for result ``i`` of a multi-result op, and provenance given here: ``call``, and ``origin`` when
     the framework says which forward op a backward node belongs to (PyTorch's ``seq_nr``)."""
     if output is not None:

@@ -27,7 +27,7 @@ from graphaudit.frontends.common import CliFrontend, TargetError, attach_section
 from graphaudit.frontends.pytensor.audit import REPEATS, PyTensorSection
 from graphaudit.frontends.pytensor.audit import audit as pytensor_audit
 from graphaudit.frontends.pytensor.scan import DEFAULT_BUDGET
-from graphaudit.report import Report
+from graphaudit.analysis.report import Report
 
 
 class ModelGradient(NamedTuple):

@@ -15,9 +15,9 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from graphaudit import progress
-from graphaudit.audit import compare_forms
-from graphaudit.cost import Cost, total_cost
-from graphaudit.describe import seconds_text, si
+from graphaudit.analysis.audit import compare_forms
+from graphaudit.analysis.cost import Cost, total_cost
+from graphaudit.core.describe import seconds_text, si
 from graphaudit.frontends import require
 from graphaudit.frontends.common import (
     UNROLLED, WHOLE_LOOPS_NOTE, CliFrontend, FrameworkSection, TargetError, a_type, attach_section, failures_in,
@@ -30,8 +30,8 @@ from graphaudit.frontends.jax.importer import count_equations, from_jaxpr
 from graphaudit.frontends.jax.loops import (
     COSTLIEST_BRANCH, DEFAULT_BUDGET, ONE_ITERATION, TAKEN_BRANCH, LoopRecord, unrolled_size)
 from graphaudit.frontends.jax.ops import ATTR_REMAT
-from graphaudit.graph import GradCall, Node, topological_order
-from graphaudit.report import Report
+from graphaudit.core.graph import GradCall, Node, topological_order
+from graphaudit.analysis.report import Report
 
 
 def audit(

@@ -17,9 +17,9 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from graphaudit import progress
-from graphaudit.audit import compare_forms
-from graphaudit.cost import is_matmul
-from graphaudit.describe import forward_names
+from graphaudit.analysis.audit import compare_forms
+from graphaudit.analysis.cost import is_matmul
+from graphaudit.core.describe import forward_names
 from graphaudit.frontends.common import (
     UNROLLED, WHOLE_LOOPS_NOTE, CliFrontend, FrameworkSection, TargetError, a_type, attach_section, failures_in,
     loop_heading, spread, target_wrt,
@@ -27,8 +27,8 @@ from graphaudit.frontends.common import (
 from graphaudit.frontends.pytensor.importer import _as_list, _dtype, _Importer
 from graphaudit.frontends.pytensor.ops import FAMILIES, PREFIX, _pytensor
 from graphaudit.frontends.pytensor.scan import DEFAULT_BUDGET, WHILE, Loop
-from graphaudit.graph import GradCall, Node, topological_order
-from graphaudit.report import Report
+from graphaudit.core.graph import GradCall, Node, topological_order
+from graphaudit.analysis.report import Report
 
 REPEATS = 20  # builds of each form, by default
 

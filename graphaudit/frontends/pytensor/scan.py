@@ -29,13 +29,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-from graphaudit.cost import node_flops
+from graphaudit.analysis.cost import node_flops
 from graphaudit.errors import ShapeError
 from graphaudit.frontends.common import DEFAULT_LOOP_BUDGET, UNROLLED, WHOLE, ImportedOp, imported_node
 from graphaudit.frontends.pytensor.ops import FAMILIES
-from graphaudit.graph import GradCall, Node, constant, topological_order
-from graphaudit.merge import digests
-from graphaudit.ops import no_flops
+from graphaudit.core.graph import GradCall, Node, constant, topological_order
+from graphaudit.analysis.merge import digests
+from graphaudit.core.ops import no_flops
 
 DEFAULT_BUDGET = DEFAULT_LOOP_BUDGET
 

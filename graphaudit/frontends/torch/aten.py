@@ -28,7 +28,7 @@ import numpy as np
 
 from graphaudit.frontends import require
 from graphaudit.frontends.common import ATTR_OUTPUT, Opaque
-from graphaudit.graph import Node
+from graphaudit.core.graph import Node
 
 ATTR_OVERLOAD = "overload"
 ATTR_TENSORS = "tensors"

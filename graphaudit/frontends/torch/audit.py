@@ -16,8 +16,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
-from graphaudit.audit import audit_graph, compare_forms
-from graphaudit.describe import seconds_text
+from graphaudit.analysis.audit import audit_graph, compare_forms
+from graphaudit.core.describe import seconds_text
 from graphaudit.frontends import require
 from graphaudit.frontends.common import (
     CliFrontend, FrameworkSection, TargetError, a_type, attach_section, failures_in,
@@ -27,8 +27,8 @@ from graphaudit.frontends.torch.aten import numpy_dtype, op_key
 from graphaudit.frontends.torch.importer import from_fx
 from graphaudit.frontends.torch.ops import TABLE
 from graphaudit.frontends.torch.version import supported_torch
-from graphaudit.graph import GradCall, parameter, placeholder
-from graphaudit.report import Report
+from graphaudit.core.graph import GradCall, parameter, placeholder
+from graphaudit.analysis.report import Report
 
 
 def audit(

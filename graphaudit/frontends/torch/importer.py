@@ -37,7 +37,7 @@ from graphaudit.frontends.common import hashable_param, imported_node
 import graphaudit.frontends.torch.aten as aten
 from graphaudit.frontends.torch.capture import GRAD_CALL, MODULE
 from graphaudit.frontends.torch.ops import TABLE
-from graphaudit.graph import GradCall, Node, building, constant
+from graphaudit.core.graph import GradCall, Node, building, constant
 
 DROPPED = frozenset({"aten.detach"})  # ops whose result is their input, as far as values go
 

@@ -72,8 +72,8 @@ def test_a_scan_costs_its_body_times_its_steps_unrolled_or_not():
     (loop,) = whole.loops
     assert (loop.length, loop.body_flops, loop.treatment) == (STEPS, body, "whole, body x trip count")
     (scan,) = [n for n in ga.topological_order(whole.outputs) if n.op == "pytensor.Scan"]
-    assert ga.cost.node_flops(scan) == STEPS * body
-    flops = [sum(ga.cost.node_flops(n) for n in ga.topological_order(i.outputs)) for i in (whole, unrolled)]
+    assert ga.analysis.cost.node_flops(scan) == STEPS * body
+    flops = [sum(ga.analysis.cost.node_flops(n) for n in ga.topological_order(i.outputs)) for i in (whole, unrolled)]
     assert flops[0] == flops[1]
     assert unrolled.loops[0].treatment == "unrolled" and unrolled.loops[0].body == loop.body
     # the estimate of the unrolled size is what unrolling makes, give or take the rows it reads and stacks

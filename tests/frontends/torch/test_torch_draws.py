@@ -67,7 +67,7 @@ def test_the_merged_forms_make_the_one_draw_of_dropout():
 
     def draws(form):
         return [n for n in ga.topological_order(report.forms[form].outputs)
-                if not n.is_leaf and not ga.ops.get_op(n.op).is_pure(n)]
+                if not n.is_leaf and not ga.core.ops.get_op(n.op).is_pure(n)]
 
     (drawn,) = draws("separate")  # the forward's one draw, read by every call
     for form in ("separate_merged", "joint_merged"):
@@ -79,10 +79,10 @@ def test_attention_without_dropout_is_pure_and_with_dropout_is_not():
     loss_fn, params, x = attention_program()
     report = audit(loss_fn, x, params=params)
     forward = [n for n in ga.topological_order(report.forms["joint"].outputs) if n.op.endswith("_for_cpu")]
-    assert forward and all(ga.ops.get_op(n.op).is_pure(n) for n in forward)
+    assert forward and all(ga.core.ops.get_op(n.op).is_pure(n) for n in forward)
     with_dropout = [ga.Node(n.op, n.inputs, [(k, 0.1 if k == "dropout_p" else v) for k, v in n.attrs], n.shape,
                             n.dtype) for n in forward]  # the same calls, as if dropout_p were 0.1
-    assert not any(ga.ops.get_op(n.op).is_pure(n) for n in with_dropout)
+    assert not any(ga.core.ops.get_op(n.op).is_pure(n) for n in with_dropout)
 
 
 @pytest.mark.parametrize("program", [dropout_program, attention_program])

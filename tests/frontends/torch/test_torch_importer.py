@@ -18,7 +18,7 @@ import torch_models as tm  # noqa: E402
 import graphaudit as ga  # noqa: E402
 from graphaudit.frontends.torch import audit, from_fx  # noqa: E402
 from graphaudit.frontends.torch.capture import capture  # noqa: E402
-from graphaudit.ops import get_op  # noqa: E402
+from graphaudit.core.ops import get_op  # noqa: E402
 
 SMALL = {
     "seed_mlp": lambda: tm.seed_mlp((6, 5, 4, 3, 2), 3, dtype=torch.float64),
