@@ -20,17 +20,19 @@ STAMP_PYTENSOR3 := $(VENV_PYTENSOR3)/.installed
 PYTENSOR3 ?= pytensor>=3,<4
 PYTENSOR3_TESTS ?= tests/frontends/pytensor tests/test_cli.py
 DEMO_ARGS ?=
+ZOO_ARGS ?=
 PYTEST_ARGS ?=
 
 GRAPHVIZ_HINT := install it with 'apt-get install graphviz' (Debian/Ubuntu) or 'brew install graphviz' (macOS)
 
 .DEFAULT_GOAL := help
-.PHONY: help test demo bench venv graphviz chromium clean
+.PHONY: help test demo bench zoo venv graphviz chromium clean
 
 help:
 	@echo "make test   set up .venv, .venv-pytensor3, Graphviz and Chromium if needed, then the test suite, and its PyTensor tests again on PyTensor 3"
 	@echo "make demo   set up .venv, Graphviz and Chromium if needed, then run 'graphaudit demo' (writes graphaudit-out/:"
 	@echo "            report.html and its screenshots, a 50k-node report, the growth plot of a deep chain)"
+	@echo "make zoo    set up .venv, then audit the PyTorch model zoo (benchmarks/zoo.py; ZOO_ARGS='--models bert,resnet')"
 	@echo "make clean  remove .venv, .venv-pytensor3, graphaudit-out/ and caches"
 	@echo "variables: PYTHON=$(PYTHON)  PYTEST_ARGS=...  DEMO_ARGS=...  PYTENSOR3='$(PYTENSOR3)'"
 
@@ -46,6 +48,9 @@ demo: $(STAMP) graphviz chromium
 
 bench: $(STAMP) graphviz
 	$(VENV_PYTHON) benchmarks/run_all.py
+
+zoo: $(STAMP)
+	$(VENV_PYTHON) benchmarks/zoo.py $(ZOO_ARGS)
 
 venv: $(STAMP)
 

@@ -17,14 +17,16 @@ Per model (``zoo_models.py``: tiny, random init, float64), one row:
 
     python benchmarks/zoo.py [--models bert,resnet] [--markdown FILE] [--json FILE] [--repeats N]
 
-Not run by ``make test`` nor ``run_all.py``: ``make zoo`` runs it (a few minutes on 2 cores).
+Not run by ``make test`` nor ``run_all.py``: ``make zoo`` runs it (3-4 minutes on 2 cores).
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import gc
 import json
+import os
 import statistics
 import sys
 import time
@@ -33,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import transformers
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.fx.experimental.proxy_tensor import make_fx
 from torch.utils.flop_counter import FlopCounterMode
@@ -131,26 +134,30 @@ def flop_check(joint: list[ga.Node], counted: dict[str, int]) -> dict:
             "by_op": {op: [ours.get(op, 0), counted.get(op, 0)] for op in sorted(set(ours) | set(counted))}}
 
 
-def timed(fn, repeats: int) -> tuple[float, object]:
-    """The median wall time of ``fn()`` over ``repeats`` runs, and the last run's result."""
-    times, result = [], None
+def timed_in_turn(fns: list, repeats: int) -> tuple[list[float], list]:
+    """Median wall times of each of ``fns`` over ``repeats`` rounds (the functions run in turn, so that load
+    from other work falls on all of them alike), and each one's last result."""
+    times: list[list[float]] = [[] for _ in fns]
+    results: list = [None] * len(fns)
     for _ in range(repeats):
-        result = None
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
+        for i, fn in enumerate(fns):
+            results[i] = None
+            gc.collect()  # untimed: the garbage of earlier runs is not this run's
+            start = time.perf_counter()
+            results[i] = fn()
+            times[i].append(time.perf_counter() - start)
+    return [statistics.median(t) for t in times], results
 
 
-def measure(name: str, repeats: int = 1) -> dict:
+def measure(name: str, repeats: int = 3) -> dict:
     """One model's row (see the module's docstring)."""
     loss_fn, model, *inputs = zoo_models.build(name, SEED)
     inputs = tuple(inputs)
     leaves = named_leaves(loss_fn, model, inputs)
     eager, counted = eager_joint(loss_fn, model, inputs)
     plain_trace(loss_fn, model, inputs)  # untimed: the first trace of an op fills PyTorch's caches
-    trace_seconds, _ = timed(lambda: plain_trace(loss_fn, model, inputs), repeats)
-    audit_seconds, report = timed(lambda: audit(loss_fn, *inputs, params=model), repeats)
+    (trace_seconds, audit_seconds), (_, report) = timed_in_turn(
+        [lambda: plain_trace(loss_fn, model, inputs), lambda: audit(loss_fn, *inputs, params=model)], repeats)
     errors = {}
     for form in FORMS:
         torch.manual_seed(SEED)  # the same draws as eager's, when the graph makes them in eager's order
@@ -207,8 +214,9 @@ def flops_text(check: dict) -> str:
     allowances = "".join(f" {sign} {what} {si(check[key], '')}".rstrip() for sign, what, key in
                          (("+", "attention", "attention"), ("-", "grouped grad_weight", "grouped_grad_weight"))
                          if check[key])
-    verdict = "=" if check["by_op_equal"] else "NO, !="
-    return f"{si(check['graphaudit'], 'FLOP')} {verdict} counter {si(check['counter'], '')}".rstrip() + allowances
+    verdict = "=" if check["by_op_equal"] else "!="
+    text = f"{si(check['graphaudit'], 'FLOP')} {verdict} counter {si(check['counter'], '')}".rstrip() + allowances
+    return text if check["by_op_equal"] else text + " (NO: by op, see the JSON)"
 
 
 def row_cells(row: dict) -> list[str]:
@@ -221,15 +229,14 @@ def row_cells(row: dict) -> list[str]:
             f"{row['audit_seconds'] / row['trace_seconds']:.2f}x ({row['audit_seconds']:.2f} s)"]
 
 
-def markdown(rows: list[dict], command: str) -> str:
+def markdown(rows: list[dict], command: str, load: tuple[float, float]) -> str:
     lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
     lines += ["| " + " | ".join(row_cells(row)) + " |" for row in rows]
-    import transformers
-
     lines += [
         "",
         f"`{command}`; PyTorch {torch.__version__}, transformers {transformers.__version__}; float64, random init "
-        f"(seed {SEED}), hidden 32, 2 layers, sequences of 8, 32x32 images, batch 2.",
+        f"(seed {SEED}), hidden 32, 2 layers, sequences of 8, 32x32 images, batch 2; load average {load[0]:.1f} at "
+        f"the start, {load[1]:.1f} at the end.",
         "\\* CNNs built with torch.nn as torchvision (and timm) define them: timm imports torchvision, whose "
         "registry build cannot load beside torch 2.13.0+cpu.",
         f"Max rel. error: the imported separate, joint and merged separate forms evaluated by graphaudit against "
@@ -237,7 +244,8 @@ def markdown(rows: list[dict], command: str) -> str:
         "FlopCounterMode on the eager joint gradients, compared op by op: it counts the CPU attention kernels as "
         "0 (+ attention: graphaudit's count of them) and a grouped convolution's grad_weight `groups` times "
         "(- grouped grad_weight: the extra copies). audit / make_fx: the audit's time over a plain fake `make_fx` "
-        "of the forward, one `autograd.grad` per parameter and the joint call.",
+        "of the forward, one `autograd.grad` per parameter and the joint call (medians of runs taken in turn), "
+        "and the audit's median time.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -247,22 +255,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", help=f"comma-separated, from: {','.join(zoo_models.MODELS)} (default: all)")
     parser.add_argument("--markdown", metavar="FILE", help="also write the markdown table to FILE")
     parser.add_argument("--json", metavar="FILE", help="write every row's figures to FILE as JSON")
-    parser.add_argument("--repeats", type=int, default=1, help="timed runs of the trace and the audit (median)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs of the trace and the audit, in turn "
+                        "(median; default 3)")
     args = parser.parse_args(argv)
     names = args.models.split(",") if args.models else list(zoo_models.MODELS)
     unknown = [name for name in names if name not in zoo_models.MODELS]
     if unknown:
         parser.error(f"unknown model {unknown[0]!r}; the models are {', '.join(zoo_models.MODELS)}")
-    import transformers
-
     transformers.logging.set_verbosity_error()
+    load_at_start = os.getloadavg()[0]
     rows = []
     for name in names:
         start = time.perf_counter()
         rows.append(measure(name, args.repeats))
         print(f"{name}: {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
-    command = "python benchmarks/zoo.py" + (f" --models {args.models}" if args.models else "")
-    text = markdown(rows, command)
+    command = "python benchmarks/zoo.py" + (f" --models {args.models}" if args.models else "") + (
+        f" --repeats {args.repeats}" if args.repeats != 3 else "")
+    text = markdown(rows, command, (load_at_start, os.getloadavg()[0]))
     print(text, end="")
     if args.markdown:
         Path(args.markdown).write_text(text)
