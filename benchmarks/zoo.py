@@ -17,7 +17,7 @@ Per model (``zoo_models.py``: tiny, random init, float64), one row:
 
     python benchmarks/zoo.py [--models bert,resnet] [--markdown FILE] [--json FILE] [--repeats N]
 
-Not run by ``make test`` nor ``run_all.py``: ``make zoo`` runs it (3-4 minutes on 2 cores).
+Not run by ``make test`` nor ``run_all.py``: ``make zoo`` runs it (about 4 minutes on 2 cores).
 """
 
 from __future__ import annotations

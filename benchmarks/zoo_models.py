@@ -222,12 +222,19 @@ class InvertedResidual(nn.Module):
         return x + y if self.residual else y
 
 
+def make_divisible(value: float, divisor: int = 8) -> int:
+    """torchvision's ``_make_divisible``: the nearest multiple of ``divisor``, at least ``divisor``, never 10%
+    below ``value``."""
+    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * value else rounded
+
+
 def mobilenet_v3():
     """MobileNetV3-small's first blocks: hardswish, squeeze-excite gated by hardsigmoid (as torchvision's),
     and its head (Linear, hardswish, dropout, Linear)."""
 
     def se(channels):
-        return SqueezeExcitation(channels, channels // 4, nn.ReLU, nn.Hardsigmoid)
+        return SqueezeExcitation(channels, make_divisible(channels // 4), nn.ReLU, nn.Hardsigmoid)
 
     model = nn.Sequential(
         conv_bn(3, 16, 3, 2, activation=nn.Hardswish),

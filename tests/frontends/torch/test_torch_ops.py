@@ -30,6 +30,14 @@ import torch_models as tm  # noqa: E402
 aten = torch.ops.aten
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _registry_kept():
+    """The nodes built here register their ops as pure; later modules' audits must find the registry unchanged
+    (an in-place op or an attention kernel with dropout is impure there)."""
+    with tm.op_registry_kept():
+        yield
+
+
 def imported(target, *args, **kwargs) -> list:
     """The nodes the importer makes of ``target(*args, **kwargs)`` (one per result), and the call's result."""
     inputs, labels, attrs = [], [], [("overload", target._overloadname)]
