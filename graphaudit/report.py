@@ -7,10 +7,13 @@
 - ``forms``: ``separate``, ``joint``, ``separate_merged``, ``joint_merged`` (or ``original``,
   ``merged``), each with ``nodes`` (operations only: leaves are not counted),
   ``backward_nodes``, ``flops``, ``backward_flops``, ``matmul_flops``, ``bytes`` (written
-  by operations), ``no_cost_rule`` (op -> nodes whose FLOPs are unknown) and ``build_seconds`` (the grad calls' time; a merged form's is the
-  time merging took);
+  by operations), ``no_cost_rule`` (op -> nodes whose FLOPs are unknown), ``bounds``
+  (``upper`` / ``lower`` / ``mixed`` -> nodes whose FLOPs are a bound, not a count: loops
+  costed without knowing their branch or trip count; with any, ``flops`` and
+  ``matmul_flops`` are bounds) and ``build_seconds`` (the grad calls' time; a merged form's
+  is the time merging took);
 - ``duplicated``: what merging removes from the separate (or original) form: ``nodes``,
-  ``flops``, ``matmul_flops``, ``bytes``, and ``by_op`` / ``by_call`` / ``by_forward_node``
+  ``flops``, ``matmul_flops``, ``bytes``, ``bounds``, and ``by_op`` / ``by_call`` / ``by_forward_node``
   (each a dict of name -> counts) and ``top`` (list of the costliest duplicated
   subexpressions: ``expression``, ``shapes``, ``op``, ``copies``, ``wasted_flops``, ``calls``);
 - ``joint_duplicates``: the same for the joint form's own duplicates (``null`` for ``"graph"``);
@@ -45,10 +48,21 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from graphaudit.cost import Cost
+from graphaudit.cost import Cost, combined_bound
 from graphaudit.describe import seconds_text, shape_text, si
 from graphaudit.graph import Node
 from graphaudit.merge import MergeResult
+
+
+# How a figure that is a bound, not a count, is marked, and what the mark means.
+BOUND_MARKS = {"upper": "<=", "lower": ">=", "mixed": "~"}
+BOUND_WORDS = {"upper": "an upper bound", "lower": "a lower bound", "mixed": "parts upper, parts lower bounds"}
+
+
+def bound_mark(bounds: Any) -> str:
+    """The mark of figures summed over nodes with these ``bounds`` (kind -> nodes): "" for a count."""
+    kind = combined_bound(dict(bounds))
+    return BOUND_MARKS[kind] if kind else ""
 
 
 class Section(dict):
@@ -139,10 +153,15 @@ class Report:
         lines += [header, "-" * len(header)]
         for name, form in self.forms.items():
             c = form.cost
+            mark = bound_mark(c.bounds)
             lines.append(
-                f"{name.replace('_', ' '):<17}{c.nodes:>8}{c.backward_nodes:>10}{si(c.flops, 'FLOP'):>14}"
-                f"{si(c.matmul_flops, 'FLOP'):>14}{si(c.bytes, 'B'):>12}{seconds_text(form.build_seconds):>11}"
+                f"{name.replace('_', ' '):<17}{c.nodes:>8}{c.backward_nodes:>10}{mark + si(c.flops, 'FLOP'):>14}"
+                f"{mark + si(c.matmul_flops, 'FLOP'):>14}{si(c.bytes, 'B'):>12}{seconds_text(form.build_seconds):>11}"
             )
+        kinds = sorted({kind for form in self.forms.values() for kind, _ in form.cost.bounds})
+        if kinds:
+            lines.append("FLOPs marked " + ", ".join(f"{BOUND_MARKS[k]} are {BOUND_WORDS[k]}" for k in kinds)
+                         + ": loops costed without knowing their branch or trip count")
         unknown: dict[str, int] = {}
         for form in self.forms.values():
             for op, count in form.cost.no_cost_rule:
@@ -210,9 +229,10 @@ class Report:
         """How much work the separate (or original) form duplicates, in one line."""
         dup = self.duplicated
         subject = self.forms[self.subject].cost
+        mark = bound_mark(dup["bounds"])
         text = (
             f"duplicated work in the {self.subject} form: {dup['nodes']} of {subject.nodes} nodes, "
-            f"{si(dup['flops'], 'FLOP')} ({si(dup['matmul_flops'], 'FLOP')} in matmuls)"
+            f"{mark}{si(dup['flops'], 'FLOP')} ({mark}{si(dup['matmul_flops'], 'FLOP')} in matmuls)"
         )
         if self.kind == "grad":
             joint_backward = self.forms["joint"].cost.backward_flops

@@ -46,6 +46,11 @@ class Op:
     options make it something else; ``swapped`` gives, for a general dot product, the op,
     attrs and output permutation of the same product with its operands swapped. Semantic
     merging (:mod:`graphaudit.semantic`) reads both, so its rules see imported forms.
+
+    An imported op that runs a whole sub-graph (a loop kept whole) says what its cost rule
+    cannot: ``matmul_cost`` gives the FLOPs of the products it runs (a matmul's own are all
+    its FLOPs), and ``bound`` whether a node's FLOPs are an ``"upper"`` or ``"lower"`` bound
+    rather than a count (None: a count), as for a cond costed at its costliest branch.
     """
 
     name: str
@@ -61,6 +66,8 @@ class Op:
     operand_text: Callable[[Node], str] | None = None
     same_as: Callable[[Node], tuple[str, tuple] | None] | None = None
     swapped: Callable[[Node], tuple[str, tuple, tuple[int, ...]]] | None = None
+    matmul_cost: Callable[[Node], int] | None = None
+    bound: Callable[[Node], str | None] | None = None
 
     @property
     def is_matmul(self) -> bool:
@@ -90,6 +97,8 @@ def define_imported(
     operand_text: Callable[[Node], str] | None = None,
     same_as: Callable[[Node], tuple[str, tuple] | None] | None = None,
     swapped: Callable[[Node], tuple[str, tuple, tuple[int, ...]]] | None = None,
+    matmul_cost: Callable[[Node], int] | None = None,
+    bound: Callable[[Node], str | None] | None = None,
 ) -> Op:
     """Register an op that a front-end imports from a framework (e.g. ``jax.dot_general``).
 
@@ -97,7 +106,8 @@ def define_imported(
     shapes). Registering the same name again with the same parts is a no-op; with
     different parts it is an error, so two front-ends cannot silently disagree.
     """
-    op = Op(name, None, impl, None, cost, kind, pure, commutative, doc, view, operand_text, same_as, swapped)
+    op = Op(name, None, impl, None, cost, kind, pure, commutative, doc, view, operand_text, same_as, swapped,
+            matmul_cost, bound)
     existing = OPS.get(name)
     if existing is not None and existing != op:
         raise ValueError(f"op {name!r} is already registered differently")
