@@ -18,6 +18,9 @@
   subexpressions: ``expression``, ``shapes``, ``op``, ``copies``, ``wasted_flops``, ``calls``);
 - ``joint_duplicates``: the same for the joint form's own duplicates (``null`` for ``"graph"``);
 - ``merged_equals_joint``: whether merge(separate) is exactly merge(joint);
+- ``merged_difference``: what only one of them holds (``null`` unless both were built):
+  ``separate_only`` and ``joint_only`` (operations), their ``flops`` and ``bytes``, how many
+  are ``views``, and ``ops`` (op -> ``separate_only``, ``joint_only``);
 - ``measured``: ``null`` unless ``measure=True``: median seconds per form and the ratio;
 - ``commutative``: whether merging put commutative inputs in order;
 - ``semantic`` (only with ``semantic=True``): the duplicated work found beyond value
@@ -117,6 +120,7 @@ class Report:
     materialized: bool = True
     semantic: dict[str, Any] | None = None
     semantic_duplicates: tuple[Node, ...] = ()
+    merged_difference: dict[str, Any] | None = None
 
     # --- data --------------------------------------------------------------------------
 
@@ -131,6 +135,7 @@ class Report:
             "duplicated": self.duplicated,
             "joint_duplicates": self.joint_duplicates,
             "merged_equals_joint": self.merged_equals_joint,
+            "merged_difference": self.merged_difference,
             "measured": measured,
             "commutative": self.commutative,
             "materialized": self.materialized,
@@ -173,8 +178,7 @@ class Report:
         lines += ["", self.verdict()]
         if self.kind == "grad":
             if self.materialized:
-                same = "yes" if self.merged_equals_joint else "NO"
-                lines.append(f"merge(separate) == merge(joint): {same}")
+                lines.append(f"merge(separate) == merge(joint): {self.merged_verdict()}")
             else:
                 lines.append("counting mode: the separate form was counted, not built (merged forms = merge(joint))")
             own = self.joint_duplicates
@@ -240,6 +244,25 @@ class Report:
             if joint_backward:
                 text += f"; separate backward = {separate_backward / joint_backward:.2f}x joint backward FLOPs"
         return text
+
+    def merged_verdict(self) -> str:
+        """Whether merge(separate) is merge(joint): "yes"; "equal but for" the views only one holds
+        (no FLOPs, no bytes: the same work, laid out differently); else "NO" and what differs."""
+        diff = self.merged_difference
+        if self.merged_equals_joint:
+            return "yes"
+        if diff is None:
+            return "NO"
+        separate, joint = diff["separate_only"], diff["joint_only"]
+        if not separate + joint:
+            return "NO: the same nodes, but the gradients are different ones of them"
+        if diff["views"] == separate + joint and not diff["flops"] and not diff["bytes"]:
+            where = ", ".join(f"{_ops_text(diff, side)} only in the {side.removesuffix('_only')}"
+                              for side in ("separate_only", "joint_only") if diff[side])
+            return f"equal but for {separate + joint} view{'s' if separate + joint > 1 else ''}, 0 FLOP ({where})"
+        return (f"NO: {separate} nodes only in the separate ({_ops_text(diff, 'separate_only')}), {joint} only in "
+                f"the joint ({_ops_text(diff, 'joint_only')}); {si(diff['flops'], 'FLOP')} and "
+                f"{si(diff['bytes'], 'B')} between them")
 
     def semantic_lines(self) -> list[str]:
         """What equality saturation found beyond value numbering, how, and whether it stopped early."""
@@ -309,6 +332,13 @@ class Report:
         from graphaudit.draw import report_html
 
         return report_html(self)
+
+
+def _ops_text(difference: dict[str, Any], side: str, shown: int = 3) -> str:
+    """The ops of the nodes only one merged form holds, most first: ``reshape x2, slice x1``."""
+    counts = sorted(((-sides[side], op) for op, sides in difference["ops"].items() if sides[side]))
+    text = ", ".join(f"{op} x{-count}" for count, op in counts[:shown])
+    return text + (", ..." if len(counts) > shown else "") if counts else "none"
 
 
 def _without_timings(value: Any, timed: bool = False) -> Any:
