@@ -9,7 +9,8 @@
 #     otherwise a note on how to install it: JSON and DOT output work without it,
 #     and the tests that render pictures skip), and
 #   - Chromium, the same way: the tests that open the HTML report in a headless browser
-#     (through Playwright, a dev extra) skip without it.
+#     (through Playwright, a dev extra) skip without it, and `make demo` writes its reports
+#     without the screenshots, says so in one line, and succeeds.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -20,8 +21,13 @@ STAMP_PYTENSOR3 := $(VENV_PYTENSOR3)/.installed
 PYTENSOR3 ?= pytensor>=3,<4
 PYTENSOR3_TESTS ?= tests/frontends/pytensor tests/test_cli.py
 DEMO_ARGS ?=
+DEMO_OUT ?= graphaudit-out
 PYTEST_ARGS ?=
 
+# apt-get waits up to two minutes for the package lock another install holds, instead of giving up at once.
+# (The lock of the package lists is not waited for: when another 'apt-get update' holds it, ours fails,
+# and the install goes on with the lists that are there.)
+APT_GET := env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=120
 GRAPHVIZ_HINT := install it with 'apt-get install graphviz' (Debian/Ubuntu) or 'brew install graphviz' (macOS)
 
 .DEFAULT_GOAL := help
@@ -29,20 +35,21 @@ GRAPHVIZ_HINT := install it with 'apt-get install graphviz' (Debian/Ubuntu) or '
 
 help:
 	@echo "make test   set up .venv, .venv-pytensor3, Graphviz and Chromium if needed, then the test suite, and its PyTensor tests again on PyTensor 3"
-	@echo "make demo   set up .venv, Graphviz and Chromium if needed, then run 'graphaudit demo' (writes graphaudit-out/:"
+	@echo "make demo   set up .venv, Graphviz and Chromium if needed, then run 'graphaudit demo' (writes $(DEMO_OUT)/:"
 	@echo "            report.html and its screenshots, a 50k-node report, the growth plot of a deep chain)"
 	@echo "make clean  remove .venv, .venv-pytensor3, graphaudit-out/ and caches"
-	@echo "variables: PYTHON=$(PYTHON)  PYTEST_ARGS=...  DEMO_ARGS=...  PYTENSOR3='$(PYTENSOR3)'"
+	@echo "variables: PYTHON=$(PYTHON)  PYTEST_ARGS=...  DEMO_ARGS=...  DEMO_OUT=$(DEMO_OUT)  PYTENSOR3='$(PYTENSOR3)'"
 
 test: $(STAMP) $(STAMP_PYTENSOR3) graphviz chromium
 	$(VENV_PYTHON) -m pytest $(PYTEST_ARGS)
 	@echo "--- the PyTensor tests again, with the newest PyTensor 3 ($(VENV_PYTENSOR3)):"
 	$(VENV_PYTENSOR3)/bin/python -m pytest $(PYTEST_ARGS) $(PYTENSOR3_TESTS)
 
+# Without a browser to drive, bench_html.py still writes the reports and says in one line what it skipped.
 demo: $(STAMP) graphviz chromium
-	$(VENV)/bin/graphaudit demo $(DEMO_ARGS)
-	$(VENV)/bin/graphaudit growth deep_chain --depths 4,8,16,32,64 --png graphaudit-out/growth.png --quiet
-	$(VENV_PYTHON) benchmarks/bench_html.py --out graphaudit-out --runs 1
+	$(VENV)/bin/graphaudit demo --out $(DEMO_OUT) $(DEMO_ARGS)
+	$(VENV)/bin/graphaudit growth deep_chain --depths 4,8,16,32,64 --png $(DEMO_OUT)/growth.png --quiet
+	$(VENV_PYTHON) benchmarks/bench_html.py --out $(DEMO_OUT) --runs 1
 
 bench: $(STAMP) graphviz
 	$(VENV_PYTHON) benchmarks/run_all.py
@@ -72,8 +79,8 @@ graphviz:
 	else sudo=none; fi; \
 	if command -v apt-get >/dev/null 2>&1 && [ "$$sudo" != none ]; then \
 	  echo "Graphviz 'dot' not found: installing it with apt-get"; \
-	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz >/dev/null || \
+	  $$sudo $(APT_GET) update -qq || echo "note: apt-get update failed; installing from the package lists there are"; \
+	  $$sudo $(APT_GET) install -y -qq graphviz >/dev/null || \
 	  echo "note: installing Graphviz failed; PNG/SVG output and the tests that render will be skipped ($(GRAPHVIZ_HINT))"; \
 	else \
 	  echo "note: Graphviz 'dot' not found; PNG/SVG output and the tests that render will be skipped; $(GRAPHVIZ_HINT)"; \
@@ -89,11 +96,11 @@ chromium:
 	else sudo=none; fi; \
 	if command -v apt-get >/dev/null 2>&1 && [ "$$sudo" != none ]; then \
 	  echo "Chromium not found: installing it with apt-get"; \
-	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null || \
-	  echo "note: installing Chromium failed; the browser tests will be skipped (apt-get install chromium)"; \
+	  $$sudo $(APT_GET) update -qq || echo "note: apt-get update failed; installing from the package lists there are"; \
+	  $$sudo $(APT_GET) install -y -qq chromium >/dev/null || \
+	  echo "note: installing Chromium failed; the browser tests and the demo's screenshots will be skipped (apt-get install chromium)"; \
 	else \
-	  echo "note: Chromium not found; the browser tests will be skipped; install chromium, or run '$(VENV_PYTHON) -m playwright install chromium'"; \
+	  echo "note: Chromium not found; the browser tests and the demo's screenshots will be skipped; install chromium, or run '$(VENV_PYTHON) -m playwright install chromium'"; \
 	fi
 
 clean:

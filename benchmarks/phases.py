@@ -15,10 +15,10 @@ import time
 from common import count_text, seconds_text, table
 
 import graphaudit as ga
-from graphaudit.cost import ClassCosts, merge_costs
-from graphaudit.describe import forward_names
-from graphaudit.duplicates import duplicated_work
-from graphaudit.graph import paused_gc
+from graphaudit.analysis.cost import ClassCosts, merge_costs
+from graphaudit.core.describe import forward_names
+from graphaudit.analysis.duplicates import duplicated_work
+from graphaudit.core.graph import paused_gc
 
 
 def phase_seconds(model: ga.models.Model) -> dict[str, float]:

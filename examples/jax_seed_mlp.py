@@ -1,6 +1,6 @@
 """The seed experiment in JAX: one ``jax.grad`` per parameter against one joint ``jax.grad``.
 
-The network of SEED.md (sigmoid layers 16384 -> 5000 -> 3000 -> 512, softmax over 40
+The seed's network (docs/seed.md: sigmoid layers 16384 -> 5000 -> 3000 -> 512, softmax over 40
 classes, mean NLL, batch 128), written as a JAX function of its eight parameters and the
 data. graphaudit traces ``jax.grad(loss, argnums=i)`` for each parameter and
 ``jax.grad(loss, argnums=(0, ..., 7))`` once, imports the jaxprs, merges them, and with

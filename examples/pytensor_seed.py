@@ -1,4 +1,4 @@
-"""The seed experiment (SEED.md) in PyTensor, Theano's successor, then graphaudit's audit of it.
+"""The seed experiment (docs/seed.md) in PyTensor, Theano's successor, then graphaudit's audit of it.
 
 The seed's program, written afresh: shared float32 weights, sigmoid layers
 16384 -> 5000 -> 3000 -> 512, softmax over 40 classes, and the loss
@@ -43,6 +43,12 @@ def seed_network(widths, dtype="float32"):
         h = pt.sigmoid(h) if layer < len(widths) - 1 else pt.special.softmax(h, axis=-1)
     loss = -pt.mean(pt.log(h)[pt.arange(y.shape[0]), y])
     return x, y, params, loss
+
+
+def target(batch: int = 128):
+    """The CLI target, at the seed's size: ``graphaudit audit examples/pytensor_seed.py:target``."""
+    x, y, params, loss = seed_network((16384, 5000, 3000, 512, 40))
+    return loss, params, {x: (batch, 16384), y: (batch,)}
 
 
 def seed_table(build: dict, parameters: int) -> str:

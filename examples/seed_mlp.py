@@ -1,4 +1,4 @@
-"""The seed experiment (SEED.md): one joint grad call against one call per parameter.
+"""The seed experiment (docs/seed.md): one joint grad call against one call per parameter.
 
 Builds the seed network (sigmoid layers 16384 -> 5000 -> 3000 -> 512, softmax over 40
 classes, batch 128; building allocates no arrays), takes the joint gradient

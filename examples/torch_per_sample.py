@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from graphaudit.describe import si
+from graphaudit.core.describe import si
 from graphaudit.frontends.torch import audit_function
 
 WIDTHS = (32, 16, 10)
@@ -87,8 +87,8 @@ def main(argv=None) -> int:
     print(loop.to_text())
     print("\n--- torch.func.vmap(torch.func.grad(...)) ---")
     print(vmapped.to_text())
-    merged = loop.forms["merged"].cost
-    best = vmapped.forms["merged"].cost
+    merged = loop.merged.cost
+    best = vmapped.merged.cost
     print(f"\nloop merged: {si(merged.flops, 'FLOP')} ({si(merged.matmul_flops, 'FLOP')} in matmuls); vmap: "
           f"{si(best.flops, 'FLOP')} ({si(best.matmul_flops, 'FLOP')} in matmuls); "
           f"loop / vmap matmul FLOPs = {merged.matmul_flops / best.matmul_flops:.2f}x")

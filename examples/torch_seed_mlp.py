@@ -1,6 +1,6 @@
 """The seed experiment in PyTorch: one ``torch.autograd.grad`` per parameter against one joint call.
 
-The network of SEED.md (``nn.Linear`` layers 16384 -> 5000 -> 3000 -> 512 -> 40 with a
+The seed's network (docs/seed.md: ``nn.Linear`` layers 16384 -> 5000 -> 3000 -> 512 -> 40 with a
 sigmoid between, mean NLL of the log-softmax, batch 128) and the user's own program: the
 forward once, then ``torch.autograd.grad(loss, [p], retain_graph=True)`` per parameter, or
 ``torch.autograd.grad(loss, params)`` once. graphaudit traces it with ``make_fx`` on fake

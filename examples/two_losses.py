@@ -53,8 +53,8 @@ def main() -> None:
     print(report)
     sum_cost = ga.total_cost(ga.topological_order(of_sum))
     print(f"\ngrad of the sum: {sum_cost.nodes} nodes, {sum_cost.flops} FLOPs "
-          f"(summed separate grads, merged: {report.forms['merged'].cost.nodes} nodes, "
-          f"{report.forms['merged'].cost.flops} FLOPs)")
+          f"(summed separate grads, merged: {report.merged.cost.nodes} nodes, "
+          f"{report.merged.cost.flops} FLOPs)")
     gap = max(np.max(np.abs(a - b)) for a, b in zip(ga.evaluate(summed, feed), ga.evaluate(of_sum, feed)))
     print(f"max |summed - grad of sum| = {gap:.3g}")
 

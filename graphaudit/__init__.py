@@ -5,10 +5,10 @@ gradients with :func:`grad`, and compare one joint call against one call per par
 with :func:`audit`.
 """
 
-from graphaudit.audit import audit, audit_graph, compare_forms
-from graphaudit.convert import from_networkx, to_networkx
-from graphaudit.cost import Cost, total_cost
-from graphaudit.draw import render, to_dot
+from graphaudit.analysis.audit import audit, audit_graph, compare_forms
+from graphaudit.core.convert import from_networkx, to_networkx
+from graphaudit.analysis.cost import Cost, total_cost
+from graphaudit.views.draw import render, to_dot
 from graphaudit.errors import (
     DisconnectedInputError,
     EvaluationError,
@@ -16,13 +16,13 @@ from graphaudit.errors import (
     ShapeError,
     UnknownOpError,
 )
-from graphaudit.evaluate import evaluate
-from graphaudit.grad import grad, separate_grads
-from graphaudit.growth import Growth, growth
-from graphaudit.merge import MergeResult, digests, merge
-from graphaudit.report import Report
-from graphaudit.graph import GradCall, Node, constant, parameter, placeholder, topological_order
-from graphaudit.ops import (
+from graphaudit.core.evaluate import evaluate
+from graphaudit.core.grad import grad, separate_grads
+from graphaudit.analysis.growth import Growth, growth
+from graphaudit.analysis.merge import MergeResult, digests, merge
+from graphaudit.analysis.report import Report
+from graphaudit.core.graph import GradCall, Node, constant, parameter, placeholder, topological_order
+from graphaudit.core.ops import (
     OPS,
     Op,
     add,

@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any, NamedTuple, NoReturn
 
 from graphaudit import models, progress
-from graphaudit.audit import audit
-from graphaudit.errors import GraphauditError
-from graphaudit.frontends import MissingFrameworkError, cli_frontends, nodes
-from graphaudit.frontends.common import CliFrontend, TargetError, a_type
+from graphaudit.analysis.audit import audit
+from graphaudit.errors import GraphauditError, MissingExtraError
+from graphaudit.frontends import cli_frontends, nodes
+from graphaudit.frontends.common import DEFAULT_LOOP_BUDGET, CliFrontend, TargetError, a_type
 
 PROG = "graphaudit"
 INSTALL_HINT = "install Graphviz (Debian/Ubuntu: apt-get install graphviz; macOS: brew install graphviz)"
@@ -55,7 +55,8 @@ EXAMPLES: dict[str, Example] = {
 
 
 # The analysis options of 'audit', as the front-ends name them (CliFrontend.options).
-ANALYSIS_OPTIONS = ("xla", "compile_check", "measure", "count", "commutative", "semantic", "repeats")
+ANALYSIS_OPTIONS = ("xla", "compile_check", "measure", "count", "commutative", "semantic", "repeats", "loop_budget",
+                    "group")
 
 
 class UsageError(Exception):
@@ -79,6 +80,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
     return value
 
 
@@ -110,6 +121,13 @@ def _options_text(example: Example) -> str:
     return ", ".join(f"--{opt} (default {defaults[opt]})" for opt in example.options)
 
 
+def frontend_examples(indent: str = "  ") -> list[str]:
+    """One target per front-end, from its declaration: what --help shows a newcomer."""
+    frontends = cli_frontends()
+    width = max(len(frontend.name) for frontend in frontends)
+    return [f"{indent}{frontend.name:<{width}}  graphaudit audit {frontend.example}" for frontend in frontends]
+
+
 def build_parser() -> argparse.ArgumentParser:
     formatter = argparse.RawDescriptionHelpFormatter
     parser = _Parser(
@@ -129,8 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
             "  graphaudit audit deep_chain --depth 32 --json report.json\n"
             "  graphaudit audit model.py:build --png merged.png\n"
             "  graphaudit audit seed_mlp --json - --no-timings\n\n"
-            "Run 'graphaudit COMMAND --help' for the options of a command.\n"
-            "Exit codes: 0 ok, 2 bad usage or bad input (one line on stderr)."
+            "a target of each front-end (see 'graphaudit audit --help' for what a target returns):\n"
+            + "\n".join(frontend_examples())
+            + "\n\nRun 'graphaudit COMMAND --help' for the options of a command.\n"
+            "Exit codes: 0 ok, 2 bad usage, bad input or a missing optional extra (one line on stderr)."
         ),
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
@@ -197,8 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
             "  graphaudit audit seed_mlp --batch 32\n"
             "  graphaudit audit deep_chain --depth 32 --width 64 --png merged.png --view merged\n"
             "  graphaudit audit residual_mlp --measure\n"
-            "  graphaudit audit my_model.py:build --json report.json --svg separate.svg --view separate\n"
-            "  graphaudit audit examples/jax_seed_mlp.py:target --xla"
+            "  graphaudit audit my_model.py:build --json report.json --svg separate.svg --view separate\n\n"
+            "a target of each front-end:\n"
+            + "\n".join(frontend_examples())
         ),
     )
     target.add_argument("target", metavar="TARGET", help="an example name or path/to/file.py:function")
@@ -258,6 +279,16 @@ def build_parser() -> argparse.ArgumentParser:
         "needs egglog: pip install 'graphaudit[egraph]'",
     )
     analysis.add_argument(
+        "--loop-budget", type=_count, metavar="NODES",
+        help=f"{_honoured_by('loop_budget')} targets: unroll loops (scans) for the analysis when all the forms "
+        f"unrolled hold at most NODES nodes, else import each loop whole (default: {DEFAULT_LOOP_BUDGET})",
+    )
+    analysis.add_argument(
+        "--group", choices=("module",),
+        help=f"{_honoured_by('group')} targets: one separate grad call per module (a layer's weight and bias "
+        "together, the leaves under one parent in the pytree) instead of one per leaf",
+    )
+    analysis.add_argument(
         "--count",
         action="store_true",
         help="count the separate form instead of building it (audit(..., materialize=False)): same numbers, "
@@ -312,7 +343,7 @@ def cmd_examples(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from graphaudit.draw import GraphvizMissingError
+    from graphaudit.views.draw import GraphvizMissingError
 
     out = Path(args.out)
     try:
@@ -370,8 +401,6 @@ def cmd_audit(args: argparse.Namespace) -> int:
     try:
         with progress.showing(progress.Progress(enabled=False if args.quiet else None)):
             report = frontend.run(loaded, options)
-    except MissingFrameworkError as exc:
-        raise UsageError(str(exc)) from exc
     except TargetError as exc:
         raise UsageError(str(exc)) from exc
 
@@ -402,7 +431,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def cmd_growth(args: argparse.Namespace) -> int:
-    from graphaudit.growth import growth
+    from graphaudit.analysis.growth import growth, matplotlib_figure
 
     for flag in ("png", "svg", "json"):
         path = getattr(args, flag)
@@ -410,6 +439,8 @@ def cmd_growth(args: argparse.Namespace) -> int:
             _check_output(Path(path), f"--{flag}")
             if flag != "json" and Path(path).suffix.lower() != f".{flag}":
                 raise UsageError(f"--{flag} {path}: the file name must end in .{flag}")
+    if args.png or args.svg:
+        matplotlib_figure()  # a missing matplotlib is said before the audits, not after
     build = _growth_builder(args)
     with progress.showing(progress.Progress(enabled=False if args.quiet else None)):
         result = growth(build, args.depths)
@@ -487,6 +518,7 @@ def load_target(args: argparse.Namespace) -> tuple[CliFrontend, Any]:
     try:
         result = function()
     except Exception as exc:  # the user's code failed: say so in one line (--traceback shows where)
+        _missing_framework(exc, Path(path_text))
         raise UsageError(f"{target} raised {type(exc).__name__}: {exc} (--traceback shows where)") from exc
     return recognise(result, target)
 
@@ -515,6 +547,7 @@ def load_function(path: Path, name: str) -> Callable[[], Any]:
         raise UsageError(f"syntax error in {path}{where}: {exc.msg}") from exc
     except Exception as exc:
         sys.modules.pop(module_name, None)
+        _missing_framework(exc, path)
         raise UsageError(f"importing {path} failed: {type(exc).__name__}: {exc} (--traceback shows where)") from exc
     finally:
         try:
@@ -532,6 +565,15 @@ def load_function(path: Path, name: str) -> Callable[[], Any]:
     if not callable(function):
         raise UsageError(f"{path}:{name} is {a_type(function)}, not a function")
     return function
+
+
+def _missing_framework(exc: Exception, path: Path) -> None:
+    """A target file that could not import a front-end's framework: say which extra installs it."""
+    missing = getattr(exc, "name", None) if isinstance(exc, ImportError) else None
+    for frontend in cli_frontends():
+        if missing and frontend.module and missing.split(".")[0] == frontend.module:
+            raise MissingExtraError(f"{path} imports {frontend.module}, which is not installed: "
+                                    f"pip install 'graphaudit[{frontend.extra}]' ({exc})") from exc
 
 
 def recognise(result: Any, target: str) -> tuple[CliFrontend, Any]:
@@ -554,15 +596,19 @@ def recognise(result: Any, target: str) -> tuple[CliFrontend, Any]:
 def _check_options(frontend: CliFrontend, options: dict[str, Any], target: str) -> None:
     """Refuse, in one line, an analysis option that the target's front-end cannot honour."""
     for option, value in options.items():
-        if value in (None, False) or option in frontend.options:
+        if value is None or value is False or option in frontend.options:
             continue
-        owners = [f.name for f in cli_frontends() if option in f.options]
-        owners = " and ".join(filter(None, [", ".join(owners[:-1]), owners[-1]]))
-        raise UsageError(f"--{option.replace('_', '-')} applies to {owners} targets only; "
+        raise UsageError(f"--{option.replace('_', '-')} applies to {_honoured_by(option)} targets only; "
                          f"{target} is a {frontend.name} target")
 
 
 # --- files -------------------------------------------------------------------------------------
+
+
+def _honoured_by(option: str) -> str:
+    """``JAX, PyTensor and PyMC``: the front-ends that honour an analysis option, as their declarations say."""
+    owners = [f.name for f in cli_frontends() if option in f.options]
+    return " and ".join(filter(None, [", ".join(owners[:-1]), owners[-1]]))
 
 
 def _check_output(path: Path, flag: str) -> None:
@@ -578,7 +624,7 @@ def _check_output(path: Path, flag: str) -> None:
 
 def _render(report: Any, path: Path, view: str) -> Path:
     """``report.render``; a missing Graphviz becomes a one-line error with the install hint."""
-    from graphaudit.draw import GraphvizMissingError
+    from graphaudit.views.draw import GraphvizMissingError
 
     try:
         return Path(report.render(str(path), view=view))

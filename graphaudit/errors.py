@@ -27,6 +27,11 @@ class EvaluationError(GraphauditError, RuntimeError):
     """A run-time failure while evaluating a node (missing feed, index out of range, ...)."""
 
 
+class MissingExtraError(GraphauditError, ImportError):
+    """An optional dependency is not installed: the message names the graphaudit extra that installs it
+    (``pip install 'graphaudit[plots]'``). The command line says it in one line, exit code 2."""
+
+
 def culprit(value: Any) -> str:
     """What an error says of a value the user passed: ``a str ('w1')``, ``an ndarray of shape (3, 4) float32``."""
     kind = type(value).__name__

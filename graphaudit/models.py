@@ -12,8 +12,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from graphaudit import ops
-from graphaudit.graph import Node, parameter, placeholder
+from graphaudit.core import ops
+from graphaudit.core.graph import Node, parameter, placeholder
 
 ACTIVATIONS: dict[str, Callable[[Node], Node]] = {"sigmoid": ops.sigmoid, "tanh": ops.tanh, "relu": ops.relu}
 
@@ -70,7 +70,7 @@ def mlp(widths: Sequence[int], batch: int, activation: str = "sigmoid", dtype="f
 
 
 def seed_mlp(batch: int = 128, widths: Sequence[int] = (16384, 5000, 3000, 512, 40), dtype="float32") -> Model:
-    """SEED.md's network: sigmoid layers 16384 -> 5000 -> 3000 -> 512, softmax over 40 classes."""
+    """The seed's network (docs/seed.md): sigmoid layers 16384 -> 5000 -> 3000 -> 512, softmax over 40 classes."""
     return mlp(widths, batch, "sigmoid", dtype)
 
 

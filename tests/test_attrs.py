@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import graphaudit as ga
-from graphaudit.attrs import StrictAttrs, attrs_text, canonical_attrs, typed_text
-from graphaudit.ops import define_imported, elementwise_cost
+from graphaudit.core.attrs import StrictAttrs, attrs_text, canonical_attrs, typed_text
+from graphaudit.core.ops import define_imported, elementwise_cost
 
 define_imported("test_attrs.scale", kind="elementwise", cost=elementwise_cost,
                 impl=lambda node, x: x * node.attr("factor"))

@@ -217,7 +217,7 @@ def test_two_losses_summed_separately_merge_to_a_correct_graph():
     summed, of_sum, params, feed = load_example("two_losses").build(depth=3, width=6, batch=4)
     report = ga.audit_graph(summed)
     assert report.duplicated["nodes"] > 0
-    assert report.kind == "graph" and set(report.forms) == {"original", "merged"}
+    assert report.kind == "graph" and set(report.forms) == {"original", "original_merged"}
     forms_evaluate_equal(report, feed)
     for a, b in zip(ga.evaluate(summed, feed), ga.evaluate(of_sum, feed)):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
@@ -227,13 +227,13 @@ def test_audit_graph_of_a_graph_without_duplicates_reports_none():
     x = ga.placeholder("x", (3,), "float64")
     report = ga.audit_graph([ga.exp(x) + 1.0])
     assert report.duplicated["nodes"] == 0 and report.duplicated["top"] == []
-    assert report.forms["original"].cost == report.forms["merged"].cost
+    assert report.forms["original"].cost == report.merged.cost
 
 
 def reference_duplicated_work(order, result, names):
     """Duplicated work counted node by node, as the report defines it (no top list)."""
-    from graphaudit.cost import is_matmul, node_bytes, node_flops
-    from graphaudit.duplicates import _call_key
+    from graphaudit.analysis.cost import is_matmul, node_bytes, node_flops
+    from graphaudit.analysis.duplicates import _call_key
 
     dups = [n for n in order if n in result.duplicates and not n.is_leaf]
     totals = {"nodes": len(dups), "flops": sum(map(node_flops, dups)),
@@ -256,7 +256,7 @@ def reference_duplicated_work(order, result, names):
                 entry = cost.setdefault(n.origin, [0, 0])
                 entry[0] += 1
                 entry[1] += node_flops(n)
-    by_forward = {ga.describe.name_of(o, names): {"op": o.op, "shape": list(o.shape), "calls": len(calls[o]),
+    by_forward = {ga.core.describe.name_of(o, names): {"op": o.op, "shape": list(o.shape), "calls": len(calls[o]),
                                                   "rebuilt": len(calls[o]) - 1, "nodes": c[0], "flops": c[1]}
                   for o, c in cost.items()}
     return {**totals, "by_op": by_op, "by_call": by_call, "by_forward_node": by_forward}
@@ -265,8 +265,8 @@ def reference_duplicated_work(order, result, names):
 @pytest.mark.parametrize("build", [lambda: ga.models.residual_mlp(depth=3, width=4, batch=2),
                                    lambda: ga.models.deep_chain(depth=5, width=3, batch=2)])
 def test_duplicated_work_on_positions_equals_the_node_by_node_count(build):
-    from graphaudit.describe import forward_names
-    from graphaudit.duplicates import duplicated_work
+    from graphaudit.core.describe import forward_names
+    from graphaudit.analysis.duplicates import duplicated_work
 
     model = build()
     separate = [ga.grad(model.loss, p) for p in model.params]
@@ -331,7 +331,7 @@ def test_merged_forms_that_differ_by_work_are_not_equal():
     assert difference == {"separate_only": 2, "joint_only": 1, "flops": w1.size, "bytes": w1.size * w1.dtype.itemsize,
                           "views": 2, "ops": {"add": {"separate_only": 0, "joint_only": 1},
                                               "transpose": {"separate_only": 2, "joint_only": 0}}}
-    flops, written = ga.describe.si(w1.size, "FLOP"), ga.describe.si(w1.size * w1.dtype.itemsize, "B")
+    flops, written = ga.core.describe.si(w1.size, "FLOP"), ga.core.describe.si(w1.size * w1.dtype.itemsize, "B")
     assert merged_line(report) == (f"merge(separate) == merge(joint): NO: 2 nodes only in the separate (transpose x2), "
                                    f"1 only in the joint (add x1); {flops} and {written} between them")
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import graphaudit as ga
-from graphaudit.draw import GraphvizMissingError, render
+from graphaudit.views.draw import GraphvizMissingError, render
 
 
 def vector(name="v", shape=(3,)):

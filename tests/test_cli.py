@@ -10,6 +10,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -570,3 +571,161 @@ def test_semantic_flag_reaches_every_front_end(jax_model_file, torch_model_file,
         assert code == 0, err
         report = json.loads(out)
         assert report["semantic"] is not None and report["merged_equals_joint"] is True
+
+
+# --- first contact: the front-ends in --help, missing extras, --loop-budget and --group -------------------
+
+
+def test_help_shows_a_target_of_each_front_end(capsys):
+    """Derived from the front-ends' declarations: every front-end's example target, in both helps."""
+    from graphaudit.frontends import cli_frontends
+
+    for argv in (["--help"], ["audit", "--help"]):
+        code, out, err = run(argv, capsys)
+        assert code == 0 and err == ""
+        lines = out.splitlines()
+        for frontend in cli_frontends():
+            line = next((line for line in lines if line.endswith(f"graphaudit audit {frontend.example}")), "")
+            assert line.split()[:len(frontend.name.split())] == frontend.name.split(), (frontend.name, out)
+
+
+def _example_targets():
+    from graphaudit.frontends import cli_frontends
+
+    return {frontend.name: frontend for frontend in cli_frontends()}
+
+
+@pytest.mark.parametrize("name", _example_targets())
+def test_each_front_ends_example_is_a_target_it_recognises(name):
+    import argparse
+
+    from graphaudit.cli import load_target
+
+    frontend = _example_targets()[name]
+    if frontend.module:
+        pytest.importorskip(frontend.module)
+    args = argparse.Namespace(target=frontend.example, batch=None, depth=None, width=None, measure=False)
+    recognised_by, _ = load_target(args)
+    assert recognised_by is frontend
+
+
+def _optional_dependencies() -> dict[str, list[str]]:
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+
+
+def _missing_extra_cases():
+    cases = {"growth --png": ("matplotlib", "plots", ["growth", "deep_chain", "--depths", "4,8", "--png", "{tmp}/g.png"]),
+             "audit --semantic": ("egglog", "egraph", ["audit", "deep_chain", "--depth", "3", "--semantic"])}
+    for frontend in _example_targets().values():  # a framework's example target, its framework missing
+        if frontend.module:
+            cases[frontend.name] = (frontend.module, frontend.extra, ["audit", frontend.example])
+    return cases
+
+
+@pytest.mark.parametrize("case", _missing_extra_cases())
+def test_a_missing_extra_is_one_line_naming_it(case, tmp_path):
+    module, extra, argv = _missing_extra_cases()[case]
+    requirements = _optional_dependencies()[extra]  # the extra named is one pyproject.toml declares, with the module
+    assert module in [re.match(r"[\w.-]+", requirement).group(0).lower() for requirement in requirements]
+    without = f"import sys\nsys.modules[{module!r}] = None\nfrom graphaudit.cli import main\nsys.exit(main(sys.argv[1:]))"
+    result = subprocess.run([sys.executable, "-c", without, *(a.format(tmp=tmp_path) for a in argv)], cwd=ROOT,
+                            capture_output=True, text=True, env=_module_env(), timeout=300)
+    assert_one_line_error(result.returncode, result.stdout, result.stderr)
+    assert f"pip install 'graphaudit[{extra}]'" in result.stderr and module in result.stderr
+
+
+def _owners(option: str) -> list[str]:
+    return [frontend.name for frontend in _example_targets().values() if option in frontend.options]
+
+
+@pytest.mark.parametrize("flag, option", [(["--loop-budget", "0"], "loop_budget"), (["--group", "module"], "group")])
+def test_loop_budget_and_group_are_refused_where_not_honoured(flag, option, capsys):
+    owners = _owners(option)
+    assert "JAX" in owners and "graphaudit graph" not in owners
+    code, out, err = run(["audit", "deep_chain", "--depth", "3", *flag], capsys)  # 0 is given, not unset
+    assert_one_line_error(code, out, err)
+    assert f"{flag[0]} applies to " in err and all(name in err for name in owners)
+    assert "deep_chain is a graphaudit graph target" in err
+
+
+def test_loop_budget_reaches_the_jax_audit(capsys):
+    """Scans are unrolled when all the forms unrolled hold at most the budget: the boundary, either side."""
+    pytest.importorskip("jax")
+    from graphaudit.frontends.common import DEFAULT_LOOP_BUDGET
+
+    target = f"{ROOT / 'examples' / 'jax_lstm.py'}:target"
+
+    def loops(*flag):
+        code, out, err = run(["audit", target, "--json", "-", "--no-timings", *flag], capsys)
+        assert code == 0, err
+        return json.loads(out)["framework"]["loops"]
+
+    default = loops()
+    assert default["budget"] == DEFAULT_LOOP_BUDGET and default["unrolled"] is True
+    size = default["unrolled_nodes"]
+    assert loops("--loop-budget", str(size)) == default | {"budget": size}
+    below = loops("--loop-budget", str(size - 1))
+    assert below["budget"] == size - 1 and below["unrolled"] is False
+    assert {row["treatment"] for row in below["rows"]} != {row["treatment"] for row in default["rows"]}
+
+
+PYTENSOR_SCAN_FILE = """
+import sys
+sys.path.insert(0, {examples!r})
+from pymc_ar_scan import model  # an AR(1) series: its logp holds a Scan
+from graphaudit.frontends.pymc import model_gradient
+
+def target():
+    gradient = model_gradient(model())
+    return gradient.cost, gradient.wrt, gradient.shapes
+"""
+
+
+def test_loop_budget_reaches_the_pytensor_and_pymc_audits(tmp_path, capsys):
+    pytest.importorskip("pymc")
+    from graphaudit.frontends.common import DEFAULT_LOOP_BUDGET
+
+    path = tmp_path / "pytensor_scan.py"
+    path.write_text(PYTENSOR_SCAN_FILE.format(examples=str(ROOT / "examples")))
+    for target, pymc in ((f"{ROOT / 'examples' / 'pymc_ar_scan.py'}:model", True), (f"{path}:target", False)):
+        for flag, budget, unrolled in (([], DEFAULT_LOOP_BUDGET, True), (["--loop-budget", "0"], 0, False)):
+            code, out, err = run(["audit", target, "--json", "-", "--no-timings", "--repeats", "1", *flag], capsys)
+            assert code == 0, err
+            report = json.loads(out)
+            assert ("pymc_version" in report["framework"]) is pymc  # each front-end's own run, not the other's
+            assert report["framework"]["loops"]["budget"] == budget
+            assert report["framework"]["loops"]["unrolled"] is unrolled
+
+
+JAX_LAYERS_FILE = """
+import jax.numpy as jnp
+import numpy as np
+
+def loss(params, x):
+    h = jnp.tanh(x @ params["layer1"]["w"] + params["layer1"]["b"])
+    return jnp.sum(jnp.tanh(h @ params["layer2"]["w"] + params["layer2"]["b"]))
+
+def target():
+    ones = lambda *shape: np.ones(shape, np.float32)
+    params = {"layer1": {"w": ones(3, 4), "b": ones(4)}, "layer2": {"w": ones(4, 2), "b": ones(2)}}
+    return loss, (params, ones(5, 3)), 0
+"""
+
+
+def test_group_module_makes_one_jax_grad_per_layer(tmp_path, capsys):
+    pytest.importorskip("jax")
+    path = tmp_path / "layers.py"
+    path.write_text(JAX_LAYERS_FILE)
+    reports = {}
+    for flag in ([], ["--group", "module"]):
+        code, out, err = run(["audit", f"{path}:target", "--json", "-", "--no-timings", *flag], capsys)
+        assert code == 0, err
+        reports[bool(flag)] = json.loads(out)
+    wrt = reports[False]["wrt"]
+    layers: dict[str, list[str]] = {}
+    for name in wrt:  # params['layer1']['w'] belongs to params['layer1']
+        layers.setdefault(name.rsplit("[", 1)[0], []).append(name)
+    assert reports[False]["framework"]["traces"]["separate"] == len(wrt) == 4
+    assert reports[True]["framework"]["traces"]["separate"] == len(layers) == 2
+    assert reports[True]["framework"]["groups"] == list(layers.values())

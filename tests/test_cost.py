@@ -3,7 +3,7 @@
 import numpy as np
 
 import graphaudit as ga
-from graphaudit.cost import node_bytes, node_flops, total_cost
+from graphaudit.analysis.cost import node_bytes, node_flops, total_cost
 
 
 def test_matmul_is_two_m_k_n():
@@ -72,7 +72,7 @@ def test_total_cost_of_the_seed_forward_pass_matches_the_hand_count():
 
 
 def test_merge_costs_equal_total_cost_of_the_original_and_the_merged_graph():
-    from graphaudit.cost import ClassCosts, merge_costs
+    from graphaudit.analysis.cost import ClassCosts, merge_costs
 
     model = ga.models.residual_mlp(depth=3, width=4, batch=2)
     separate = [ga.grad(model.loss, p) for p in model.params]

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 import graphaudit as ga
-from graphaudit import draw
+from graphaudit.views import draw
 from graphaudit.errors import GraphauditError
-from graphaudit.graph import topological_order
+from graphaudit.core.graph import topological_order
 
 ROOT = Path(__file__).resolve().parent.parent
 HAS_DOT = shutil.which("dot") is not None
@@ -303,7 +303,7 @@ def test_huge_forward_graph_gives_bounded_dot():
 
 DETERMINISM_SCRIPT = """
 import sys, graphaudit as ga
-from graphaudit import draw
+from graphaudit.views import draw
 if sys.argv[1] == "shift":  # other graphs first: different Node.id and GradCall.index values
     other = ga.models.mlp([3, 5, 2], 4)
     ga.audit(other.loss, other.params)

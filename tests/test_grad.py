@@ -259,7 +259,7 @@ def test_a_call_builds_only_what_its_outputs_use(build):
 def _per_call_backward_ops(layers: int, layer: int, kind: str) -> Counter:
     """Backward op nodes of ``grad(loss, w_layer)`` or ``grad(loss, b_layer)`` in models.mlp.
 
-    Derived from the vjp rules in graphaudit/ops/ for the loss ``neg(mean(index(log(softmax(z)))))``:
+    Derived from the vjp rules in graphaudit/core/ops/ for the loss ``neg(mean(index(log(softmax(z)))))``:
       neg: neg; mean: reshape (g to kept dims), div (by the count), broadcast_to;
       index: index_add; log: div; softmax: mul, sum, sub, mul;
       each layer k above ``layer``: add passes g through unchanged (same shape), matmul's rule

@@ -10,7 +10,7 @@ import pytest
 
 import graphaudit as ga
 from graphaudit import models
-from graphaudit.graph import made_since, new_id_mark, paused_gc
+from graphaudit.core.graph import made_since, new_id_mark, paused_gc
 
 
 def _reachable(outputs):
@@ -308,7 +308,7 @@ def test_made_since_finds_what_was_built_after_the_mark_behind_the_outputs():
 
 
 def test_building_sets_provenance_and_restores_it_even_after_an_error():
-    from graphaudit.graph import build_context, building
+    from graphaudit.core.graph import build_context, building
 
     outer, inner = ga.GradCall(["a"]), ga.GradCall(["b"])
     origin = ga.placeholder("o", (2,))

@@ -1,6 +1,7 @@
 """Growth with depth: counts, fitted exponents (separate ~2, joint ~1 on a chain), the plot, the CLI."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -8,7 +9,8 @@ import pytest
 import graphaudit as ga
 from graphaudit import models
 from graphaudit.cli import main
-from graphaudit.growth import fit_exponent, growth
+from graphaudit.core.describe import si
+from graphaudit.analysis.growth import FORM_WIDTH, FORMS, METRICS, fit_exponent, growth
 
 
 def chain(depth):
@@ -54,9 +56,41 @@ def test_the_cli_prints_writes_json_and_plots(tmp_path, capsys):
     png, data = tmp_path / "growth.png", tmp_path / "growth.json"
     assert main(["growth", "deep_chain", "--depths", "4,8,16", "--width", "4", "--batch", "2",
                  "--png", str(png), "--json", str(data)]) == 0
-    assert "fitted exponents" in capsys.readouterr().out
+    assert "nodes ~ depth^k" in capsys.readouterr().out
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert json.loads(data.read_text())["depths"] == [4, 8, 16]
     assert main(["growth", "seed_mlp"]) == 2
     assert "has no depth" in capsys.readouterr().err
     assert main(["growth", "deep_chain", "--depths", "8"]) == 2
+
+
+
+def test_the_table_is_laid_out_like_the_audits():
+    """Per metric: a row per form, named as the audit's table names it, a right-aligned column per depth
+    two spaces wider than its widest cell (no fixed 26-character columns), then the fitted k."""
+    depths = [4, 8, 16]
+    result = growth(chain, depths, count_above=2_000)  # depth 16's separate form is counted, not built
+    audit_lines = ga.audit(*chain(8)).to_text().splitlines()
+    blocks = result.to_text().split("\n\n")
+    assert len(blocks) == 3 and blocks[2].startswith("* the separate form was counted")
+    for block, metric in zip(blocks, METRICS):
+        title, header, rule, *rows = block.splitlines()
+        assert rule == "-" * len(header) and all(len(row) == len(header) for row in rows)
+        cells = [[line[:FORM_WIDTH].strip(), *re.split(r" {2,}", line[FORM_WIDTH:].strip())] for line in [header, *rows]]
+        assert cells[0] == ["form", "4", "8", "16*", "k"]  # * marks the counted depth
+        for form, row in zip(FORMS, cells[1:]):
+            assert row[0] == form.replace("_", " ")
+            assert any(line.startswith(row[0].ljust(FORM_WIDTH)) for line in audit_lines)  # the audit's name, width
+            shown = [str(v) if metric == "nodes" else si(v, "FLOP") for v in result.counts[form][metric]]
+            assert row[1:] == [*shown, f"{result.exponents[form][metric]:.2f}"]
+        ends = [[m.end() for m in re.finditer(r"\S+(?: \S+)*", line[FORM_WIDTH:])] for line in [header, *rows]]
+        assert all(e == ends[0] for e in ends)  # right-aligned
+        for column, (start, end) in enumerate(zip([0, *ends[0]], ends[0]), start=1):
+            assert end - start == max(len(row[column]) for row in cells) + 2
+
+
+def test_the_cli_prints_the_table(capsys):
+    depths = [4, 8, 16]
+    assert main(["growth", "deep_chain", "--depths", ",".join(map(str, depths)), "--width", "8", "--batch", "4",
+                 "--quiet"]) == 0
+    assert capsys.readouterr().out == growth(chain, depths).to_text() + "\n"

@@ -11,9 +11,9 @@ import pytest
 
 import graphaudit as ga
 from graphaudit import models
-from graphaudit.groups import group_tree, scope_of
-from graphaudit.html import report_page
-from graphaudit.overlay import view_data
+from graphaudit.views.groups import group_tree, scope_of
+from graphaudit.views.html import report_page
+from graphaudit.views.overlay import view_data
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -91,12 +91,12 @@ def test_same_report_same_bytes_in_a_fresh_process(tmp_path):
         "import sys, graphaudit as ga\n"
         "from graphaudit import models\n"
         "m = models.residual_mlp(depth=3, width=4, batch=2)\n"
-        "sys.stdout.write(ga.html.report_page(ga.audit(m.loss, m.params)))\n"
+        "sys.stdout.write(ga.views.html.report_page(ga.audit(m.loss, m.params)))\n"
     )
     pages = []
     for seed in ("1", "2"):
         env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(ROOT)}
-        done = subprocess.run([sys.executable, "-c", "import graphaudit.html\n" + script], env=env,
+        done = subprocess.run([sys.executable, "-c", "import graphaudit.views.html\n" + script], env=env,
                               capture_output=True, text=True, check=True)
         pages.append(re.sub(r"\s*\d+(\.\d+)? (us|ms|s)\b", " T", done.stdout))  # build times differ run to run
     assert pages[0] == pages[1]
@@ -115,7 +115,7 @@ def test_a_counted_report_has_no_page():
 @pytest.fixture(scope="module")
 def browser_page(seed_report, tmp_path_factory):
     pytest.importorskip("playwright.sync_api", reason="the browser tests need Playwright: pip install 'graphaudit[browser]'")
-    from graphaudit.browser import BrowserMissingError, open_report
+    from graphaudit.views.browser import BrowserMissingError, open_report
 
     path = tmp_path_factory.mktemp("html") / "report.html"
     seed_report.to_html(str(path))

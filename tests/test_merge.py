@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import graphaudit as ga
-from graphaudit.merge import digests, merge
+from graphaudit.analysis.merge import digests, merge
 
 
 def op_count(outputs):
@@ -63,6 +63,71 @@ def test_impure_ops_are_never_merged():
     assert result.nodes_after == result.nodes_before == 4
     da, db = digests([a, b]).values()
     assert da != db
+
+
+@pytest.fixture
+def draw_ops():
+    """Two imported ops that draw a mask the shape of their input: one always random, one
+    deterministic when its ``p`` is 0 (as attention with dropout probability 0 is)."""
+    from graphaudit.core.ops import OPS
+    from graphaudit.core.ops.registry import define_imported, elementwise_cost
+
+    saved = dict(OPS)
+    define_imported("test.draw", kind="random", cost=elementwise_cost, pure=False)
+    define_imported("test.dropout", kind="random", cost=elementwise_cost, pure=False,
+                    pure_when=lambda node: node.attr("p") == 0)
+    yield
+    OPS.clear()
+    OPS.update(saved)
+
+
+def imported(op, inputs, **attrs):
+    from graphaudit.frontends.common import imported_node
+
+    return imported_node(op, inputs, list(attrs.items()), inputs[0].shape, inputs[0].dtype, call=None)
+
+
+def test_copies_merging_makes_of_one_draw_are_that_one_draw(draw_ops):
+    # A forward pass where the draw reads one of two equal views (x @ w on a 3-D x views x once per
+    # product): merging each gradient form rebuilds the draw over the merged view. The two copies
+    # are the one draw the program makes, so the merged forms merge with each other.
+    x = ga.placeholder("x", (3, 4), "float64")
+    first, second = ga.reshape(x, (12,)), ga.reshape(x, (12,))
+    drawn = imported("test.draw", [second])
+    forward = drawn * first
+    separate, joint = [ga.sum(forward * 2.0)], [ga.sum(forward * 2.0)]
+    merged_separate, merged_joint = merge(separate), merge(joint)
+    copies = [n for m in (merged_separate, merged_joint) for n in ga.topological_order(m.outputs)
+              if n.op == "test.draw"]
+    assert len(copies) == 2 and copies[0] is not copies[1] and copies[0].draw is copies[1].draw is drawn
+    both = merge(merged_separate.outputs + merged_joint.outputs)
+    assert both.outputs[0] is both.outputs[1]
+    assert sum(n.op == "test.draw" for n in ga.topological_order(both.outputs)) == 1
+    report = ga.compare_forms(separate, joint, wrt=["x"])
+    assert report.merged_equals_joint
+    digest = digests(copies)
+    assert digest[copies[0]] == digest[copies[1]]
+
+
+def test_two_draws_over_equal_inputs_stay_two(draw_ops):
+    x = ga.placeholder("x", (5,), "float64")
+    a, b = imported("test.draw", [ga.exp(x)]), imported("test.draw", [ga.exp(x)])
+    result = merge([a + 1.0, b + 1.0])
+    assert result.outputs[0] is not result.outputs[1]
+    assert result.nodes_before - result.nodes_after == 1  # only exp(x)
+    digest = digests([a, b])
+    assert digest[a] != digest[b]
+    again = merge(result.outputs)  # copies of copies keep their draw: still two
+    assert again.outputs[0] is not again.outputs[1]
+
+
+def test_purity_is_decided_per_call_where_the_arguments_decide_it(draw_ops):
+    x = ga.placeholder("x", (5,), "float64")
+    deterministic = [imported("test.dropout", [x], p=0.0) for _ in range(2)]
+    random = [imported("test.dropout", [x], p=0.5) for _ in range(2)]
+    merged = merge(deterministic + random).outputs
+    assert merged[0] is merged[1]
+    assert merged[2] is not merged[3]
 
 
 @pytest.mark.parametrize(
@@ -123,7 +188,7 @@ def test_duplicates_share_the_digest_of_their_canonical_node():
 
 DIGEST_SCRIPT = """
 import graphaudit as ga
-from graphaudit.merge import digests
+from graphaudit.analysis.merge import digests
 m = ga.models.seed_mlp()
 outs = ga.grad(m.loss, m.params)
 d = digests(outs)
@@ -157,14 +222,14 @@ def reference_classes(outputs, commutative=False):
     """Value numbering the slow, obvious way: node-keyed dicts over topological_order."""
     canonical, by_key = {}, {}
     for node in ga.topological_order(outputs):
-        if node.op in ("placeholder", "parameter") or (not node.is_leaf and not ga.ops.get_op(node.op).pure):
+        if node.op in ("placeholder", "parameter") or (not node.is_leaf and not ga.core.ops.get_op(node.op).pure):
             canonical[node] = node
             continue
         if node.op == "constant":
             key = ("constant", node.dtype.str, node.shape, node.value.tobytes())
         else:
             ids = [canonical[i].id for i in node.inputs]
-            if commutative and ga.ops.get_op(node.op).commutative:
+            if commutative and ga.core.ops.get_op(node.op).commutative:
                 ids.sort()
             key = (node.op, node.attrs, *ids)
         canonical[node] = by_key.setdefault(key, node)
@@ -201,11 +266,11 @@ def test_old_nodes_far_below_the_newest_are_found_and_merged(old_chain):
     for _ in range(old_chain):  # many old nodes: the walk's window grows to take them in
         old = ga.neg(old)
     for _ in range(50_000):  # ids burnt between the old nodes and the new graph: a sparse graph
-        ga.graph.new_id_mark()
+        ga.core.graph.new_id_mark()
     x = ga.placeholder("x", (3,), "float64")
     out = [ga.exp(old * x), ga.exp(old * x), ga.neg(old)]
     for _ in range(50_000):
-        ga.graph.new_id_mark()
+        ga.core.graph.new_id_mark()
     out.append(ga.exp(old * x))
     result = assert_matches_reference(out)
     assert result.outputs[0] is result.outputs[1] is result.outputs[3]
@@ -215,11 +280,11 @@ def test_old_nodes_far_below_the_newest_are_found_and_merged(old_chain):
 PLACEMENT_SCRIPT = """
 import json, sys
 import graphaudit as ga
-from graphaudit.merge import _reachable, merge
+from graphaudit.analysis.merge import _reachable, merge
 runs = []
 for burnt in (0, 12_000, 100_000):  # ids burnt before the graph
     for _ in range(burnt):
-        ga.graph.new_id_mark()
+        ga.core.graph.new_id_mark()
     model = ga.models.deep_chain(depth=4, width=3, batch=2)
     out = [ga.grad(model.loss, p) for p in model.params]
     table = _reachable(out)[1]

@@ -10,8 +10,9 @@ import struct
 import pytest
 
 import graphaudit as ga
-from graphaudit import draw, models
-from graphaudit.describe import abbreviate, distinct_labels
+from graphaudit import models
+from graphaudit.views import draw
+from graphaudit.core.describe import abbreviate, distinct_labels
 
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="the Graphviz `dot` program is not installed")
 MAX_RATIO = 4

@@ -18,7 +18,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import graphaudit as ga
-from graphaudit.draw import render
+from graphaudit.views.draw import render
 
 SHAPES = [(3,), (4,), (3, 4), (4, 3), (3, 1), (1, 4), ()]
 

@@ -11,10 +11,10 @@ from hypothesis import strategies as st
 from test_properties import ALL, random_graph
 
 import graphaudit as ga
-from graphaudit.grad import _Forward, separate_grads
-from graphaudit.graph import topological_order
-from graphaudit.ops import OPS
-from graphaudit.replay import CallReplays, RuleReplays, _paths
+from graphaudit.core.grad import _Forward, separate_grads
+from graphaudit.core.graph import topological_order
+from graphaudit.core.ops import OPS
+from graphaudit.core.replay import CallReplays, RuleReplays, _paths
 
 
 def structure(outputs: list[ga.Node], calls: list) -> list[tuple]:

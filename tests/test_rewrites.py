@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 import graphaudit as ga
-from graphaudit.rewrites import ASSOCIATIVITY, RULES
-from graphaudit.semantic import Limits, semantic_classes
+from graphaudit.analysis.rewrites import ASSOCIATIVITY, RULES
+from graphaudit.analysis.semantic import Limits, semantic_classes
 
 pytest.importorskip("egglog")
 

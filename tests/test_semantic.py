@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from test_properties import ALL, random_graph
 
 import graphaudit as ga
-from graphaudit.semantic import Limits, semantic_classes
+from graphaudit.analysis.semantic import Limits, semantic_classes
 
 pytest.importorskip("egglog")
 
@@ -156,7 +156,7 @@ def test_command_line_semantic(capsys):
 
 
 def test_without_egglog_the_message_says_what_to_install(monkeypatch):
-    import graphaudit.semantic as semantic
+    import graphaudit.analysis.semantic as semantic
 
     def missing(name):
         raise ImportError(f"No module named {name!r}")

@@ -13,6 +13,8 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
+from graphaudit.errors import MissingExtraError
+
 # The front-ends the command line asks, in order, whether they recognise a target: each
 # module has a ``CLI`` (:class:`graphaudit.frontends.common.CliFrontend`). graphaudit's own
 # graphs come last: they explain what a target that no one recognised should return.
@@ -25,8 +27,8 @@ CLI_FRONTENDS = (
 )
 
 
-class MissingFrameworkError(ImportError):
-    """The framework a front-end needs is not installed (the message says how to get it)."""
+class MissingFrameworkError(MissingExtraError):
+    """The framework a front-end needs is not installed (the message names the extra that installs it)."""
 
 
 def require(module: str, extra: str) -> ModuleType:

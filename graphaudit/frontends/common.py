@@ -36,13 +36,13 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from graphaudit.attrs import canonical_attrs
-from graphaudit.describe import seconds_text
+from graphaudit.core.attrs import canonical_attrs
+from graphaudit.core.describe import seconds_text
 from graphaudit.errors import GraphauditError
 from graphaudit.frontends import MissingFrameworkError
-from graphaudit.graph import GradCall, Node, new_node
-from graphaudit.ops import OPS, define_imported
-from graphaudit.report import Report, Section
+from graphaudit.core.graph import GradCall, Node, new_node
+from graphaudit.core.ops import OPS, define_imported
+from graphaudit.analysis.report import Report, Section
 
 ATTR_OUTPUT = "output"  # which result of a multi-result op a node is
 
@@ -60,7 +60,7 @@ class ImportedOp(NamedTuple):
     slice): it writes no new buffer, so it costs no bytes; ``operand_text`` what a node of
     it works on, for reports (None: its input shapes, as for graphaudit's own ops); ``same_as``
     and ``swapped`` the forms semantic merging reads; ``matmul_cost`` and ``bound`` what a loop
-    kept whole runs in products and whether its FLOPs are a bound (:class:`graphaudit.ops.Op`).
+    kept whole runs in products and whether its FLOPs are a bound (:class:`graphaudit.core.ops.Op`).
     """
 
     kind: str = "imported"
@@ -88,8 +88,12 @@ class OpTable:
     def row(self, key: str) -> ImportedOp:
         return self.rows.get(key, UNKNOWN)
 
-    def op_name(self, key: str, *, pure: bool = True, row: ImportedOp | None = None, doc: str = "") -> str:
+    def op_name(self, key: str, *, pure: bool = True, row: ImportedOp | None = None, doc: str = "",
+                pure_when: Callable[[Node], bool] | None = None) -> str:
         """The registered name of framework op ``key`` (``row`` overrides the table's row for it).
+
+        ``pure_when``, for an impure op, picks the calls that are deterministic after all
+        (:attr:`graphaudit.core.ops.Op.pure_when`).
 
         Registered once. An op first seen with side effects stays impure when seen without
         (that only keeps its nodes apart); one first seen pure and now with side effects is
@@ -101,7 +105,8 @@ class OpTable:
             row = row if row is not None else self.row(key)
             define_imported(name, kind=row.kind, cost=row.cost, impl=row.impl or self.fallback_impl, pure=pure,
                             doc=doc, view=row.view, operand_text=row.operand_text, same_as=row.same_as,
-                            swapped=row.swapped, matmul_cost=row.matmul_cost, bound=row.bound)
+                            swapped=row.swapped, pure_when=None if pure else pure_when,
+                            matmul_cost=row.matmul_cost, bound=row.bound)
         elif existing.pure and not pure:
             raise ValueError(f"op {key!r} has side effects here but was imported as pure before")
         return name
@@ -216,7 +221,7 @@ def imported_node(
     output: int | None = None,
     origin: Node | None = None,
 ) -> Node:
-    """One node of an imported op: attrs in canonical form (:mod:`graphaudit.attrs`), ``output=i``
+    """One node of an imported op: attrs in canonical form (:mod:`graphaudit.core.attrs`), ``output=i``
     for result ``i`` of a multi-result op, and provenance given here: ``call``, and ``origin`` when
     the framework says which forward op a backward node belongs to (PyTorch's ``seq_nr``)."""
     if output is not None:
@@ -359,7 +364,8 @@ class CliFrontend:
     The command line calls the target function, then asks each front-end in turn whether
     it ``recognise``\\ s what the function returned; the first that does ``run``\\ s it with
     the command line's analysis options. An option given that the front-end does not list
-    in ``options`` is refused with one line, never silently ignored.
+    in ``options`` is refused with one line, never silently ignored. ``--help`` shows each
+    front-end's ``example``.
     """
 
     name: str  # how messages name the front-end's targets: "JAX"
@@ -370,3 +376,8 @@ class CliFrontend:
     recognise: Callable[[Any, str], Any | None]
     # audit the target, the options by name; TargetError when the framework fails on it
     run: Callable[[Any, Mapping[str, Any]], Report]
+    example: str  # a target of it in this repository, for --help: "examples/jax_seed_mlp.py:target"
+    # the framework's module and the graphaudit extra that installs it ("" for graphaudit's own graphs):
+    # a target file that cannot import it is told which extra to install
+    module: str = ""
+    extra: str = ""

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from graphaudit.audit import audit
+from graphaudit.analysis.audit import audit
 from graphaudit.frontends.common import CliFrontend, TargetError, a_type, target_wrt
-from graphaudit.graph import Node
-from graphaudit.report import Report
+from graphaudit.core.graph import Node
+from graphaudit.analysis.report import Report
 
 
 class NodesTarget(NamedTuple):
@@ -54,4 +54,5 @@ CLI = CliFrontend(
     options=frozenset({"measure", "repeats", "commutative", "count", "semantic"}),
     recognise=recognise,
     run=run,
+    example="seed_mlp",
 )

@@ -27,7 +27,7 @@ from graphaudit.frontends.common import CliFrontend, TargetError, attach_section
 from graphaudit.frontends.pytensor.audit import REPEATS, PyTensorSection
 from graphaudit.frontends.pytensor.audit import audit as pytensor_audit
 from graphaudit.frontends.pytensor.scan import DEFAULT_BUDGET
-from graphaudit.report import Report
+from graphaudit.analysis.report import Report
 
 
 class ModelGradient(NamedTuple):
@@ -114,13 +114,17 @@ def run(target: ModelTarget, options: Mapping[str, Any]) -> Report:
     repeats = REPEATS if options["repeats"] is None else options["repeats"]
     with failures_in("PyMC", target.name):
         return audit(target.model, compile_check=options["compile_check"], repeats=repeats,
-                     commutative=options["commutative"], semantic=options["semantic"])
+                     commutative=options["commutative"], semantic=options["semantic"],
+                     loop_budget=DEFAULT_BUDGET if options.get("loop_budget") is None else options["loop_budget"])
 
 
 CLI = CliFrontend(
     name="PyMC",
     returns="a pymc.Model (its logp is differentiated w.r.t. its value variables)",
-    options=frozenset({"commutative", "semantic", "repeats", "compile_check"}),
+    options=frozenset({"commutative", "semantic", "repeats", "compile_check", "loop_budget"}),
     recognise=recognise,
     run=run,
+    example="examples/pymc_eight_schools.py:model",
+    module="pymc",
+    extra="pymc",
 )

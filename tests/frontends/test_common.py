@@ -10,7 +10,7 @@ import pytest
 import graphaudit as ga
 from graphaudit.frontends import common
 from graphaudit.frontends.common import FrameworkSection, ImportedOp, OpTable, Opaque, hashable_param
-from graphaudit.ops import OPS, elementwise_cost
+from graphaudit.core.ops import OPS, elementwise_cost
 
 
 def test_op_table_registers_a_row_once_with_its_rule():
@@ -69,7 +69,7 @@ def test_imported_node_tells_outputs_apart_and_takes_its_provenance_explicitly()
     name = OpTable("test_common_split.", {}).op_name("split")
     x = ga.placeholder("x", (4,))
     call = ga.GradCall(["x"])
-    with ga.graph.building(ga.GradCall(["other"])):
+    with ga.core.graph.building(ga.GradCall(["other"])):
         first = common.imported_node(name, [x], [("sizes", (2, 2))], (2,), x.dtype, call=call, output=0)
         second = common.imported_node(name, [x], [("sizes", (2, 2))], (2,), x.dtype, call=call, output=1)
     assert first.attrs == (("output", 0), ("sizes", (2, 2))) and second.attr("output") == 1

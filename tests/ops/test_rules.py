@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 @given(st.lists(st.lists(st.integers(0, 3), max_size=4).map(tuple), min_size=1, max_size=3))
 def test_broadcast_shapes_agrees_with_numpy(shapes):
-    from graphaudit.ops import broadcast_shapes
+    from graphaudit.core.ops import broadcast_shapes
 
     try:
         expected = tuple(np.broadcast_shapes(*shapes))

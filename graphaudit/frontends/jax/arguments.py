@@ -21,7 +21,7 @@ import numpy as np
 
 from graphaudit.frontends import require
 from graphaudit.frontends.jax.importer import aval_dtype, aval_shape
-from graphaudit.graph import Node, parameter, placeholder
+from graphaudit.core.graph import Node, parameter, placeholder
 
 
 def _argument_names(fn: Callable, count: int) -> list[str]:

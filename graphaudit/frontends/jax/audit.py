@@ -14,9 +14,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from graphaudit.audit import compare_forms
-from graphaudit.cost import Cost, total_cost
-from graphaudit.describe import seconds_text, si
+from graphaudit import progress
+from graphaudit.analysis.audit import compare_forms
+from graphaudit.analysis.cost import Cost, total_cost
+from graphaudit.core.describe import seconds_text, si
 from graphaudit.frontends import require
 from graphaudit.frontends.common import (
     CliFrontend, FrameworkSection, TargetError, a_type, attach_section, failures_in, loop_heading,
@@ -28,8 +29,8 @@ from graphaudit.frontends.jax.importer import count_equations, from_jaxpr
 from graphaudit.frontends.jax.loops import (
     COSTLIEST_BRANCH, DEFAULT_BUDGET, ONE_ITERATION, LoopRecord, unrolled_size)
 from graphaudit.frontends.jax.ops import ATTR_REMAT
-from graphaudit.graph import GradCall, Node, topological_order
-from graphaudit.report import Report
+from graphaudit.core.graph import GradCall, Node, topological_order
+from graphaudit.analysis.report import Report
 
 
 def audit(
@@ -79,7 +80,10 @@ def audit(
     inputs = flat.nodes(joint_traced)
 
     start = time.perf_counter()
-    separate_traced = [jax.make_jaxpr(flat.separate(index))(*flat.leaves) for index in range(len(flat.groups))]
+    separate_traced = []
+    for index, members in enumerate(flat.groups):
+        separate_traced.append(jax.make_jaxpr(flat.separate(index))(*flat.leaves))
+        progress.step("jax.grad traces", index + 1, len(flat.groups), ", ".join(wrt_names[members]))
     trace_seconds = time.perf_counter() - start
     unrolled = sum(map(unrolled_size, [*separate_traced, joint_traced]))
     unroll = unrolled <= loop_budget
@@ -300,13 +304,18 @@ def run(target: JaxTarget, options: Mapping[str, Any]) -> Report:
         return audit(
             target.fn, *target.args, argnums=target.argnums, xla=options["xla"], measure=options["measure"],
             commutative=options["commutative"], semantic=options["semantic"], repeats=options["repeats"] or 5,
+            loop_budget=DEFAULT_BUDGET if options.get("loop_budget") is None else options["loop_budget"],
+            group=options.get("group"),
         )
 
 
 CLI = CliFrontend(
     name="JAX",
     returns="(fn, args, argnums) for a JAX function",
-    options=frozenset({"xla", "measure", "repeats", "commutative", "semantic"}),
+    options=frozenset({"xla", "measure", "repeats", "commutative", "semantic", "loop_budget", "group"}),
     recognise=recognise,
     run=run,
+    example="examples/jax_seed_mlp.py:target",
+    module="jax",
+    extra="jax",
 )

@@ -1,6 +1,6 @@
 """JAX's ops as graphaudit's, for semantic merging: which primitives are graphaudit ops in disguise.
 
-Equality saturation's rules (:mod:`graphaudit.rewrites`) are written over graphaudit's own
+Equality saturation's rules (:mod:`graphaudit.analysis.rewrites`) are written over graphaudit's own
 ops. A JAX primitive whose options are unset is one of them (``jax.add`` is ``add``, a
 ``dot_general`` contracting the standard axes is ``matmul``); the table's rows carry these
 forms (``ImportedOp.same_as``), and ``dot_general``'s row the product with its operands
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from graphaudit.attrs import Attrs, canonical_attrs
-from graphaudit.graph import Node
+from graphaudit.core.attrs import Attrs, canonical_attrs
+from graphaudit.core.graph import Node
 
 DOT_GENERAL = "jax.dot_general"
 

@@ -31,13 +31,13 @@ from typing import Any
 
 import numpy as np
 
-from graphaudit.cost import combined_bound, node_bound, node_flops, node_matmul_flops
+from graphaudit.analysis.cost import combined_bound, node_bound, node_flops, node_matmul_flops
 from graphaudit.frontends import require
 from graphaudit.frontends.common import ADDRESS, TEXT_RULES, Opaque, canonical_text, hashable_param, imported_node
 from graphaudit.frontends.jax.loops import BodyCost, LoopRecord, import_loop
 from graphaudit.frontends.jax.ops import (
     ATTR_REMAT, GRAPHAUDIT_ATTRS, INLINED, LOOP_OUTPUT, LOOPS, PRIMITIVES, TABLE, bind, op_name)
-from graphaudit.graph import GradCall, Node, building, constant, placeholder, topological_order
+from graphaudit.core.graph import GradCall, Node, building, constant, placeholder, topological_order
 
 REMAT_STACK = "rematted_computation"  # the name stack jax.checkpoint gives the equations it recomputes
 

@@ -25,15 +25,15 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from graphaudit.cost import LOWER, UPPER, combined_bound
-from graphaudit.evaluate import evaluate
+from graphaudit.analysis.cost import LOWER, UPPER, combined_bound
+from graphaudit.core.evaluate import evaluate
 from graphaudit.frontends import require
 from graphaudit.frontends.common import (
     ATTR_OUTPUT, DEFAULT_LOOP_BUDGET, UNROLLED, WHOLE, Opaque, hashable_param, imported_node,
 )
 from graphaudit.frontends.jax.ops import (
     ATTR_LOOP_BOUND, ATTR_LOOP_FLOPS, ATTR_LOOP_MATMUL_FLOPS, ATTR_REMAT, INLINED, LOOP_OUTPUT, TABLE, op_name)
-from graphaudit.graph import Node, topological_order
+from graphaudit.core.graph import Node, topological_order
 
 DEFAULT_BUDGET = DEFAULT_LOOP_BUDGET
 UNIT_DTYPE = np.dtype(object)  # a whole loop's node holds the tuple of its results

@@ -20,11 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from graphaudit.describe import shape_text
+from graphaudit.core.describe import shape_text
 from graphaudit.frontends.common import ATTR_OUTPUT, ImportedOp, Opaque, OpTable
 from graphaudit.frontends.jax.forms import SAME_AS, SWAPPED
-from graphaudit.graph import Node
-from graphaudit.ops import elementwise_cost, no_flops, reduction_cost
+from graphaudit.core.graph import Node
+from graphaudit.core.ops import elementwise_cost, no_flops, reduction_cost
 
 # Calls whose sub-jaxpr is inlined (the key of the sub-jaxpr in the equation's params).
 INLINED = {

@@ -10,14 +10,16 @@ rewrites, on both forms (node and dot counts beside graphaudit's).
 
 from __future__ import annotations
 
+import itertools
 import sys
 import time
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from graphaudit.audit import compare_forms
-from graphaudit.cost import is_matmul
-from graphaudit.describe import forward_names
+from graphaudit import progress
+from graphaudit.analysis.audit import compare_forms
+from graphaudit.analysis.cost import is_matmul
+from graphaudit.core.describe import forward_names
 from graphaudit.frontends.common import (
     UNROLLED, CliFrontend, FrameworkSection, TargetError, a_type, attach_section, failures_in,
     loop_heading, spread, target_wrt,
@@ -25,8 +27,8 @@ from graphaudit.frontends.common import (
 from graphaudit.frontends.pytensor.importer import _as_list, _dtype, _Importer
 from graphaudit.frontends.pytensor.ops import FAMILIES, PREFIX, _pytensor
 from graphaudit.frontends.pytensor.scan import DEFAULT_BUDGET, WHILE, Loop
-from graphaudit.graph import GradCall, Node, topological_order
-from graphaudit.report import Report
+from graphaudit.core.graph import GradCall, Node, topological_order
+from graphaudit.analysis.report import Report
 
 REPEATS = 20  # builds of each form, by default
 
@@ -144,11 +146,18 @@ def build_both(cost, wrt: list, repeats: int) -> tuple[list, list, dict[str, Any
         raise ValueError(f"audit: repeats must be >= 1, got {repeats}")
     times = {"separate": [], "joint": []}
     kept: dict[str, list] = {}
+    names = [p.name or f"wrt[{i}]" for i, p in enumerate(wrt)]
+    made, calls = itertools.count(1), (repeats + 1) * (len(wrt) + 1)  # each form built once more, to warm up
+
+    def grad(wrt_now: list, name: str) -> list:
+        grads = pt.grad(cost, wrt_now)
+        progress.step("pytensor.grad calls", next(made), calls, name)
+        return grads
 
     def build(form):
         if form == "separate":
-            return [pt.grad(cost, [p])[0] for p in wrt]
-        return list(pt.grad(cost, wrt))
+            return [grad([p], name)[0] for p, name in zip(wrt, names)]
+        return list(grad(wrt, "joint"))
 
     for form in ("joint", "separate"):  # warm-up, untimed: the first grad call in a process pays for imports
         build(form)
@@ -382,13 +391,17 @@ def run(target: PyTensorTarget, options: Mapping[str, Any]) -> Report:
     repeats = REPEATS if options["repeats"] is None else options["repeats"]
     with failures_in("PyTensor", target.name):
         return audit(target.cost, target.wrt, shapes=target.shapes, compile_check=options["compile_check"],
-                     repeats=repeats, commutative=options["commutative"], semantic=options["semantic"])
+                     repeats=repeats, commutative=options["commutative"], semantic=options["semantic"],
+                     loop_budget=DEFAULT_BUDGET if options.get("loop_budget") is None else options["loop_budget"])
 
 
 CLI = CliFrontend(
     name="PyTensor",
     returns="(cost, wrt) or (cost, wrt, shapes) for PyTensor variables",
-    options=frozenset({"commutative", "semantic", "repeats", "compile_check"}),
+    options=frozenset({"commutative", "semantic", "repeats", "compile_check", "loop_budget"}),
     recognise=recognise,
     run=run,
+    example="examples/pytensor_seed.py:target",
+    module="pytensor",
+    extra="pytensor",
 )

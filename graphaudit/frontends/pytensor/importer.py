@@ -27,8 +27,8 @@ from graphaudit.frontends.pytensor.indexing import first_index, index_form
 from graphaudit.frontends.pytensor.scan import DEFAULT_BUDGET, Loop, import_scan, is_scan, unrolled_size
 from graphaudit.frontends.pytensor.ops import _pytensor, evaluated_by_pytensor, imported_op, keep_template
 from graphaudit.frontends.pytensor.shapes import _Shapes, _shape_rule, _UnknownValue
-from graphaudit.graph import GradCall, Node, building, constant, topological_order
-from graphaudit.ops import get_op
+from graphaudit.core.graph import GradCall, Node, building, constant, topological_order
+from graphaudit.core.ops import get_op
 
 VALUE_LIMIT = 64  # integer results up to this many elements are computed while importing (shape arithmetic)
 

@@ -8,7 +8,7 @@
 - The Op's ``__props__`` become the node's attrs (slices as ``("slice", start, stop, step)``,
   dicts as sorted tuples, dtypes and types as strings), so two nodes merge exactly when
   PyTensor would call their Ops equal and their inputs are the same.
-- Costs follow graphaudit's conventions (:mod:`graphaudit.cost`): ``Dot``, ``Dot22``, the
+- Costs follow graphaudit's conventions (:mod:`graphaudit.analysis.cost`): ``Dot``, ``Dot22``, the
   ``Gemm``/``Gemv``/``Ger`` family, ``BatchedDot`` and ``Blockwise{Dot}`` are matmuls
   (``2*m*k*n``, plus one FLOP per element for Gemm's scale-and-add); elementwise ops one
   FLOP per output element (a fused ``Composite`` one per scalar op inside; ``cast``,
@@ -31,8 +31,8 @@ from graphaudit.errors import EvaluationError
 from graphaudit.frontends import require
 from graphaudit.frontends.common import ATTR_OUTPUT, UNKNOWN, ImportedOp, OpTable, hashable_param
 from graphaudit.frontends.pytensor.indexing import python_index
-from graphaudit.graph import Node
-from graphaudit.ops import OPS, get_op, no_flops, per_element, reduction_cost
+from graphaudit.core.graph import Node
+from graphaudit.core.ops import OPS, get_op, no_flops, per_element, reduction_cost
 
 PREFIX = "pytensor."
 

@@ -32,14 +32,14 @@ from typing import NamedTuple
 
 import numpy as np
 
-from graphaudit.cost import UPPER, combined_bound, node_bound, node_flops, node_matmul_flops
+from graphaudit.analysis.cost import UPPER, combined_bound, node_bound, node_flops, node_matmul_flops
 from graphaudit.errors import ShapeError
 from graphaudit.frontends.common import (
     ATTR_OUTPUT, DEFAULT_LOOP_BUDGET, UNROLLED, WHOLE, ImportedOp, imported_node)
 from graphaudit.frontends.pytensor.ops import FAMILIES, keep_template
-from graphaudit.graph import GradCall, Node, constant, topological_order
-from graphaudit.merge import digests
-from graphaudit.ops import no_flops
+from graphaudit.core.graph import GradCall, Node, constant, topological_order
+from graphaudit.analysis.merge import digests
+from graphaudit.core.ops import no_flops
 
 DEFAULT_BUDGET = DEFAULT_LOOP_BUDGET
 

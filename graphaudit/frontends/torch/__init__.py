@@ -1,7 +1,9 @@
 """The PyTorch front-end: audit the user's own ``torch.autograd.grad`` calls, one per parameter vs one joint.
 
-- :mod:`.capture`: the user's program (forward, separate calls, joint call) traced once with
-  ``make_fx`` on fake tensors, with each node's grad call, autograd sequence number and module path;
+- :mod:`.capture`: the user's program (forward, separate calls, joint call) traced with ``make_fx``
+  on fake tensors as PyTorch runs it, then again without writes (PyTorch's functionalization), with
+  each node's grad call, autograd sequence number and module path; :func:`named_leaves`, the
+  user's tensors by the names of the imported graphs' leaves (the feed to evaluate them);
 - :mod:`.aten`: an aten call's arguments as a node's inputs and attrs, and back (:func:`run_aten`);
 - :mod:`.ops`: the table of aten ops (kind, FLOP rule, views);
 - :mod:`.importer`: the FX graph to nodes (:func:`from_fx`);
@@ -13,6 +15,7 @@ PyTorch itself is imported on first use, never by importing this package.
 """
 
 from graphaudit.frontends.torch.audit import CLI, TorchSection, audit, audit_function
+from graphaudit.frontends.torch.capture import named_leaves
 from graphaudit.frontends.torch.importer import from_fx
 
-__all__ = ["CLI", "TorchSection", "audit", "audit_function", "from_fx"]
+__all__ = ["CLI", "TorchSection", "audit", "audit_function", "from_fx", "named_leaves"]

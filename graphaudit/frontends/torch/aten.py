@@ -10,7 +10,11 @@ op's ``output_mask`` is dropped: each of its outputs is its own node, so separat
 that asked for different outputs still merge.
 
 :func:`run_aten` turns a node back into the call, on torch tensors made from the input
-arrays, so that :func:`graphaudit.evaluate` runs imported graphs.
+arrays, so that :func:`graphaudit.evaluate` runs imported graphs. An array has no strides
+PyTorch would see, and almost no op's values depend on them; those that read memory by
+strides (``as_strided``, ``as_strided_scatter``: a ``channels_last`` tensor read as one)
+carry their tensor inputs' strides and storage offsets as the trace saw them (attr
+``"layouts"``), and their inputs are rebuilt so laid out.
 """
 
 from __future__ import annotations
@@ -24,10 +28,12 @@ import numpy as np
 
 from graphaudit.frontends import require
 from graphaudit.frontends.common import ATTR_OUTPUT, Opaque
-from graphaudit.graph import Node
+from graphaudit.core.graph import Node
 
 ATTR_OVERLOAD = "overload"
 ATTR_TENSORS = "tensors"
+ATTR_LAYOUTS = "layouts"  # ((strides, storage offset) of each tensor input), for the ops below only
+READ_BY_STRIDES = frozenset({"aten.as_strided", "aten.as_strided_scatter"})  # values depend on inputs' layout
 OUTPUT_MASK = "output_mask"  # which results a *_backward op computes; dropped, one node per result
 LIST_ELEMENT = re.compile(r"^(\w+)\[(\d+)\]$")
 
@@ -73,23 +79,17 @@ def mutated_arguments(target: Any) -> list[str]:
     return [a.name for a in target._schema.arguments if a.alias_info is not None and a.alias_info.is_write]
 
 
-def functional_variant(target: Any) -> Any | None:
-    """The out-of-place op that computes what in-place ``target`` writes (``add.Tensor`` for ``add_.Tensor``)."""
-    torch = require("torch", "torch")
-    name = target._schema.name.split("::", 1)[1]
-    if not name.endswith("_"):
-        return None
-    packet = getattr(getattr(torch.ops, target.namespace), name[:-1], None)
-    variant = getattr(packet, target._overloadname, None) if packet is not None else None
-    if variant is None or variant._schema.is_mutable:
-        return None
-    return variant
-
-
 def is_random(target: Any) -> bool:
     """Whether the op draws random numbers (dropout, ``bernoulli_``): never merged."""
     torch = require("torch", "torch")
     return torch.Tag.nondeterministic_seeded in target.tags
+
+
+def draws_nothing(node: Node) -> bool:
+    """Whether a call of a random op is deterministic after all: a dropout probability of 0
+    (attention's ``dropout_p``, ``native_dropout``'s or ``bernoulli``'s ``p``), or dropout
+    outside training. PyTorch tags the op, not the call, as random."""
+    return node.attr("train") is False or any(node.attr(name) == 0 for name in ("dropout_p", "p"))
 
 
 # --- running a node --------------------------------------------------------------------------
@@ -134,10 +134,28 @@ def call_arguments(node: Node, tensors: list[Any]) -> tuple[list, dict]:
     return args, kwargs
 
 
+def layout(val: Any) -> tuple[tuple[int, ...], int]:
+    """The strides and storage offset of a traced tensor value (a fake tensor)."""
+    return tuple(int(s) for s in val.stride()), int(val.storage_offset())
+
+
+def _laid_out(tensor: Any, strides: tuple[int, ...], offset: int) -> Any:
+    """``tensor``'s values at ``strides`` and ``offset`` in a storage of their own; storage they do not cover
+    holds NaN (0 for other dtypes), so that a read outside them shows."""
+    torch = require("torch", "torch")
+    extent = 1 + sum((n - 1) * s for n, s in zip(tensor.shape, strides)) if tensor.numel() else 0
+    fill = float("nan") if tensor.is_floating_point() else 0
+    laid_out = torch.full((offset + extent,), fill, dtype=tensor.dtype).as_strided(tensor.shape, strides, offset)
+    return laid_out.copy_(tensor)
+
+
 def run_aten(node: Node, *arrays: np.ndarray) -> np.ndarray:
     """Compute ``node`` with torch: its call rebuilt on copies of ``arrays``, its result as numpy."""
     torch = require("torch", "torch")
-    tensors = [torch.tensor(np.asarray(array)) for array in arrays]  # copies: an in-place op writes to its own
+    tensors = [torch.tensor(np.asarray(array)) for array in arrays]
+    layouts = node.attr(ATTR_LAYOUTS)
+    if layouts is not None:
+        tensors = [_laid_out(tensor, strides, offset) for tensor, (strides, offset) in zip(tensors, layouts)]
     args, kwargs = call_arguments(node, tensors)
     with torch.no_grad():
         result = overload(node)(*args, **kwargs)

@@ -16,8 +16,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
-from graphaudit.audit import audit_graph, compare_forms
-from graphaudit.describe import seconds_text
+from graphaudit.analysis.audit import audit_graph, compare_forms
+from graphaudit.core.describe import seconds_text
 from graphaudit.frontends import require
 from graphaudit.frontends.common import (
     CliFrontend, FrameworkSection, TargetError, a_type, attach_section, failures_in,
@@ -26,8 +26,9 @@ import graphaudit.frontends.torch.capture as capturing
 from graphaudit.frontends.torch.aten import numpy_dtype, op_key
 from graphaudit.frontends.torch.importer import from_fx
 from graphaudit.frontends.torch.ops import TABLE
-from graphaudit.graph import GradCall, parameter, placeholder
-from graphaudit.report import Report
+from graphaudit.frontends.torch.version import supported_torch
+from graphaudit.core.graph import GradCall, parameter, placeholder
+from graphaudit.analysis.report import Report
 
 
 def audit(
@@ -51,7 +52,7 @@ def audit(
     :class:`TorchSection`. ``semantic=True`` (needs egglog) adds what equality saturation finds
     beyond value numbering (``report.semantic``).
     """
-    torch = require("torch", "torch")
+    torch = supported_torch()
     if not callable(loss_fn):
         raise TypeError(f"audit: loss_fn must be a function, got {type(loss_fn).__name__}")
     if repeats < 1:
@@ -75,7 +76,7 @@ def audit(
         name="PyTorch",
         version=torch.__version__,
         parameters=len(wrt),
-        fx_nodes=_fx_counts(captured.graph, len(wrt)),
+        fx_nodes=_fx_counts(captured.traced, len(wrt)),
         trace_seconds=trace_seconds,
         import_seconds=import_seconds,
     )
@@ -96,7 +97,7 @@ def audit_function(fn: Callable, *example_inputs: Any, params: Any, commutative:
     the report (:func:`graphaudit.audit_graph`'s, forms ``original`` and ``merged``) costs them.
     Its section's ``fx_nodes`` has one form, ``original``.
     """
-    torch = require("torch", "torch")
+    torch = supported_torch()
     start = time.perf_counter()
     captured = capturing.capture_function(fn, params, example_inputs)
     trace_seconds = time.perf_counter() - start
@@ -106,8 +107,8 @@ def audit_function(fn: Callable, *example_inputs: Any, params: Any, commutative:
     if not outputs:
         raise ValueError("audit_function: fn returned no tensors")
     report = audit_graph(outputs, commutative=commutative)
-    calls = sum(1 for n in captured.graph.graph.nodes if n.op == "call_function")
-    products = sum(1 for n in captured.graph.graph.nodes if n.op == "call_function"
+    calls = sum(1 for n in captured.traced.graph.nodes if n.op == "call_function")
+    products = sum(1 for n in captured.traced.graph.nodes if n.op == "call_function"
                    and hasattr(n.target, "_schema") and TABLE.row(op_key(n.target)[0]).kind == "matmul")
     section = TorchSection(name="PyTorch", version=torch.__version__, parameters=len(captured.named.params),
                            fx_nodes={"original": {"nodes": calls, "matmuls": products}},
@@ -123,7 +124,8 @@ def _leaves(named: capturing.Named) -> list:
 
 
 def _fx_counts(graph_module: Any, parameters: int) -> dict[str, dict[str, int]]:
-    """Per form, the FX graph's aten calls (``getitem`` and ``detach`` left out) and products among them.
+    """Per form, the aten calls PyTorch runs (the first trace; ``getitem`` and ``detach`` left out) and products
+    among them.
 
     Both forms hold the one forward; the separate form the calls ``0 .. parameters-1``, the
     joint form call ``parameters``.
@@ -265,6 +267,9 @@ def recognise(result: Any, name: str) -> TorchTarget | None:
     if torch is None or not isinstance(result, (tuple, list)) or len(result) < 2:
         return None
     loss_fn, params, *inputs = result
+    if isinstance(loss_fn, torch.nn.Module) and callable(params) and not isinstance(params, torch.nn.Module):
+        raise TargetError(f"{name} returned ({type(loss_fn).__name__} model, loss_fn, ...): its first item is a model "
+                          f"where the loss function belongs; return {CLI.returns}")
     is_module = isinstance(params, torch.nn.Module)
     is_dict = isinstance(params, Mapping) and any(isinstance(v, torch.Tensor) for v in params.values())
     if not (is_module or is_dict):
@@ -292,4 +297,7 @@ CLI = CliFrontend(
     options=frozenset({"measure", "repeats", "commutative", "semantic", "compile_check"}),
     recognise=recognise,
     run=run,
+    example="examples/torch_seed_mlp.py:target",
+    module="torch",
+    extra="torch",
 )

@@ -1,14 +1,18 @@
-"""The user's PyTorch program, traced once on fake tensors: the forward, then both forms of its gradients.
+"""The user's PyTorch program, traced twice on fake tensors: as PyTorch runs it, then without writes.
 
-:func:`capture` runs ``loss_fn(model, *inputs)`` once, then one ``torch.autograd.grad``
-per parameter (``retain_graph=True``), each inside ``torch.fx.traceback.annotate({"grad_call":
-i})``, then one joint call over all the parameters, and traces it all with ``make_fx`` on
-fake tensors (a ``FakeTensorMode`` on the CPU; never ``meta``, which would switch
-attention to another kernel): nothing is allocated or computed, whatever the model's size.
-One trace holds both forms, so both read the very same forward nodes, including those that
-never merge (a BatchNorm's update of its running statistics).
+The first trace, :func:`capture`, runs ``loss_fn(model, *inputs)`` once, then one
+``torch.autograd.grad`` per parameter (``retain_graph=True``), each inside
+``torch.fx.traceback.annotate({"grad_call": i})``, then one joint call over all the parameters,
+and traces it all with ``make_fx`` on fake tensors (a ``FakeTensorMode`` on the CPU; never
+``meta``, which would switch attention to another kernel): nothing is allocated or computed,
+whatever the model's size. One trace holds both forms, so both read the very same forward
+nodes. Its aten ops are exactly eager PyTorch's, writes included: ``relu_``, a BatchNorm's
+``add_`` to ``num_batches_tracked``, and autograd's own ``copy_`` into a view of a fresh
+gradient (``adaptive_avg_pool2d(h, 1)`` on a ``channels_last`` input restrides its result with
+``as_strided_``; its backward writes the gradient through one ``as_strided`` view of a zero
+buffer and reads it back through another).
 
-What the trace's meta then says (``preserve_node_meta``):
+What its meta says (``preserve_node_meta``):
 
 - ``custom["grad_call"]``: which call built a backward node (absent on forward nodes);
 - ``seq_nr``: the autograd sequence number of the forward op a backward node differentiates,
@@ -16,9 +20,26 @@ What the trace's meta then says (``preserve_node_meta``):
 - ``custom["module"]``: the ``nn.Module`` path of a forward node, set by global module
   hooks (the user's model gets none of its own).
 
+A graph of values cannot say "this write changes what that view reads", so the second trace,
+:func:`functional`, asks PyTorch to say it in values: ``make_fx`` again, of
+``torch.func.functionalize`` of the first graph run node by node (an ``fx.Interpreter``), on
+the first trace's fake placeholders. Every write becomes its out-of-place op (``relu`` for
+``relu_``; ``copy`` then ``as_strided_scatter`` into the base for a ``copy_`` through a
+view), and a view read after a write to its base is made again from the new base. Views stay
+views (``remove="mutations"``), so every op keeps its name, cost row and layout (removing views
+too would make each a ``*_copy`` that writes its bytes). The user's program itself cannot be
+functionalized (its ``autograd.grad`` finds no ``grad_fn`` on functorch's wrapped tensors);
+its aten graph can. The Interpreter makes each node's meta the current one, and the tracer
+copies ``custom`` and ``stack_trace`` (``preserve_node_meta``) and ``seq_nr``
+(``_preserve_node_seq_nr``) to the nodes made from it, so provenance survives. A program
+that writes nothing (no in-place op, no BatchNorm, no dropout) is traced once: its first
+graph is already functional. The importer reads the second graph; the report's count of
+aten calls is the first's, what PyTorch runs.
+
 Parameters are an ``nn.Module``'s (swapped for fakes through ``torch.func.functional_call``,
 buffers too, so a BatchNorm writes to fakes) or a dict of named tensors. Nothing the user
-passed is changed.
+passed is changed. :func:`named_leaves` gives the user's tensors by the names the imported
+graphs' leaves carry, to evaluate them.
 """
 
 from __future__ import annotations
@@ -28,6 +49,7 @@ import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
+from graphaudit import progress
 from graphaudit.frontends import require
 
 GRAD_CALL = "grad_call"  # the custom meta key naming the grad call that built a node
@@ -44,10 +66,11 @@ class Named(NamedTuple):
 
 
 class Capture(NamedTuple):
-    """The traced program: its FX graph, whose placeholders are ``named``'s tensors in order."""
+    """The traced program: its FX graphs, whose placeholders are ``named``'s tensors in order."""
 
-    graph: Any  # torch.fx.GraphModule
+    graph: Any  # torch.fx.GraphModule without writes (the second trace): what the importer reads
     named: Named
+    traced: Any  # torch.fx.GraphModule of the aten ops eager PyTorch runs (the first trace)
 
 
 def named_tensors(loss_fn: Callable, params: Any, inputs: tuple) -> Named:
@@ -88,6 +111,25 @@ def _input_tensors(loss_fn: Callable, inputs: tuple) -> dict[str, Any]:
         if isinstance(leaf, torch.Tensor):
             named[arguments[path[0].idx] + pytree.keystr(path[1:])] = leaf
     return named
+
+
+def named_leaves(loss_fn: Callable, *example_inputs: Any, params: Any) -> dict[str, Any]:
+    """``{name: numpy array}`` of the parameters, fixed tensors (buffers, frozen parameters) and tensor
+    inputs, named as :func:`~.audit.audit` names its graphs' leaves (``0.weight``, ``1.running_mean``,
+    ``x``, ``batch['x']``): the feed for :func:`graphaudit.evaluate` of a report's forms. The arrays
+    are copies; the tensors must hold values (not meta, not fake)."""
+    fake_tensor = require("torch._subclasses.fake_tensor", "torch")
+    named = named_tensors(loss_fn, params, example_inputs)
+    leaves = {}
+    for name, tensor in [*named.params.items(), *named.fixed.items(), *named.inputs.items()]:
+        if tensor.is_meta or isinstance(tensor, fake_tensor.FakeTensor):
+            where = "meta" if tensor.is_meta else "fake"
+            raise ValueError(f"named_leaves: {name} is a {where} tensor: it holds no values to evaluate with")
+        try:
+            leaves[name] = tensor.detach().cpu().numpy().copy()
+        except TypeError:
+            raise TypeError(f"named_leaves: {name} is {tensor.dtype}, which numpy has no type for") from None
+    return leaves
 
 
 def fake_like(tensor: Any) -> Any:
@@ -164,6 +206,7 @@ def _program(loss_fn: Callable, params: Any, named: Named, inputs: tuple) -> Cal
         for i, (name, p) in enumerate(zip(names, param_values)):
             with traceback.annotate({GRAD_CALL: i}):
                 separate += grad(loss, [p], [name], retain_graph=True)
+            progress.step("torch.autograd.grad calls traced", i + 1, len(names), name)
         with traceback.annotate({GRAD_CALL: len(names)}):
             joint = grad(loss, param_values, names, retain_graph=False)
         return [*separate, *joint]
@@ -195,7 +238,7 @@ def grad(loss: Any, wrt: list, names: list[str], retain_graph: bool) -> list:
 def capture(loss_fn: Callable, params: Any, inputs: tuple) -> Capture:
     """Trace ``loss_fn(params, *inputs)`` and both forms of its gradients on fake tensors."""
     named = named_tensors(loss_fn, params, inputs)
-    return Capture(_trace(_program(loss_fn, params, named, inputs), named), named)
+    return _trace(_program(loss_fn, params, named, inputs), named)
 
 
 def capture_function(fn: Callable, params: Any, inputs: tuple) -> Capture:
@@ -209,11 +252,12 @@ def capture_function(fn: Callable, params: Any, inputs: tuple) -> Capture:
             result = run_loss(fn, params, named, (param_values, fixed_values, input_values), inputs)
         return [leaf for leaf in pytree.tree_leaves(result) if hasattr(leaf, "shape")]
 
-    return Capture(_trace(program, named), named)
+    return _trace(program, named)
 
 
-def _trace(program: Callable, named: Named) -> Any:
-    """``make_fx`` of ``program(params, fixed, inputs)`` on fakes of ``named``'s tensors, node meta kept."""
+def _trace(program: Callable, named: Named) -> Capture:
+    """``make_fx`` of ``program(params, fixed, inputs)`` on fakes of ``named``'s tensors, node meta kept;
+    then the same without writes."""
     fake_mode = require("torch._subclasses.fake_tensor", "torch").FakeTensorMode()
     proxy_tensor = require("torch.fx.experimental.proxy_tensor", "torch")
     traceback = require("torch.fx.traceback", "torch")
@@ -222,4 +266,32 @@ def _trace(program: Callable, named: Named) -> Any:
     for p in fakes[0]:
         p.requires_grad_(True)
     with traceback.preserve_node_meta():
-        return proxy_tensor.make_fx(program, tracing_mode="fake")(*fakes)
+        traced = proxy_tensor.make_fx(program, tracing_mode="fake")(*fakes)
+    return Capture(functional(traced), named, traced)
+
+
+def functional(traced: Any) -> Any:
+    """``traced`` (a ``make_fx`` graph on fake tensors) traced again through ``torch.func.functionalize``:
+    the same values, no op that writes, and each node's meta that of the node it was made from; on the
+    first trace's fake tensors (its FakeTensorMode: nothing is allocated).
+
+    A graph in which no op writes is its own functional form, and is returned as it is (no
+    second trace to pay for). A write-back into one of the program's inputs (BatchNorm's
+    ``num_batches_tracked``) ends the functionalized program as a ``copy_`` that nothing reads;
+    it is dropped.
+    """
+    torch = require("torch", "torch")
+    proxy_tensor = require("torch.fx.experimental.proxy_tensor", "torch")
+    traceback = require("torch.fx.traceback", "torch")
+    if not any(isinstance(node.target, torch._ops.OpOverload) and node.target._schema.is_mutable
+               for node in traced.graph.nodes):
+        return traced
+    fakes = [node.meta["val"] for node in traced.graph.nodes if node.op == "placeholder"]
+    program = torch.func.functionalize(torch.fx.Interpreter(traced).run, remove="mutations")
+    with traceback.preserve_node_meta(), traceback._preserve_node_seq_nr():
+        graph_module = proxy_tensor.make_fx(program, tracing_mode="fake")(*fakes)
+    for node in list(graph_module.graph.nodes):
+        if node.target is torch.ops.aten.copy_.default and node.args[0].op == "placeholder":
+            graph_module.graph.erase_node(node)
+    graph_module.recompile()
+    return graph_module

@@ -1,6 +1,6 @@
 """aten ops as graphaudit's, for semantic merging: which aten ops are graphaudit ops in disguise.
 
-Equality saturation's rules (:mod:`graphaudit.rewrites`) are written over graphaudit's own
+Equality saturation's rules (:mod:`graphaudit.analysis.rewrites`) are written over graphaudit's own
 ops. An aten op whose other arguments are at their defaults is one of them (``aten.mm`` is
 ``matmul``, a 2-D ``aten.t`` the transpose, ``aten.view`` a reshape); the table's rows carry
 these forms (``ImportedOp.same_as``), so the same rules see PyTorch's graphs.
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from graphaudit.attrs import Attrs, canonical_attrs
-from graphaudit.graph import Node
+from graphaudit.core.attrs import Attrs, canonical_attrs
+from graphaudit.core.graph import Node
 
 
 def _aten(op: str, **defaults) -> Callable[[Node], tuple[str, Attrs] | None]:

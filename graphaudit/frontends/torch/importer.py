@@ -1,34 +1,29 @@
-"""An FX graph of aten calls as graphaudit nodes, with the provenance of each.
+"""An FX graph of aten calls, without writes, as graphaudit nodes, with the provenance of each.
 
-:func:`from_fx` walks a traced program's nodes in order (:mod:`.capture`). Each
-``aten.<name>.<overload>`` call becomes a node of op ``aten.<name>`` (:mod:`.aten` says how
+:func:`from_fx` walks the second trace of a program (:func:`.capture.functional`) in order.
+Each ``aten.<name>.<overload>`` call becomes a node of op ``aten.<name>`` (:mod:`.aten` says how
 its arguments become inputs and attrs; :mod:`.ops` how it counts); a call with several
 results becomes one node per result that FX reads through ``getitem``. ``detach`` is
 dropped: its result is its input. Placeholders become the leaves given; tensor constants
 (``get_attr``), graphaudit constants.
+
+The graph holds no writes: PyTorch's functionalization has turned each into its out-of-place
+op (``masked_fill`` for ``masked_fill_``) and, for a write through a view, a ``*_scatter``
+into the view's base, and has made again each view read after a write. So every FX node is a
+value, a view is a value like any other (it writes no bytes: :mod:`.ops`), and a node reads
+exactly the values its inputs name, as eager PyTorch does. A graph that still writes (a first
+trace) is refused, naming the op. Ops that read memory by strides (``as_strided``) also keep
+their inputs' strides (:data:`.aten.READ_BY_STRIDES`), so that evaluating them reads what
+PyTorch read.
 
 Provenance: a node built inside grad call ``i`` (meta ``custom["grad_call"]``) gets
 ``calls[i]`` and, as its ``origin``, the forward node of the autograd sequence number it
 carries (meta ``seq_nr``), the first forward op of that number; forward nodes get no call,
 and a name: ``<module path>.<op>_<k>`` (``0.addmm_1``), or ``<op>_<k>`` outside any module.
 
-In-place ops (any op whose schema writes to an argument: ``add_``, ``masked_fill_``,
-``native_batch_norm`` updating its running statistics):
-
-- imported as a value when no later node reads the written memory as it was (the tensor,
-  or a view of it made before the write): then nobody can tell the difference, and the
-  value merges like any other. An op that returns what it wrote becomes its out-of-place
-  op (``masked_fill`` for ``masked_fill_``); one whose results are other tensors keeps its
-  name (a BatchNorm's output does not depend on the statistics it updates);
-- otherwise kept as the op itself, impure (never merged), and the views of the written
-  tensor made before the write are made again from its node, so that their later readers
-  read the new value, as in eager PyTorch. (When the written tensor is itself a view, its
-  base is not rebuilt: :func:`graphaudit.evaluate` would read the base's old value; the
-  counts are not affected.)
-
-After either, the later readers of a tensor that an op wrote and returned read the op's node.
-
-Random ops (meta tag ``nondeterministic_seeded``: dropout, ``bernoulli_``) are impure too.
+Random ops (meta tag ``nondeterministic_seeded``: dropout, ``bernoulli``) are impure: never
+merged, except for the calls that draw nothing (:func:`.aten.draws_nothing`: attention with
+``dropout_p=0``, which PyTorch tags as random all the same).
 """
 
 from __future__ import annotations
@@ -42,7 +37,7 @@ from graphaudit.frontends.common import hashable_param, imported_node
 import graphaudit.frontends.torch.aten as aten
 from graphaudit.frontends.torch.capture import GRAD_CALL, MODULE
 from graphaudit.frontends.torch.ops import TABLE
-from graphaudit.graph import GradCall, Node, building, constant
+from graphaudit.core.graph import GradCall, Node, building, constant
 
 DROPPED = frozenset({"aten.detach"})  # ops whose result is their input, as far as values go
 
@@ -62,11 +57,6 @@ class _Importer:
     def __init__(self, graph_module: Any, leaves: Sequence[Node], calls: Sequence[GradCall]):
         self.module = graph_module
         self.fx_nodes = list(graph_module.graph.nodes)
-        self.position = {n: i for i, n in enumerate(self.fx_nodes)}
-        self.bases = _view_bases(self.fx_nodes)
-        self.aliases: dict[Any, list] = {}  # the nodes that share memory, by the one whose memory it is
-        for fx_node in self.fx_nodes:
-            self.aliases.setdefault(_root(fx_node, self.bases), []).append(fx_node)
         self.leaves = iter(leaves)
         self.calls = calls
         self.env: dict[Any, Any] = {}
@@ -111,69 +101,36 @@ class _Importer:
         if key in DROPPED:
             self.env[fx_node] = self.env[fx_node.args[0]]
             return
+        written = aten.mutated_arguments(target)
+        if written:
+            raise ValueError(f"torch import: {fx_node.name} ({target}) writes to its argument {written[0]}: "
+                             "import the graph without writes (capture.functional)")
         custom = fx_node.meta.get("custom") or {}
         call = self.calls[custom[GRAD_CALL]] if GRAD_CALL in custom else None
         origin = self.first_of_seq.get(fx_node.meta.get("seq_nr", -1)) if call is not None else None
-        op, returned = self.op_of(target, fx_node)
-        inputs, labels, attrs = [], [], [(aten.ATTR_OVERLOAD, overload_name)]
+        op = TABLE.op_name(key, pure=not aten.is_random(target), pure_when=aten.draws_nothing,
+                           doc=f"PyTorch's {target}")
+        tensors, labels, attrs = [], [], [(aten.ATTR_OVERLOAD, overload_name)]
         for name, value in aten.schema_values(target, fx_node.args, fx_node.kwargs):
             if _is_fx_node(value):
-                inputs.append(self.value(value))
+                tensors.append(value)
                 labels.append(name)
             elif isinstance(value, (list, tuple)) and any(_is_fx_node(v) for v in value):
                 for i, item in enumerate(value):
                     if item is not None:
-                        inputs.append(self.value(item))
+                        tensors.append(item)
                         labels.append(f"{name}[{i}]")
             else:
                 attrs.append((name, hashable_param(value)))
         attrs.append((aten.ATTR_TENSORS, tuple(labels)))
+        if key in aten.READ_BY_STRIDES:
+            attrs.append((aten.ATTR_LAYOUTS, tuple(aten.layout(tensor.meta["val"]) for tensor in tensors)))
+        inputs = [self.value(tensor) for tensor in tensors]
         name = self.forward_name(op, fx_node) if call is None else None
         if aten.is_multi_output(target):
             self.env[fx_node] = _Pending(op, inputs, attrs, call, origin, name)
         else:
             self.env[fx_node] = self.make(op, inputs, attrs, fx_node, call, origin, name)
-        for argument in returned:  # later readers of the overwritten tensor, and of its views, read the new value
-            self.env[argument] = self.env[fx_node]
-            self.rederive_views(argument, fx_node)
-
-    def op_of(self, target: Any, fx_node: Any) -> tuple[str, list]:
-        """The registered op of a call, and the FX nodes it overwrites and returns (see the module docstring)."""
-        key, _ = aten.op_key(target)
-        written = [value for name, value in aten.schema_values(target, fx_node.args, fx_node.kwargs)
-                   if name in aten.mutated_arguments(target) and _is_fx_node(value)]
-        returned = written if _returns_alias(target) else []  # add_ returns what it wrote; native_batch_norm not
-        pure = not aten.is_random(target)
-        if not written:
-            return TABLE.op_name(key, pure=pure, doc=f"PyTorch's {target}"), []
-        if pure and not any(self.read_later(tensor, fx_node) for tensor in written):
-            variant = aten.functional_variant(target) if returned else target
-            if variant is not None:
-                return TABLE.op_name(aten.op_key(variant)[0], doc=f"PyTorch's {variant}"), returned
-        return TABLE.op_name(key, pure=False, doc=f"PyTorch's {target}"), returned
-
-    def read_later(self, tensor: Any, writer: Any) -> bool:
-        """Whether a node after ``writer`` reads memory it writes through ``tensor`` as it was before."""
-        here = self.position[writer]
-        return any(self.position[member] < here and any(self.position[user] > here for user in member.users)
-                   for member in self.aliases[_root(tensor, self.bases)])
-
-    def rederive_views(self, tensor: Any, writer: Any) -> None:
-        """Views of ``tensor`` made before ``writer``, made again from its new value (in graph order).
-
-        The views of a written view's base are not: no value of the base is rebuilt from one of its views.
-        """
-        here = self.position[writer]
-        for member in self.aliases[_root(tensor, self.bases)]:
-            if self.position[member] < here and _is_view(member) and self._derives_from(member, tensor):
-                self.call_function(member)
-
-    def _derives_from(self, node: Any, tensor: Any) -> bool:
-        while node in self.bases:
-            node = self.bases[node]
-            if node is tensor:
-                return True
-        return False
 
     def value(self, fx_node: Any) -> Node:
         node = self.env[fx_node]
@@ -206,42 +163,11 @@ def _is_fx_node(value: Any) -> bool:
     return type(value).__name__ == "Node" and hasattr(value, "users")
 
 
-def _view_bases(fx_nodes: list) -> dict[Any, Any]:
-    """For every FX node that shares its input's memory (a view, an in-place op's result), that input."""
-    bases: dict[Any, Any] = {}
-    for node in fx_nodes:
-        if node.op != "call_function":
-            continue
-        call = node.args[0] if node.target is operator.getitem else node  # split's results are views too
-        if _returns_alias(call.target):
-            base = next((a for a in call.args if _is_fx_node(a)), None)
-            if base is not None:
-                bases[node] = base
-    return bases
-
-
-def _is_view(node: Any) -> bool:
-    """Whether an FX node is a view of its input (not an in-place op's result)."""
-    call = node.args[0] if node.target is operator.getitem else node
-    return _returns_alias(call.target) and not call.target._schema.is_mutable
-
-
-def _root(node: Any, bases: dict[Any, Any]) -> Any:
-    while node in bases:
-        node = bases[node]
-    return node
-
-
-def _returns_alias(target: Any) -> bool:
-    schema = getattr(target, "_schema", None)
-    return schema is not None and any(r.alias_info is not None for r in schema.returns)
-
-
 def from_fx(graph_module: Any, leaves: Sequence[Node], calls: Sequence[GradCall]) -> tuple[list[Node], dict[Node, str]]:
     """The nodes of a traced program's outputs, and the names of its forward nodes.
 
-    ``leaves`` gives one node per placeholder, in order; ``calls[i]`` is the provenance of
-    what grad call ``i`` built.
+    ``graph_module`` holds no writes (:func:`.capture.functional`); ``leaves`` gives one node
+    per placeholder, in order; ``calls[i]`` is the provenance of what grad call ``i`` built.
     """
     placeholders = [n for n in graph_module.graph.nodes if n.op == "placeholder"]
     if len(placeholders) != len(leaves):

@@ -9,7 +9,7 @@ A node's tensor arguments are its inputs in schema order, and its ``tensors`` at
 each one (``"weight"``, ``"tensors[2]"``): :func:`tensor_input` finds one by name, so rules
 read the arguments they mean whichever optional tensors are absent.
 
-Conventions (:mod:`graphaudit.cost`), and where aten needs more:
+Conventions (:mod:`graphaudit.analysis.cost`), and where aten needs more:
 
 - Products: ``2*m*k*n`` per matrix product, as ``torch.utils.flop_counter.flop_registry``
   counts them. A product kernel counts its products only (the registry's convention, so that
@@ -33,11 +33,11 @@ import math
 from collections.abc import Callable
 
 from graphaudit.frontends.common import ATTR_OUTPUT, ImportedOp, OpTable
-from graphaudit.describe import shape_text
+from graphaudit.core.describe import shape_text
 from graphaudit.frontends.torch.aten import ATTR_TENSORS, run_aten
 from graphaudit.frontends.torch.forms import SAME_AS
-from graphaudit.graph import Node
-from graphaudit.ops import elementwise_cost, no_flops, per_element, reduction_cost
+from graphaudit.core.graph import Node
+from graphaudit.core.ops import elementwise_cost, no_flops, per_element, reduction_cost
 
 
 def tensor_input(node: Node, name: str) -> Node | None:

@@ -14,7 +14,7 @@ jax = pytest.importorskip("jax")
 jnp = pytest.importorskip("jax.numpy")
 
 import graphaudit as ga  # noqa: E402
-from graphaudit.cost import node_bytes  # noqa: E402
+from graphaudit.analysis.cost import node_bytes  # noqa: E402
 from graphaudit.frontends import jax as gj  # noqa: E402
 
 WIDTHS, BATCH = (5, 4, 3, 2), 3

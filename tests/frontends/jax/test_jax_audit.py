@@ -27,7 +27,7 @@ from graphaudit.errors import ShapeError  # noqa: E402
 from graphaudit.frontends import MissingFrameworkError  # noqa: E402
 from graphaudit.frontends import jax as gj  # noqa: E402
 from graphaudit.frontends.common import TargetError  # noqa: E402
-from graphaudit.report import Report  # noqa: E402
+from graphaudit.analysis.report import Report  # noqa: E402
 from jax_functions import sorted_loss  # noqa: E402
 
 jax_audit = importlib.import_module("graphaudit.frontends.jax.audit")  # the module; the package's audit is the function

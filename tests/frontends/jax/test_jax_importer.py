@@ -14,7 +14,7 @@ jax = pytest.importorskip("jax")
 jnp = pytest.importorskip("jax.numpy")
 
 import graphaudit as ga  # noqa: E402
-from graphaudit.cost import node_flops  # noqa: E402
+from graphaudit.analysis.cost import node_flops  # noqa: E402
 from graphaudit.frontends import jax as gj  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "examples"))
@@ -153,7 +153,7 @@ def test_imported_params_that_differ_only_in_type_stay_apart():
 
 
 def test_imported_views_write_no_bytes():
-    from graphaudit.cost import node_bytes
+    from graphaudit.analysis.cost import node_bytes
 
     closed = jax.make_jaxpr(lambda a, b: jnp.reshape(a.T @ b, (-1,))[1:5])(jnp.ones((3, 4)), jnp.ones((3, 2)))
     (out,) = gj.from_jaxpr(closed)

@@ -16,8 +16,8 @@ jax = pytest.importorskip("jax")
 jnp = pytest.importorskip("jax.numpy")
 
 import graphaudit as ga  # noqa: E402
-from graphaudit.cost import node_bound, node_flops, node_matmul_flops  # noqa: E402
-from graphaudit.describe import operand_text, si  # noqa: E402
+from graphaudit.analysis.cost import node_bound, node_flops, node_matmul_flops  # noqa: E402
+from graphaudit.core.describe import operand_text, si  # noqa: E402
 from graphaudit.frontends import jax as gj  # noqa: E402
 from graphaudit.frontends.jax.loops import COSTLIEST_BRANCH, ONE_ITERATION, TAKEN_BRANCH, UNROLLED, WHOLE  # noqa: E402
 

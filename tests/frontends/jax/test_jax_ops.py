@@ -14,8 +14,8 @@ jax = pytest.importorskip("jax")
 jnp = pytest.importorskip("jax.numpy")
 
 import graphaudit as ga  # noqa: E402
-from graphaudit.cost import node_flops  # noqa: E402
-from graphaudit.describe import operand_text  # noqa: E402
+from graphaudit.analysis.cost import node_flops  # noqa: E402
+from graphaudit.core.describe import operand_text  # noqa: E402
 from graphaudit.frontends import jax as gj  # noqa: E402
 from graphaudit.frontends.jax.ops import PRIMITIVES  # noqa: E402
 from jax_functions import sorted_loss  # noqa: E402

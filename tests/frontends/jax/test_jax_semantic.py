@@ -7,8 +7,8 @@ import pytest
 
 import graphaudit as ga
 import graphaudit.frontends.jax as gj
-from graphaudit.rewrites import RULES
-from graphaudit.semantic import semantic_classes
+from graphaudit.analysis.rewrites import RULES
+from graphaudit.analysis.semantic import semantic_classes
 
 jax = pytest.importorskip("jax")
 jnp = pytest.importorskip("jax.numpy")

@@ -116,7 +116,7 @@ def test_pymcs_parameter_checks_cost_nothing_and_every_op_has_a_cost_rule(audite
     for form in ("separate", "joint"):
         assert not report.forms[form].cost.no_cost_rule
     checks = [n for n in ga.topological_order(report.forms["joint"].outputs) if n.op == "pytensor.CheckParameterValue"]
-    assert checks and all(ga.cost.node_flops(n) == 0 for n in checks)
+    assert checks and all(ga.analysis.cost.node_flops(n) == 0 for n in checks)
 
 
 def test_logistic_regression_matmul_flops_match_the_hand_count():
@@ -136,9 +136,9 @@ def test_the_scan_model_costs_body_times_steps_and_says_how_each_scan_was_treate
     assert {row["treatment"] for row in unrolled.framework["loops"]["rows"]} == {"unrolled"}
     assert {row["treatment"] for row in whole.framework["loops"]["rows"]} == {"whole, body x trip count"}
     scans = [n for n in ga.topological_order(whole.forms["joint"].outputs) if n.op == "pytensor.Scan"]
-    assert scans and all(ga.cost.node_flops(n) == n.attr("steps") * n.attr("body_flops") for n in scans)
+    assert scans and all(ga.analysis.cost.node_flops(n) == n.attr("steps") * n.attr("body_flops") for n in scans)
     target = gpm.model_gradient(model)
-    flops = [sum(ga.cost.node_flops(n) for n in ga.topological_order(
+    flops = [sum(ga.analysis.cost.node_flops(n) for n in ga.topological_order(
         gp.from_pytensor(target.cost, shapes=target.shapes, parameters=target.wrt, loop_budget=budget).outputs))
         for budget in (0, 10**6)]
     assert flops[0] == flops[1]  # the log density's loop: its body once per step, unrolled or not

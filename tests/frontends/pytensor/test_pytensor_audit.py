@@ -173,7 +173,7 @@ def test_the_pytensor_section_prints_mergeoptimizers_merges_and_report_py_names_
             f"joint 0 of {merges['joint']}")
     assert section.lines()[-1] == line and line in report.to_text().splitlines()
     assert line not in FrameworkSection(section).lines()  # PyTensor's section says it, not the generic one
-    source = (ROOT / "graphaudit" / "report.py").read_text().lower()
+    source = (ROOT / "graphaudit" / "analysis" / "report.py").read_text().lower()
     assert not [word for word in ("pytensor", "mergeoptimizer", "theano", "jax", "xla") if word in source]
 
 

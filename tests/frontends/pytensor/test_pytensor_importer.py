@@ -28,7 +28,7 @@ def test_import_is_one_node_per_apply_node_with_pytensors_shapes_and_dots():
         applies = apply_nodes(outputs)
         nodes = op_nodes(imported.outputs)
         assert len(nodes) == len(applies)
-        assert sum(ga.cost.is_matmul(n) for n in nodes) == gp.matmul_count(applies)
+        assert sum(ga.analysis.cost.is_matmul(n) for n in nodes) == gp.matmul_count(applies)
         for variable in outputs:
             node = imported.node(variable)
             assert len(node.shape) == variable.ndim  # and wherever PyTensor knows a dimension, the same one
@@ -103,7 +103,7 @@ def test_imported_props_that_differ_only_in_type_stay_apart():
 
 
 def test_ops_pytensor_declares_views_write_no_bytes():
-    from graphaudit.cost import node_bytes
+    from graphaudit.analysis.cost import node_bytes
 
     a, b = pt.matrix("a", shape=(3, 4)), pt.matrix("b", shape=(3, 2))
     out = pt.dot(a.T, b).reshape((8,))[1:5]

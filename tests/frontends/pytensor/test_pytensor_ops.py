@@ -77,7 +77,7 @@ def test_a_compiled_function_graph_imports_and_evaluates_too():
     xv, yv = data(SMALL, 9)
     imported = gp.from_pytensor(graph.outputs, shapes={x: xv.shape, y: yv.shape})
     assert len(op_nodes(imported.outputs)) == len(graph.apply_nodes)
-    assert sum(ga.cost.is_matmul(n) for n in op_nodes(imported.outputs)) == gp.matmul_count(graph.apply_nodes)
+    assert sum(ga.analysis.cost.is_matmul(n) for n in op_nodes(imported.outputs)) == gp.matmul_count(graph.apply_nodes)
     assert "pytensor.Elemwise{composite}" in imported.evaluated_by_pytensor  # fused elementwise: PyTensor's perform
     for got, want in zip(ga.evaluate(imported.outputs, imported.feed({x: xv, y: yv})), function(xv, yv)):
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-13)
@@ -93,4 +93,4 @@ def test_sigmoid_softmax_and_matmul_compute_and_count_as_graphaudits_own_ops():
     feed = {"x": 8 * rng.standard_normal((3, 4)), "w": rng.standard_normal((4, 5))}
     for got, want in zip(ga.evaluate(imported.outputs, feed), ga.evaluate(ours, {gx: feed["x"], gw: feed["w"]})):
         assert got.dtype == want.dtype and got.tobytes() == want.tobytes()  # the same bits
-    assert ga.cost.node_flops(imported.outputs[3]) == ga.cost.node_flops(ours[3]) == 2 * 3 * 4 * 5
+    assert ga.analysis.cost.node_flops(imported.outputs[3]) == ga.analysis.cost.node_flops(ours[3]) == 2 * 3 * 4 * 5

@@ -74,8 +74,8 @@ def test_a_scan_costs_its_body_times_its_steps_unrolled_or_not():
     assert (loop.length, loop.body_flops, loop.body_matmul_flops, loop.treatment) == (
         STEPS, body, product, "whole, body x trip count")
     (scan,) = [n for n in ga.topological_order(whole.outputs) if n.op == "pytensor.Scan"]
-    assert ga.cost.node_flops(scan) == STEPS * body
-    assert (ga.cost.node_matmul_flops(scan), ga.cost.node_bound(scan)) == (STEPS * product, None)
+    assert ga.analysis.cost.node_flops(scan) == STEPS * body
+    assert (ga.analysis.cost.node_matmul_flops(scan), ga.analysis.cost.node_bound(scan)) == (STEPS * product, None)
     for name in ("flops", "matmul_flops"):
         totals = [getattr(ga.total_cost(ga.topological_order(i.outputs)), name) for i in (whole, unrolled)]
         assert totals[0] == totals[1]
@@ -129,8 +129,8 @@ def test_a_while_scan_kept_whole_is_an_upper_bound():
     (scan,) = [n for n in ga.topological_order(imported.outputs) if n.op == "pytensor.Scan"]
     assert imported.loops[0].treatment == gp.scan.WHILE
     # at most n_steps products, and the sum and comparison of the predicate
-    assert (ga.cost.node_matmul_flops(scan), ga.cost.node_bound(scan)) == (STEPS * 2 * WIDTH * WIDTH, "upper")
-    assert ga.cost.node_flops(scan) == STEPS * (2 * WIDTH * WIDTH + WIDTH + 1)
+    assert (ga.analysis.cost.node_matmul_flops(scan), ga.analysis.cost.node_bound(scan)) == (STEPS * 2 * WIDTH * WIDTH, "upper")
+    assert ga.analysis.cost.node_flops(scan) == STEPS * (2 * WIDTH * WIDTH + WIDTH + 1)
 
 
 def test_equal_scans_kept_as_units_merge_and_different_ones_do_not():

@@ -22,7 +22,7 @@ def test_shapes_flow_through_shape_arithmetic_reshape_indexing_and_matmul_operat
     imported = gp.from_pytensor(picked, shapes={"x": (5, 4)})
     nodes = {n.op: n for n in op_nodes(imported.outputs)}
     assert nodes["pytensor.Blockwise{Dot}"].shape == (5, 6)
-    assert ga.cost.node_flops(nodes["pytensor.Blockwise{Dot}"]) == 2 * 5 * 4 * 6
+    assert ga.analysis.cost.node_flops(nodes["pytensor.Blockwise{Dot}"]) == 2 * 5 * 4 * 6
     assert nodes["pytensor.Reshape"].shape == (10, 3)
     assert imported.outputs[0].shape == (5, 2)
     rng = np.random.default_rng(3)

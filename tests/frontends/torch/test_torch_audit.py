@@ -192,6 +192,9 @@ def test_cli_recognises_torch_targets_only():
         CLI.recognise((loss_fn, {"w": torch.ones(2), "b": 1}), "m.py:target")
     with pytest.raises(TargetError, match="loss_fn is a str, not a function"):
         CLI.recognise(("loss", net), "m.py:target")
+    with pytest.raises(TargetError, match=r"returned \(Sequential model, loss_fn, \.\.\.\): its first item is a "
+                                          r"model where the loss function belongs; return \(loss_fn, params"):
+        CLI.recognise((net, loss_fn, *inputs), "m.py:target")
     options = {"compile_check": False, "measure": False, "commutative": False, "repeats": None, "semantic": False}
     assert CLI.run(target, options).merged_equals_joint
     bad = TorchTarget(lambda m, x: m(x), net, (torch.ones(2, 9),), "m.py:target")

@@ -62,9 +62,9 @@ def test_per_sample_loop_and_vmap_products_equal_the_hand_count(capsys):
     vmapped = audit_function(torch_per_sample.per_sample_vmap, x, y, params=model)
     forward = 2 * batch * (w0 * w1 + w1 * w2)
     backward = 2 * batch * (2 * w1 * w2 + w0 * w1)
-    assert loop.forms["merged"].cost.matmul_flops == forward + batch * backward
+    assert loop.merged.cost.matmul_flops == forward + batch * backward
     assert loop.duplicated["matmul_flops"] == 0
-    assert vmapped.forms["merged"].cost.matmul_flops == forward + backward
+    assert vmapped.merged.cost.matmul_flops == forward + backward
     assert torch_per_sample.main(["--batch", str(batch), "--widths", ",".join(map(str, widths))]) == 0
     ratio = float(figure(r"loop / vmap matmul FLOPs = ([\d.]+)x", capsys.readouterr().out))
     assert ratio == pytest.approx((forward + batch * backward) / (forward + backward), abs=0.005)

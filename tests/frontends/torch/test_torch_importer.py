@@ -18,7 +18,7 @@ import torch_models as tm  # noqa: E402
 import graphaudit as ga  # noqa: E402
 from graphaudit.frontends.torch import audit, from_fx  # noqa: E402
 from graphaudit.frontends.torch.capture import capture  # noqa: E402
-from graphaudit.ops import get_op  # noqa: E402
+from graphaudit.core.ops import get_op  # noqa: E402
 
 SMALL = {
     "seed_mlp": lambda: tm.seed_mlp((6, 5, 4, 3, 2), 3, dtype=torch.float64),
@@ -130,19 +130,22 @@ def test_in_place_op_nobody_reads_again_is_a_value():
     assert report.merged_equals_joint
 
 
-def test_in_place_op_whose_old_value_is_read_again_stays_impure():
+def test_a_view_made_before_a_write_reads_the_written_value():
     def loss_fn(params, x):
         h = x @ params["w"]
-        flat = h.view(-1)  # a view made before the write, read after it: the write cannot become a value
+        flat = h.view(-1)  # a view made before the write, read after it: it sees the doubled values
         h.mul_(2.0)
         return (flat * params["v"]).sum()
 
     w, v, x = (torch.randn(*shape, dtype=torch.float64) for shape in ((3, 2), (8,), (4, 3)))
     report = audit(loss_fn, x, params={"w": w, "v": v})
-    writes = [n for n in nodes_of(report) if n.op == "aten.mul_"]
-    assert len(writes) == 1 and writes[0].call is None and not get_op("aten.mul_").pure
+    nodes = nodes_of(report)
+    assert not any(n.op == "aten.mul_" for n in nodes), "the write arrives as its value"
+    (double,) = [n for n in nodes if n.op == "aten.mul" and n.call is None and n.inputs[0].op == "aten.mm"]
+    assert get_op("aten.mul").pure
+    # the view is made again from the written value: it is what the loss reads
+    assert any(n.op == "aten.view" and n.inputs == (double,) for n in nodes)
     assert report.merged_equals_joint
-    # the view read after the write is made again from the written value: gradients are eager's
     got = ga.evaluate(report.forms["separate"].outputs, {"w": w.numpy(), "v": v.numpy(), "x": x.numpy()})
     wr, vr = w.clone().requires_grad_(True), v.clone().requires_grad_(True)
     want = torch.autograd.grad(loss_fn({"w": wr, "v": vr}, x), [wr, vr])

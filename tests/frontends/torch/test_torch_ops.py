@@ -15,15 +15,15 @@ import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode, flop_registry  # noqa: E402
 
-from graphaudit.cost import node_bytes, node_flops  # noqa: E402
-from graphaudit.describe import operand_text  # noqa: E402
+from graphaudit.analysis.cost import node_bytes, node_flops  # noqa: E402
+from graphaudit.core.describe import operand_text  # noqa: E402
 from graphaudit.frontends.common import hashable_param, imported_node  # noqa: E402
 from graphaudit.frontends.torch import aten as aten_calls  # noqa: E402
 from graphaudit.frontends.torch import audit  # noqa: E402
 from graphaudit.frontends.torch.capture import capture  # noqa: E402
 from graphaudit.frontends.torch.ops import TABLE, tensor_input  # noqa: E402
-from graphaudit.graph import placeholder  # noqa: E402
-from graphaudit.ops import get_op  # noqa: E402
+from graphaudit.core.graph import placeholder  # noqa: E402
+from graphaudit.core.ops import get_op  # noqa: E402
 
 import torch_models as tm  # noqa: E402
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from graphaudit.ops import OPS
+from graphaudit.core.ops import OPS
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "examples"))
 

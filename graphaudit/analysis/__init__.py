@@ -1,0 +1,1 @@
+"""Graphs into numbers: merging, costs, the duplicated work, the audit and its Report."""

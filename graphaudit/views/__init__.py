@@ -1,0 +1,1 @@
+"""What reads a Report and writes files: pictures, the HTML report, Model Explorer, the browser."""
