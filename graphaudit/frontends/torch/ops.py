@@ -200,7 +200,7 @@ where""".split()
 INPLACE = "add_ div_ hardswish_ masked_fill_ mul_ relu_ sigmoid_ silu_ sub_ tanh_".split()
 REDUCTIONS = "amax amin any argmax argmin cumsum linalg_vector_norm logsumexp mean prod sum".split()
 SOURCES = """empty empty_like empty_strided full full_like new_empty new_full new_ones new_zeros ones ones_like
-scalar_tensor zeros zeros_like arange fill_ new_empty_strided""".split()
+scalar_tensor zeros zeros_like arange fill fill_ new_empty_strided""".split()
 RANDOM = "bernoulli bernoulli_ native_dropout normal rand rand_like randn randn_like uniform_".split()
 # Outputs that alias their input (no bytes written); detach is dropped by the importer, kept here for completeness.
 # The in-place ones (as_strided_, transpose_: nn.GRU's and channels_last layouts) change a tensor's strides only.

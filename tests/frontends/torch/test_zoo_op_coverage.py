@@ -45,3 +45,27 @@ def test_every_traced_op_has_a_row_with_a_cost_rule(name):
     assert MODELS[name] <= ops, "the model no longer brings the ops it is here for"
     assert sorted(ops - set(TABLE.rows)) == []
     assert [op for op in sorted(ops) if TABLE.rows[op].cost is None] == []
+
+
+def test_writes_into_views_arrive_as_costed_copies():
+    """T5's ``_shift_right``: a ``copy_`` into a slice and a ``fill_`` into a select. Functionalized, they are
+    ``slice_scatter``/``select_scatter`` and ``fill``: data movement, no FLOPs, their output's bytes."""
+    from graphaudit.analysis.cost import node_bytes, node_flops
+    from graphaudit.core.graph import topological_order
+    from graphaudit.frontends.torch import audit
+
+    embed = torch.nn.Embedding(5, 3).double()
+
+    def loss_fn(model, ids):
+        shifted = ids.new_zeros(ids.shape)
+        shifted[:, 1:] = ids[:, :-1].clone()
+        shifted[:, 0] = 4
+        return model(shifted).square().sum()
+
+    report = audit(loss_fn, torch.tensor([[1, 2, 3], [0, 1, 2]]), params=embed)
+    assert [form.cost.no_cost_rule for form in report.forms.values()] == [()] * len(report.forms)
+    written = [n for n in topological_order(report.forms["joint"].outputs)
+               if n.op in ("aten.fill", "aten.slice_scatter", "aten.select_scatter")]
+    assert {n.op for n in written} >= {"aten.fill", "aten.slice_scatter"}
+    for node in written:
+        assert node_flops(node) == 0 and node_bytes(node) == node.size * node.dtype.itemsize
