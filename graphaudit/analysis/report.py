@@ -108,7 +108,7 @@ class Report:
     kind: str
     wrt: list[str]
     forms: dict[str, Form]
-    subject: str
+    audited_form: str  # the form whose duplicated work is reported: "separate", or "original" of a graph
     merges: dict[str, MergeResult]
     duplicated: dict[str, Any]
     joint_duplicates: dict[str, Any] | None
@@ -126,7 +126,7 @@ class Report:
     def merged(self) -> Form:
         """The merged form of what was audited: ``forms["separate_merged"]`` of a grad report,
         ``forms["original_merged"]`` of a graph report (every form ``X`` merges to ``X_merged``)."""
-        return self.forms[f"{self.subject}_merged"]
+        return self.forms[f"{self.audited_form}_merged"]
 
     # --- data --------------------------------------------------------------------------
 
@@ -238,15 +238,15 @@ class Report:
     def verdict(self) -> str:
         """How much work the separate (or original) form duplicates, in one line."""
         dup = self.duplicated
-        subject = self.forms[self.subject].cost
+        audited = self.forms[self.audited_form].cost
         mark = bound_mark(dup["bounds"])
         text = (
-            f"duplicated work in the {self.subject} form: {dup['nodes']} of {subject.nodes} nodes, "
+            f"duplicated work in the {self.audited_form} form: {dup['nodes']} of {audited.nodes} nodes, "
             f"{mark}{si(dup['flops'], 'FLOP')} ({mark}{si(dup['matmul_flops'], 'FLOP')} in matmuls)"
         )
         if self.kind == "grad":
             joint_backward = self.forms["joint"].cost.backward_flops
-            separate_backward = subject.backward_flops
+            separate_backward = audited.backward_flops
             if joint_backward:
                 text += f"; separate backward = {separate_backward / joint_backward:.2f}x joint backward FLOPs"
         return text
