@@ -244,4 +244,6 @@ def _typeddict_mismatches(value: Any, schema: Any, where: str) -> list[str]:
 
 
 def _name(schema: Any) -> str:
-    return getattr(schema, "__name__", None) or str(schema).replace("graphaudit.analysis.schema.", "")
+    if typing.get_origin(schema) in (Union, types.UnionType):
+        return " | ".join(map(_name, typing.get_args(schema)))
+    return getattr(schema, "__name__", str(schema))
