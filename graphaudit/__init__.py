@@ -5,6 +5,7 @@ gradients with :func:`grad`, and compare one joint call against one call per par
 with :func:`audit`.
 """
 
+from graphaudit import models
 from graphaudit.analysis.audit import audit, audit_graph, compare_forms
 from graphaudit.core.convert import from_networkx, to_networkx
 from graphaudit.analysis.cost import Cost, total_cost
@@ -60,8 +61,6 @@ from graphaudit.core.ops import (
     where,
     zeros,
 )
-
-from graphaudit import models  # noqa: E402  (builders need the ops above)
 
 __version__ = "0.1.0"
 

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from graphaudit.analysis.cost import ClassCosts, merge_costs, node_bytes, node_flops
+from graphaudit.analysis.cost import MergedNodeCosts, merge_costs, node_bytes, node_flops
 from graphaudit.analysis.counting import count_separate
 from graphaudit.core.describe import forward_names, name_of
 from graphaudit.analysis.duplicates import TOP, duplicated_work
@@ -97,7 +97,7 @@ def _counted_audit(cost: Node, targets: list[Node], commutative: bool) -> Report
     names = forward_names(topological_order([cost]))
     labels = [GradCall.label_for([t.label]) for t in targets]
     separate_cost, duplicated = count_separate(cost, targets, joint, record, joint_merge, names, labels, top=TOP)
-    joint_costs = ClassCosts(joint_merge)
+    joint_costs = MergedNodeCosts(joint_merge)
     joint_cost, merged_cost = merge_costs(joint_merge, joint_costs)
     forms = {
         "separate": Form(None, separate_cost, None),
@@ -109,7 +109,7 @@ def _counted_audit(cost: Node, targets: list[Node], commutative: bool) -> Report
         kind="grad",
         wrt=[name_of(t, names) for t in targets],
         forms=forms,
-        subject="separate",
+        audited_form="separate",
         merges={"joint": joint_merge},
         duplicated=duplicated,
         joint_duplicates=duplicated_work(joint_merge, names, costs=joint_costs, top=0),
@@ -149,7 +149,7 @@ def compare_forms(
         merged_difference = _difference(merged_separate, merged_joint)
         if names is None:
             names = forward_names(topological_order(separate + joint))
-        separate_costs, joint_costs = ClassCosts(separate_merge), ClassCosts(joint_merge)
+        separate_costs, joint_costs = MergedNodeCosts(separate_merge), MergedNodeCosts(joint_merge)
         separate_cost, separate_merged_cost = merge_costs(separate_merge, separate_costs)
         joint_cost, joint_merged_cost = merge_costs(joint_merge, joint_costs)
         duplicated = duplicated_work(separate_merge, names, costs=separate_costs)
@@ -165,7 +165,7 @@ def compare_forms(
         kind="grad",
         wrt=list(wrt),
         forms=forms,
-        subject="separate",
+        audited_form="separate",
         merges={"separate": separate_merge, "joint": joint_merge},
         duplicated=duplicated,
         joint_duplicates=joint_duplicates,
@@ -190,7 +190,7 @@ def audit_graph(outputs: Node | Sequence[Node], *, commutative: bool = False, se
     with paused_gc():
         result, seconds = _timed_merge(outputs, commutative)
         names = forward_names(result.source)
-        costs = ClassCosts(result)
+        costs = MergedNodeCosts(result)
         original_cost, merged_cost = merge_costs(result, costs)
         duplicated = duplicated_work(result, names, costs=costs)
         extra, removed = _semantic(result, outputs, names) if semantic else (None, ())
@@ -202,7 +202,7 @@ def audit_graph(outputs: Node | Sequence[Node], *, commutative: bool = False, se
         kind="graph",
         wrt=[],
         forms=forms,
-        subject="original",
+        audited_form="original",
         merges={"original": result},
         duplicated=duplicated,
         joint_duplicates=None,

@@ -4,7 +4,7 @@ The breakdowns say where the copies came from: by op, by the grad call that buil
 them (the first call to build a node owns it; later copies are the waste), by the
 forward node whose vjp rule built them, and the costliest duplicated subexpressions.
 They are computed on positions in the merged graph's source (numpy group sums), with
-each copy costing what its class costs (:class:`graphaudit.analysis.cost.ClassCosts`).
+each copy costing what its class costs (:class:`graphaudit.analysis.cost.MergedNodeCosts`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from graphaudit.analysis.cost import ClassCosts, node_flops
+from graphaudit.analysis.cost import MergedNodeCosts, node_flops
 from graphaudit.core.describe import describe, name_of, operand_text
 from graphaudit.core.graph import Node
 from graphaudit.analysis.merge import MergeResult
@@ -21,14 +21,14 @@ from graphaudit.analysis.merge import MergeResult
 TOP = 10  # how many duplicated subexpressions a report lists
 
 
-def duplicated_work(result: MergeResult, names: dict[Node, str], *, costs: ClassCosts | None = None,
+def duplicated_work(result: MergeResult, names: dict[Node, str], *, costs: MergedNodeCosts | None = None,
                     top: int = TOP) -> dict:
     """What merging removed from the graph merged into ``result``: totals, by op, by call, by forward node, top list.
 
     ``costs`` (of the same result) saves costing the classes again. Works on positions:
     each duplicate's cost is its class's, and breakdowns are sums over groups of positions.
     """
-    costs = costs if costs is not None else ClassCosts(result)
+    costs = costs if costs is not None else MergedNodeCosts(result)
     source = result.source
     dups = np.flatnonzero((result.canonical != np.arange(len(source))) & ~result.leaf)
     classes = costs.index[result.canonical[dups]]
@@ -140,7 +140,7 @@ def _by_forward_node(result: MergeResult, dups: np.ndarray, call: np.ndarray, or
     return {name: row for *_, name, row in sorted(rows, key=lambda r: r[:3])}  # names are unique
 
 
-def _top(result: MergeResult, costs: ClassCosts, dups: np.ndarray, classes: np.ndarray, copies: np.ndarray,
+def _top(result: MergeResult, costs: MergedNodeCosts, dups: np.ndarray, classes: np.ndarray, copies: np.ndarray,
          names: dict[Node, str], top: int) -> list[dict]:
     """The duplicated subexpressions that waste most FLOPs, one row per canonical node."""
     if top <= 0:

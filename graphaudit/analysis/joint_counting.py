@@ -27,7 +27,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from graphaudit.analysis.cost import ClassCosts, Cost
+from graphaudit.analysis.cost import MergedNodeCosts, Cost
 from graphaudit.analysis.duplicates import select_top, top_row
 from graphaudit.analysis.merge import MergeResult
 from graphaudit.core.describe import name_of
@@ -51,14 +51,14 @@ def gradient_bits(result: MergeResult, outputs: Sequence[Node]) -> list[int]:
 
 
 def separate_from_joint(joint: Sequence[Node], result: MergeResult, names: dict[Node, str],
-                        call_labels: Sequence[str], *, costs: ClassCosts | None = None,
+                        call_labels: Sequence[str], *, costs: MergedNodeCosts | None = None,
                         top: int) -> tuple[Cost, dict]:
     """The separate form's :class:`Cost` and its duplicated work (``Report.duplicated``), from the joint form.
 
     ``joint[k]`` is the joint call's gradient for call ``k``, ``result`` the merge of the
     joint form, ``call_labels[k]`` how reports name call ``k``.
     """
-    costs = costs if costs is not None else ClassCosts(result)
+    costs = costs if costs is not None else MergedNodeCosts(result)
     source = result.source
     bits = gradient_bits(result, joint)
     operations = np.flatnonzero(~result.leaf).tolist()
@@ -106,7 +106,7 @@ def _calls_in(bits: int) -> list[int]:
     return calls
 
 
-def _by_op(costs: ClassCosts, duplicates: list[int]) -> dict[str, dict]:
+def _by_op(costs: MergedNodeCosts, duplicates: list[int]) -> dict[str, dict]:
     by_op: dict[str, dict] = {}
     for c, n in enumerate(duplicates):
         if n:
@@ -117,7 +117,7 @@ def _by_op(costs: ClassCosts, duplicates: list[int]) -> dict[str, dict]:
     return dict(sorted(by_op.items(), key=lambda kv: (-kv[1]["flops"], -kv[1]["nodes"], kv[0])))
 
 
-def _by_call(costs: ClassCosts, by_bits: dict[int, list[int]], owner: list, duplicates: list[int],
+def _by_call(costs: MergedNodeCosts, by_bits: dict[int, list[int]], owner: list, duplicates: list[int],
              operations: list[int], call_labels: Sequence[str]) -> dict[str, dict]:
     """Per call (the forward first, then the calls in order), the copies it built of work already built."""
     built: dict[int, list[int]] = {}  # call -> [nodes, flops, matmul] of every copy it built
@@ -150,7 +150,7 @@ def _by_call(costs: ClassCosts, by_bits: dict[int, list[int]], owner: list, dupl
     return by_call
 
 
-def _by_forward_node(source: list[Node], costs: ClassCosts, bits: list[int], owner: list,
+def _by_forward_node(source: list[Node], costs: MergedNodeCosts, bits: list[int], owner: list,
                      by_bits: dict[int, list[int]], names: dict[Node, str]) -> dict[str, dict]:
     """For each forward node whose vjp rule ran in several calls: how often, and the cost of the copies."""
     calls: dict[int, int] = {}  # origin id -> bitset of the calls that ran its rule
@@ -182,7 +182,7 @@ def _by_forward_node(source: list[Node], costs: ClassCosts, bits: list[int], own
     return {name: row for *_, name, row in sorted(rows, key=lambda r: r[:3])}
 
 
-def _top(source: list[Node], costs: ClassCosts, bits: list[int], owner: list, copies: list[int],
+def _top(source: list[Node], costs: MergedNodeCosts, bits: list[int], owner: list, copies: list[int],
          operations: list[int], names: dict[Node, str], call_labels: Sequence[str], top: int) -> list[dict]:
     """The duplicated subexpressions that waste most FLOPs, one row per class, as the built form lists them."""
     if top <= 0:

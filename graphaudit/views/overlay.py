@@ -49,7 +49,7 @@ def view_data(report, view: str) -> ViewData:
     if not report.materialized:
         raise ValueError("this report was counted (materialize=False): there is no separate graph to show; "
                          "audit with materialize=True")
-    result = report.merges[report.subject]
+    result = report.merges[report.audited_form]
     source = result.source
     canonical = result.canonical.tolist()
     calls: dict[GradCall, int] = {}
