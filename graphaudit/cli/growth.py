@@ -73,7 +73,7 @@ def builder(args: argparse.Namespace) -> Callable[[int], Any]:
             return model.loss, model.params
 
         return build_example
-    path, name = split_target(target, choices=" or ".join(DEEP))
+    path, name = split_target(target, choices=", ".join(DEEP))
     function = load_function(path, name)
 
     def build_target(depth: int) -> Any:

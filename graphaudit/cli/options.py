@@ -55,10 +55,10 @@ ANALYSIS_OPTIONS = (
 def add_analysis_options(parser: argparse.ArgumentParser) -> None:
     """The table's options, each saying which targets honour it unless all do."""
     group = parser.add_argument_group("analysis")
-    everyone = len(cli_frontends())
+    frontends = cli_frontends()
     for option in ANALYSIS_OPTIONS:
-        owners = [frontend for frontend in cli_frontends() if option.name in frontend.options]
-        which = "" if len(owners) == everyone else f"{honoured_by(option.name)} targets: "
+        everyone = all(option.name in frontend.options for frontend in frontends)
+        which = "" if everyone else f"{honoured_by(option.name)} targets: "
         group.add_argument(option.flag, help=which + option.help, **option.argparse)
 
 
