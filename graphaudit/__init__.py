@@ -6,7 +6,7 @@ with :func:`audit`.
 """
 
 from graphaudit import models
-from graphaudit.analysis.audit import audit, audit_graph, compare_forms
+from graphaudit.analysis.audit import audit, audit_graph, compare_forms, count_forms
 from graphaudit.core.convert import from_networkx, to_networkx
 from graphaudit.analysis.cost import Cost, total_cost
 from graphaudit.views.draw import render, to_dot
@@ -65,7 +65,7 @@ from graphaudit.core.ops import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "Cost", "Growth", "MergeResult", "Report", "audit", "growth", "audit_graph", "compare_forms", "digests", "merge", "total_cost", "models",
+    "Cost", "Growth", "MergeResult", "Report", "audit", "growth", "audit_graph", "compare_forms", "count_forms", "digests", "merge", "total_cost", "models",
     "from_networkx", "to_networkx", "render", "to_dot",
     "DisconnectedInputError", "EvaluationError", "GradCall", "GraphauditError", "Node", "OPS", "Op", "ShapeError",
     "UnknownOpError", "add", "apply", "arange", "broadcast_to", "cast", "concat", "constant", "div", "equal",

@@ -18,6 +18,7 @@ import numpy as np
 
 from graphaudit.analysis.cost import MergedNodeCosts, merge_costs, node_bytes, node_flops
 from graphaudit.analysis.counting import count_separate
+from graphaudit.analysis.joint_counting import separate_from_joint
 from graphaudit.core.describe import forward_names, name_of
 from graphaudit.analysis.duplicates import TOP, duplicated_work
 from graphaudit.core.evaluate import evaluate
@@ -97,17 +98,52 @@ def _counted_audit(cost: Node, targets: list[Node], commutative: bool) -> Report
     names = forward_names(topological_order([cost]))
     labels = [GradCall.label_for([t.label]) for t in targets]
     separate_cost, duplicated = count_separate(cost, targets, joint, record, joint_merge, names, labels, top=TOP)
+    return _counted_report(joint, (joint_seconds, merge_seconds), joint_merge, [name_of(t, names) for t in targets],
+                           names, separate_cost, duplicated, commutative)
+
+
+def count_forms(
+    joint: Sequence[Node],
+    *,
+    wrt: Sequence[str],
+    names: dict[Node, str] | None = None,
+    build_seconds: float | None = None,
+    commutative: bool = False,
+) -> Report:
+    """:func:`compare_forms` with the separate form counted from the joint form, not built.
+
+    ``joint[i]`` is the joint call's gradient for ``wrt[i]``. One call per parameter runs
+    exactly the part of the joint backward its gradient depends on
+    (:mod:`graphaudit.analysis.joint_counting`), so a front-end traces the forward and the
+    joint call only: one trace instead of one per parameter.
+    """
+    joint = list(joint)
+    if len(joint) != len(wrt):
+        raise ValueError(f"count_forms: {len(joint)} joint outputs for {len(wrt)} wrt")
+    with paused_gc():
+        joint_merge, merge_seconds = _timed_merge(joint, commutative)
+        if names is None:
+            names = forward_names(topological_order(joint))
+        labels = [GradCall.label_for([w]) for w in wrt]
+        separate_cost, duplicated = separate_from_joint(joint, joint_merge, names, labels, top=TOP)
+        return _counted_report(joint, (build_seconds, merge_seconds), joint_merge, list(wrt), names, separate_cost,
+                               duplicated, commutative)
+
+
+def _counted_report(joint: list[Node], seconds: tuple, joint_merge: MergeResult, wrt: list[str],
+                    names: dict[Node, str], separate_cost, duplicated: dict, commutative: bool) -> Report:
+    """A report whose separate form was counted: it has no graph, and merge(separate) is merge(joint)."""
     joint_costs = MergedNodeCosts(joint_merge)
     joint_cost, merged_cost = merge_costs(joint_merge, joint_costs)
     forms = {
         "separate": Form(None, separate_cost, None),
-        "joint": Form(joint, joint_cost, joint_seconds),
+        "joint": Form(joint, joint_cost, seconds[0]),
         "separate_merged": Form(joint_merge.outputs, merged_cost, None),
-        "joint_merged": Form(joint_merge.outputs, merged_cost, merge_seconds),
+        "joint_merged": Form(joint_merge.outputs, merged_cost, seconds[1]),
     }
     return Report(
         kind="grad",
-        wrt=[name_of(t, names) for t in targets],
+        wrt=wrt,
         forms=forms,
         audited_form="separate",
         merges={"joint": joint_merge},

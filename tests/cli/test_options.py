@@ -30,7 +30,7 @@ def test_xla_flag_needs_a_jax_target(capsys):
 def test_a_flag_the_targets_front_end_cannot_honour_exits_2(jax_model_file, capsys):
     code, out, err = run(["audit", f"{jax_model_file}:target", "--count"], capsys)
     assert_one_line_error(code, out, err)
-    assert "--count applies to graphaudit graph targets only" in err and "is a JAX target" in err
+    assert "--count applies to PyTorch and graphaudit graph targets only" in err and "is a JAX target" in err
     code, out, err = run(["audit", "deep_chain", "--depth", 2, "--compile-check"], capsys)
     assert_one_line_error(code, out, err)
     assert "--compile-check applies to PyTorch, PyMC and PyTensor targets only" in err
