@@ -30,6 +30,17 @@ def own_words(wrt: list[str]) -> AdviceWords:
     return AdviceWords(f"one `ga.grad(cost, [{', '.join(shown)}])`")
 
 
+# A front-end whose section has no words of its own: the change, in no framework's words.
+PLAIN_WORDS = AdviceWords("one joint grad call over all the parameters")
+
+
+def words_of(report: Any) -> AdviceWords:
+    """The words of ``report``'s framework section, else graphaudit's own (a report on graphaudit's graphs)."""
+    if report.framework is None:
+        return own_words(list(report.wrt))
+    return report.framework.advice_words() or PLAIN_WORDS
+
+
 def advice(report: Any) -> list[dict]:
     """The report's advice entries (:class:`graphaudit.analysis.schema.Advice`); none when nothing is repeated."""
     duplicated = report.duplicated
@@ -39,8 +50,7 @@ def advice(report: Any) -> list[dict]:
                   for row in duplicated["top"] if row["source"] is not None}.values())
     flops = si(duplicated["flops"], "FLOP")
     if report.kind == "grad":
-        words = report.framework.advice_words() if report.framework is not None else None
-        words = words or own_words(list(report.wrt))
+        words = words_of(report)
         what = (f"{len(report.wrt)} separate grad calls repeat {duplicated['nodes']} nodes and {flops} of work "
                 "that one joint call does once")
         rewrite = f"{words.rewrite} instead of {words.instead_of}"
@@ -69,6 +79,11 @@ def percent(share: float) -> str:
     return f"{100 * share:.0f}%" if share >= 0.1 else f"{100 * share:.2g}%"
 
 
+def share_text(share: float, whole: str) -> str:
+    """``17% of the backward``; past the whole (separate calls that re-trace the forward pass too), ``6.37x the backward``."""
+    return f"{percent(share)} of {whole}" if share <= 1 else f"{share:.3g}x {whole}"
+
+
 def advice_lines(report: Any, mark: str = "", shown: int = 5) -> list[str]:
     """The report's closing lines: what to change, what it saves, and where (``file:line: code``)."""
     entries = advice(report)
@@ -76,9 +91,9 @@ def advice_lines(report: Any, mark: str = "", shown: int = 5) -> list[str]:
         return ["", "advice: nothing to change: no work is repeated"]
     lines = [""]
     share = backward_share(report)
-    whole = "of the backward" if report.kind == "grad" else "of the graph"
+    whole = "the backward" if report.kind == "grad" else "the graph"
     for entry in entries:
-        saved = f"{mark}{si(entry['saves_flops'], 'FLOP')}" + (f" ({percent(share)} {whole})" if share else "")
+        saved = f"{mark}{si(entry['saves_flops'], 'FLOP')}" + (f" ({share_text(share, whole)})" if share else "")
         lines.append(f"advice: {entry['rewrite']} saves {saved} and {entry['saves_nodes']} nodes")
         lines += [f"  at {s['file']}:{s['line']}: {s['code']}" for s in entry["where"][:shown]]
         if len(entry["where"]) > shown:

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from graphaudit.analysis.advice import backward_share, percent, share_base
+from graphaudit.analysis.advice import backward_share, percent, share_base, share_text
 from graphaudit.analysis.cost import node_flops
 from graphaudit.core.describe import describe, operand_text, si
 from graphaudit.core.source import Source, source_of
@@ -167,7 +167,7 @@ def check(report: Any, budget: Budget) -> CheckResult:
     duplicated, limit = report.duplicated["flops"], budget.limit(report)
     within = duplicated <= limit
     share = backward_share(report)
-    of = f" ({percent(share)} of the {'joint backward' if report.kind == 'grad' else 'graph'})" if share else ""
+    of = f" ({share_text(share, 'the joint backward' if report.kind == 'grad' else 'the graph')})" if share else ""
     summary = (f"{si(duplicated, 'FLOP')} of repeated work{of}: {'within' if within else 'over'} "
                f"the budget of {budget.text(report)}")
     return CheckResult(within, duplicated, limit, summary, findings(report))
