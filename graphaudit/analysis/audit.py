@@ -81,13 +81,13 @@ def audit(
         joint = grad(cost, targets)
         joint_seconds = time.perf_counter() - start
 
-        names = forward_names(topological_order([cost]))
+        names = forward_names(topological_order([cost]))  # every forward node, so every backward node's origin
         report = compare_forms(
             separate,
             joint,
             wrt=[name_of(t, names) for t in targets],
             names=names,
-            sources=sources,
+            sources=_sources(sources, list(names)),
             build_seconds=(separate_seconds, joint_seconds),
             commutative=commutative,
             semantic=semantic,
@@ -104,7 +104,7 @@ def _counted_audit(cost: Node, targets: list[Node], commutative: bool, sources: 
     joint_merge, merge_seconds = _timed_merge(joint, commutative)
     names = forward_names(topological_order([cost]))
     labels = [GradCall.label_for([t.label]) for t in targets]
-    sources = _sources(sources, joint_merge.source)
+    sources = _sources(sources, list(names))
     separate_cost, duplicated = count_separate(cost, targets, joint, record, joint_merge, names, labels, top=TOP,
                                                sources=sources)
     joint_costs = MergedNodeCosts(joint_merge)
