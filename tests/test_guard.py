@@ -6,7 +6,7 @@ import dataclasses
 import json
 
 import pytest
-from test_sources import MLP, line_of, load
+from test_source_lines import MLP, line_of, load
 
 import graphaudit as ga
 from graphaudit.analysis.advice import AdviceWords
