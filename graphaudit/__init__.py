@@ -23,6 +23,7 @@ from graphaudit.analysis.growth import Growth, growth
 from graphaudit.analysis.merge import MergeResult, digests, merge
 from graphaudit.analysis.report import Report
 from graphaudit.core.graph import GradCall, Node, constant, parameter, placeholder, topological_order
+from graphaudit.core.source import Source
 from graphaudit.core.ops import (
     OPS,
     Op,
@@ -66,7 +67,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Cost", "Growth", "MergeResult", "Report", "audit", "growth", "audit_graph", "compare_forms", "count_forms", "digests", "merge", "total_cost", "models",
-    "from_networkx", "to_networkx", "render", "to_dot",
+    "from_networkx", "to_networkx", "render", "to_dot", "Source",
     "DisconnectedInputError", "EvaluationError", "GradCall", "GraphauditError", "Node", "OPS", "Op", "ShapeError",
     "UnknownOpError", "add", "apply", "arange", "broadcast_to", "cast", "concat", "constant", "div", "equal",
     "evaluate", "exp", "grad", "greater", "log", "log_softmax", "matmul", "max", "maximum", "mean", "mul", "neg",

@@ -12,10 +12,12 @@ import json
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from graphaudit.analysis.advice import AdviceWords, advice, advice_lines
 from graphaudit.analysis.cost import Cost, combined_bound
 from graphaudit.analysis.frozen import FreezableDict, frozen, thawed
 from graphaudit.core.describe import seconds_text, shape_text, si
 from graphaudit.core.graph import Node
+from graphaudit.core.source import Source
 from graphaudit.analysis.merge import MergeResult
 from graphaudit.analysis.schema import ReportData
 
@@ -49,6 +51,12 @@ class Section(FreezableDict):
     def closing_lines(self) -> list[str]:
         return []
 
+    def advice_words(self) -> AdviceWords | None:
+        """What to write instead of one grad call per parameter, in the framework's words, and whether
+        its compiler already recovers the repeated work (:class:`~graphaudit.analysis.advice.AdviceWords`);
+        None: graphaudit's own words."""
+        return None
+
 
 @dataclass(frozen=True)
 class Form:
@@ -72,7 +80,8 @@ class Report:
     Besides the data of ``to_dict``, it keeps the graphs themselves: ``forms[name].outputs``,
     ``merges[name]`` (the :class:`MergeResult` of the separate, joint or original form),
     ``semantic_duplicates`` (the nodes only a semantic merge removes, which pictures mark apart),
-    and ``names`` (the readable names of forward nodes) for drawing.
+    ``names`` (the readable names of forward nodes) for drawing, and ``sources`` (the user's line
+    that built a node; a backward node's is its ``origin``'s: :func:`graphaudit.core.source.source_of`).
 
     It never changes: assigning a field raises, and so does changing what a field holds.
     """
@@ -87,6 +96,7 @@ class Report:
     merged_equals_joint: bool | None
     measured: dict[str, Any] | None
     names: dict[Node, str]
+    sources: dict[Node, Source] = dataclasses.field(default_factory=dict)  # the user's line of nodes (forward)
     commutative: bool = False
     framework: Section | None = None
     materialized: bool = True
@@ -127,6 +137,7 @@ class Report:
             "measured": measured,
             "commutative": self.commutative,
             "materialized": self.materialized,
+            "advice": advice(self),
         }
         if self.semantic is not None:
             data["semantic"] = self.semantic if timings else _without_timings(self.semantic)
@@ -195,17 +206,18 @@ class Report:
                 lines += ["", "by forward node (whose vjp rule ran in several grad calls):"]
                 lines += [
                     f"  {name} {shape_text(tuple(e['shape']))}: rule ran in {e['calls']} calls, "
-                    f"{e['nodes']} duplicated nodes, {si(e['flops'], 'FLOP')}"
+                    f"{e['nodes']} duplicated nodes, {si(e['flops'], 'FLOP')}{_at(e['source'])}"
                     for name, e in list(dup["by_forward_node"].items())[:12]
                 ]
             lines += ["", "top duplicated subexpressions:"]
             for rank, row in enumerate(dup["top"], start=1):
                 lines.append(
                     f"  {rank:>2}. {row['expression']}  {row['shapes']}  x{row['copies']} copies, "
-                    f"{si(row['wasted_flops'], 'FLOP')} wasted"
+                    f"{si(row['wasted_flops'], 'FLOP')} wasted{_at(row['source'])}"
                 )
         if self.framework is not None:
             lines += self.framework.closing_lines()
+        lines += advice_lines(self, bound_mark(dup["bounds"]))
         return "\n".join(lines)
 
     __str__ = to_text
@@ -320,6 +332,11 @@ class Report:
         from graphaudit.views.draw import report_html
 
         return report_html(self)
+
+
+def _at(source: dict[str, Any] | None) -> str:
+    """`` at file:line``, what an editor links to, beside a row; "" when the line is not known."""
+    return f"  at {source['file']}:{source['line']}" if source is not None else ""
 
 
 def _ops_text(difference: dict[str, Any], side: str, shown: int = 3) -> str:

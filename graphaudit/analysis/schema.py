@@ -49,6 +49,14 @@ class GraphForms(TypedDict):
 # --- the duplicated work -----------------------------------------------------------------
 
 
+class SourceData(TypedDict):
+    """The user's line that built a node (a backward node: the forward node whose vjp rule built it)."""
+
+    file: str  # relative to the working directory when under it, with "/"
+    line: int  # 1-based
+    code: str  # the line's text, stripped; "" when the file could not be read
+
+
 class OpWork(TypedDict):
     nodes: int
     flops: int
@@ -72,6 +80,7 @@ class ForwardNodeWork(TypedDict):
     rebuilt: int  # calls - 1
     nodes: int  # the duplicated nodes its rule built
     flops: int
+    source: SourceData | None  # None: the line is not known (an importer that records none)
 
 
 class TopRow(TypedDict):
@@ -83,6 +92,7 @@ class TopRow(TypedDict):
     copies: int
     wasted_flops: int  # the FLOPs of copies - 1 of them
     calls: list[str]  # the grad call that built each copy
+    source: SourceData | None  # the first copy's line; None when not known
 
 
 class DuplicatedWork(TypedDict):
@@ -177,6 +187,16 @@ class SemanticWork(TypedDict):
 # --- the report --------------------------------------------------------------------------
 
 
+class Advice(TypedDict):
+    """What to change, and what it saves (:mod:`graphaudit.analysis.advice`)."""
+
+    what: str  # the finding, in one sentence
+    rewrite: str  # what to write instead, in the framework's words (or that its compiler already recovers it)
+    saves_flops: int  # separate vs joint: exactly the duplicated FLOPs
+    saves_nodes: int  # separate vs joint: exactly the duplicated nodes
+    where: list[SourceData]  # the distinct lines of the top duplicated subexpressions, costliest first
+
+
 class _ReportKeys(TypedDict):
     kind: Literal["grad", "graph"]  # from audit / compare_forms, or from audit_graph
     wrt: list[str]  # the parameters, in order (empty for "graph")
@@ -188,6 +208,7 @@ class _ReportKeys(TypedDict):
     measured: Measured | None  # None unless measure=True
     commutative: bool  # whether merging put commutative inputs in order
     materialized: bool  # False: the separate form was counted, not built (audit(..., materialize=False))
+    advice: list[Advice]  # empty when nothing is repeated
 
 
 class ReportData(_ReportKeys, total=False):

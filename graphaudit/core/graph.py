@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from graphaudit.core.attrs import canonical_attrs
+from graphaudit.core.source import forward_sources
 from graphaudit.errors import culprit
 
 LEAF_OPS = frozenset({"placeholder", "parameter", "constant"})
@@ -193,7 +194,10 @@ class Node(_NodeSlots):
 class new_node(_NodeSlots):  # a class called like a function: what it returns is a Node
     """``new_node(op, inputs, attrs, shape, dtype)``: a :class:`Node` with the current provenance
     (or the given one), made without checks; ``ops.apply`` checks the inputs and infers shape
-    and dtype first. Every node is made here.
+    and dtype first. Every node is made here. A forward node made with the current provenance
+    (graphaudit's own API, outside any grad call) has the user's line that made it noted in
+    :data:`graphaudit.core.source.forward_sources`; nodes given their provenance (importers,
+    copies) do not: an importer knows the framework's own record of the line.
 
     ``Node`` forbids assignment, so its slots cannot be filled the ordinary way; a
     class with the same slots and no such rule can, and switching ``__class__`` at the
@@ -211,12 +215,14 @@ class new_node(_NodeSlots):  # a class called like a function: what it returns i
         self.dtype = dtype
         self.name = name
         self.value = value
+        self.id = next(_next_id)
         if provenance is None:
-            self.call = build_context.call
+            self.call = call = build_context.call
             self.origin = build_context.origin
+            if call is None:  # a forward node built by graphaudit's own API: note the user's line
+                forward_sources.record(self.id)
         else:
             self.call, self.origin = provenance
-        self.id = next(_next_id)
         self.__class__ = Node
 
 
