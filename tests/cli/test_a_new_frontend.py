@@ -77,7 +77,14 @@ def test_the_new_front_end_audits_its_target_with_the_options_given(toy, capsys)
     assert received == [{"measure": False, "repeats": None, "xla": False, "compile_check": False, "commutative": True,
                          "semantic": False, "loop_budget": None, "group": "module", "count": False}]
     expected = ga.audit(*toy_graph(), commutative=True).to_json(timings=False)
-    assert json.loads(out) == json.loads(expected)
+    assert without_lines(json.loads(out)) == without_lines(json.loads(expected))
+
+
+def without_lines(data):
+    """A report's data less the user's lines: the target file and toy_graph build the same graph on other lines."""
+    if isinstance(data, dict):
+        return {k: without_lines(v) for k, v in data.items() if k not in ("source", "where")}
+    return [without_lines(v) for v in data] if isinstance(data, list) else data
 
 
 def test_an_option_the_new_front_end_does_not_honour_is_refused(toy, capsys):
