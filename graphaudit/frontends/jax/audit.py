@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from graphaudit.analysis.advice import AdviceWords
 from graphaudit import progress
 from graphaudit.analysis.audit import compare_forms
 from graphaudit.analysis.cost import Cost, total_cost
@@ -210,6 +211,18 @@ class JaxSection(FrameworkSection):
                 f"(without its CSE pass: separate {without_cse['separate']['dots']} dots)"
             )
         return lines
+
+    def advice_words(self) -> AdviceWords:
+        """``jax.grad`` over every argument (or the whole pytree); XLA recovers the work only inside one
+        ``jit``, which the compile check (``xla=True``) shows when it ran."""
+        check = self.get("compile_check")
+        recovered = None
+        if check is not None:
+            compiled = check["rows"][0]
+            if compiled["separate"]["dots"] <= compiled["joint"]["dots"]:
+                recovered = "XLA's CSE, when the separate grads sit in one `jit`"
+        return AdviceWords("one `jax.grad(loss, argnums=(0, 1, ...))` (or `jax.grad` of the whole parameter pytree)",
+                           recovered_by=recovered)
 
     def loop_lines(self) -> list[str]:
         loops = self.get("loops")

@@ -16,6 +16,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+from graphaudit.analysis.advice import AdviceWords
 from graphaudit import progress
 from graphaudit.analysis.audit import compare_forms
 from graphaudit.analysis.cost import is_matmul
@@ -339,6 +340,15 @@ class PyTensorSection(FrameworkSection):
                          + ", ".join(f"{form} {missed[form]} of {merges[form]}" for form in missed))
         return lines
 
+
+    def advice_words(self) -> AdviceWords:
+        """``pytensor.grad`` over the list; a compiled function's MergeOptimizer recovers the work when the
+        compile check (``compile_check=True``) shows the separate form compiling to the joint's size."""
+        recovered = None
+        for row in self.get("compile_check", {}).get("rows", []):
+            if row["graph"].startswith("PyTensor compile") and row["separate"]["nodes"] <= row["joint"]["nodes"]:
+                recovered = "PyTensor's MergeOptimizer, when the separate grads sit in one `pytensor.function`"
+        return AdviceWords("one `pytensor.grad(cost, wrt=[...])`", recovered_by=recovered)
 
     def loop_lines(self) -> list[str]:
         """How Scans were treated, in the JAX front-end's words (:class:`graphaudit.frontends.jax.audit.JaxSection`)."""

@@ -28,6 +28,7 @@ from graphaudit.frontends.torch.importer import from_fx
 from graphaudit.frontends.torch.ops import TABLE
 from graphaudit.frontends.torch.version import supported_torch
 from graphaudit.core.graph import GradCall, parameter, placeholder
+from graphaudit.analysis.advice import AdviceWords
 from graphaudit.analysis.report import Report
 
 
@@ -78,14 +79,14 @@ def audit(
     start = time.perf_counter()
     wrt = list(named.params)
     calls = [GradCall([name]) for name in wrt] + [GradCall(wrt)]
-    outputs, names = from_fx(captured.graph, _leaves(named), calls)
+    outputs, names, sources = from_fx(captured.graph, _leaves(named), calls)
     import_seconds = time.perf_counter() - start
 
     if materialize:
-        report = compare_forms(outputs[: len(wrt)], outputs[len(wrt):], wrt=wrt, names=names,
+        report = compare_forms(outputs[: len(wrt)], outputs[len(wrt):], wrt=wrt, names=names, sources=sources,
                                commutative=commutative, semantic=semantic)
     else:
-        report = count_forms(outputs, wrt=wrt, names=names, commutative=commutative)
+        report = count_forms(outputs, wrt=wrt, names=names, sources=sources, commutative=commutative)
     section = TorchSection(
         name="PyTorch",
         version=torch.__version__,
@@ -116,11 +117,11 @@ def audit_function(fn: Callable, *example_inputs: Any, params: Any, commutative:
     captured = capturing.capture_function(fn, params, example_inputs)
     trace_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    outputs, _ = from_fx(captured.graph, _leaves(captured.named), [])
+    outputs, _, sources = from_fx(captured.graph, _leaves(captured.named), [])
     import_seconds = time.perf_counter() - start
     if not outputs:
         raise ValueError("audit_function: fn returned no tensors")
-    report = audit_graph(outputs, commutative=commutative)
+    report = audit_graph(outputs, commutative=commutative, sources=sources)
     calls = sum(1 for n in captured.traced.graph.nodes if n.op == "call_function")
     products = sum(1 for n in captured.traced.graph.nodes if n.op == "call_function"
                    and hasattr(n.target, "_schema") and TABLE.row(op_key(n.target)[0]).kind == "matmul")
@@ -232,6 +233,11 @@ class TorchSection(FrameworkSection):
         if check is not None and check.get("verdict"):
             lines.append(check["verdict"])
         return lines
+
+    def advice_words(self) -> AdviceWords:
+        """Eager PyTorch runs every call's backward as asked, and torch.compile keeps the duplicates
+        (or refuses double backward): nothing recovers the work but the joint call."""
+        return AdviceWords("one `torch.autograd.grad(loss, list(model.parameters()))`")
 
     def closing_lines(self) -> list[str]:
         """The trace, and the eager run times."""

@@ -268,7 +268,7 @@ def _trace(program: Callable, named: Named) -> Capture:
     for p in fakes[0]:
         p.requires_grad_(True)
     with traceback.preserve_node_meta():
-        traced = proxy_tensor.make_fx(program, tracing_mode="fake")(*fakes)
+        traced = proxy_tensor.make_fx(program, tracing_mode="fake", record_stack_traces=True)(*fakes)
     return Capture(functional(traced), named, traced)
 
 

@@ -37,6 +37,7 @@ from graphaudit.frontends.common import hashable_param, imported_node
 import graphaudit.frontends.torch.aten as aten
 from graphaudit.frontends.torch.capture import GRAD_CALL, MODULE
 from graphaudit.frontends.torch.ops import TABLE
+from graphaudit.core.source import Source, user_frame
 from graphaudit.core.graph import GradCall, Node, building, constant
 
 DROPPED = frozenset({"aten.detach"})  # ops whose result is their input, as far as values go
@@ -63,6 +64,7 @@ class _Importer:
         self.first_of_seq: dict[int, Node] = {}
         self.counts: dict[tuple[str, str], int] = {}
         self.names: dict[Node, str] = {}
+        self.sources: dict[Node, Source] = {}  # forward nodes: the user's line, from the FX node's stack_trace
 
     def run(self) -> list[Node]:
         outputs: list[Node] = []
@@ -149,6 +151,8 @@ class _Importer:
         if name is not None:
             self.first_of_seq.setdefault(fx_node.meta.get("seq_nr", -1), node)
             self.names[node] = name
+            if (source := user_frame(fx_node.meta.get("stack_trace") or "")) is not None:
+                self.sources[node] = source
         return node
 
     def forward_name(self, op: str, fx_node: Any) -> str:
@@ -163,8 +167,10 @@ def _is_fx_node(value: Any) -> bool:
     return type(value).__name__ == "Node" and hasattr(value, "users")
 
 
-def from_fx(graph_module: Any, leaves: Sequence[Node], calls: Sequence[GradCall]) -> tuple[list[Node], dict[Node, str]]:
-    """The nodes of a traced program's outputs, and the names of its forward nodes.
+def from_fx(graph_module: Any, leaves: Sequence[Node],
+            calls: Sequence[GradCall]) -> tuple[list[Node], dict[Node, str], dict[Node, Source]]:
+    """The nodes of a traced program's outputs, the names of its forward nodes, and their user's lines
+    (the innermost frame outside the libraries of the node's ``stack_trace``; a backward node's is its origin's).
 
     ``graph_module`` holds no writes (:func:`.capture.functional`); ``leaves`` gives one node
     per placeholder, in order; ``calls[i]`` is the provenance of what grad call ``i`` built.
@@ -180,5 +186,5 @@ def from_fx(graph_module: Any, leaves: Sequence[Node], calls: Sequence[GradCall]
     importer = _Importer(graph_module, leaves, calls)
     with building():
         outputs = importer.run()
-    return outputs, importer.names
+    return outputs, importer.names, importer.sources
 

@@ -45,7 +45,8 @@ def test_counted_from_the_joint_trace_equals_the_separate_trace(name):
     report = audit(loss_fn, *inputs, params=model)
     labels = [GradCall.label_for([w]) for w in report.wrt]
     separate, duplicated = separate_from_joint(report.forms["joint"].outputs, report.merges["joint"], report.names,
-                                               labels, top=TOP)
+                                               labels, top=TOP,
+                                               sources=report.sources)
     assert separate == report.forms["separate"].cost
     assert duplicated == report.duplicated
 
