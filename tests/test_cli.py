@@ -383,6 +383,7 @@ def _module_env():
     return env
 
 
+@pytest.mark.subprocess
 def test_python_m_graphaudit_help():
     result = subprocess.run(
         [sys.executable, "-m", "graphaudit", "--help"], capture_output=True, text=True, env=_module_env(), timeout=60
@@ -393,6 +394,7 @@ def test_python_m_graphaudit_help():
     assert result.stderr == ""
 
 
+@pytest.mark.subprocess
 def test_python_m_graphaudit_bad_input(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "graphaudit", "audit", str(tmp_path / "missing.py") + ":build"],
@@ -623,6 +625,7 @@ def _missing_extra_cases():
     return cases
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("case", _missing_extra_cases())
 def test_a_missing_extra_is_one_line_naming_it(case, tmp_path):
     module, extra, argv = _missing_extra_cases()[case]
@@ -682,6 +685,7 @@ def target():
 """
 
 
+@pytest.mark.slow
 def test_loop_budget_reaches_the_pytensor_and_pymc_audits(tmp_path, capsys):
     pytest.importorskip("pymc")
     from graphaudit.frontends.common import DEFAULT_LOOP_BUDGET
