@@ -50,6 +50,7 @@ def check():
 
 
 @pytest.mark.slow
+@pytest.mark.subprocess
 def test_inductor_keeps_every_duplicated_product_with_trace_autograd_ops(check):
     rows = {row["graph"]: row for row in check["rows"]}
     traced = rows[INDUCTOR_TRACED]
@@ -61,6 +62,7 @@ def test_inductor_keeps_every_duplicated_product_with_trace_autograd_ops(check):
 
 
 @pytest.mark.slow
+@pytest.mark.subprocess
 def test_by_default_each_separate_call_runs_the_whole_compiled_backward(check):
     default = {row["graph"]: row for row in check["rows"]}[INDUCTOR_DEFAULT]
     backward = joint_products(LAYERS) - LAYERS
@@ -69,6 +71,7 @@ def test_by_default_each_separate_call_runs_the_whole_compiled_backward(check):
 
 
 @pytest.mark.slow
+@pytest.mark.subprocess
 def test_fx_cse_recovers_the_seed_mlp(check):
     rows = {row["graph"]: row for row in check["rows"]}
     for label in (FX_CSE, CSE_PASS):
@@ -79,6 +82,7 @@ def test_fx_cse_recovers_the_seed_mlp(check):
 
 
 @pytest.mark.slow
+@pytest.mark.subprocess
 def test_verdict_and_section_lines(check):
     assert check["verdict"].startswith("torch.compile does not remove the duplicated work")
     assert "FX CSE recovers it" in check["verdict"]
