@@ -22,6 +22,7 @@ PYTENSOR3 ?= pytensor>=3,<4
 PYTENSOR3_TESTS ?= tests/frontends/pytensor tests/test_cli.py
 DEMO_ARGS ?=
 DEMO_OUT ?= graphaudit-out
+ZOO_ARGS ?=
 PYTEST_ARGS ?=
 # What `make test-fast` runs: every test but those marked slow, subprocess or browser (markers: pyproject.toml).
 FAST_TIER := not slow and not subprocess and not browser
@@ -33,13 +34,14 @@ APT_GET := env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=120
 GRAPHVIZ_HINT := install it with 'apt-get install graphviz' (Debian/Ubuntu) or 'brew install graphviz' (macOS)
 
 .DEFAULT_GOAL := help
-.PHONY: help test test-fast demo bench venv graphviz chromium clean
+.PHONY: help test test-fast demo bench zoo venv graphviz chromium clean
 
 help:
 	@echo "make test   set up .venv, .venv-pytensor3, Graphviz and Chromium if needed, then the test suite, and its PyTensor tests again on PyTensor 3"
 	@echo "make test-fast  set up .venv and Graphviz if needed, then the tests not marked slow, subprocess or browser (-m '$(FAST_TIER)')"
 	@echo "make demo   set up .venv, Graphviz and Chromium if needed, then run 'graphaudit demo' (writes $(DEMO_OUT)/:"
 	@echo "            report.html and its screenshots, a 50k-node report, the growth plot of a deep chain)"
+	@echo "make zoo    set up .venv, then audit the PyTorch model zoo (benchmarks/zoo.py; ZOO_ARGS='--models bert,resnet')"
 	@echo "make clean  remove .venv, .venv-pytensor3, graphaudit-out/ and caches"
 	@echo "variables: PYTHON=$(PYTHON)  PYTEST_ARGS=...  DEMO_ARGS=...  DEMO_OUT=$(DEMO_OUT)  PYTENSOR3='$(PYTENSOR3)'"
 
@@ -60,6 +62,9 @@ demo: $(STAMP) graphviz chromium
 
 bench: $(STAMP) graphviz
 	$(VENV_PYTHON) benchmarks/run_all.py
+
+zoo: $(STAMP)
+	$(VENV_PYTHON) benchmarks/zoo.py $(ZOO_ARGS)
 
 venv: $(STAMP)
 

@@ -279,3 +279,72 @@ def test_duplicated_work_on_positions_equals_the_node_by_node_count(build):
     assert found["by_op"] == expected["by_op"] and found["by_forward_node"] == expected["by_forward_node"]
     assert {k: found[k] for k in ("nodes", "flops", "matmul_flops", "bytes")} == {
         k: expected[k] for k in ("nodes", "flops", "matmul_flops", "bytes")}
+
+
+# --- the verdict on merge(separate) == merge(joint) --------------------------------------------------
+
+
+def small_mlp_forms():
+    model = ga.models.seed_mlp(batch=4, widths=(12, 10, 8, 6, 4))
+    names = [p.name for p in model.params]
+    return ga.separate_grads(model.loss, model.params), ga.grad(model.loss, model.params), names
+
+
+def merged_line(report):
+    return next(line for line in report.to_text().splitlines() if line.startswith("merge(separate) == merge(joint)"))
+
+
+def test_equal_merged_forms_have_no_difference():
+    separate, joint, names = small_mlp_forms()
+    report = ga.compare_forms(separate, joint, wrt=names)
+    assert report.merged_equals_joint is True
+    assert report.to_dict()["merged_difference"] == {"separate_only": 0, "joint_only": 0, "flops": 0, "bytes": 0,
+                                                     "views": 0, "ops": {}}
+    assert merged_line(report) == "merge(separate) == merge(joint): yes"
+
+
+def test_merged_forms_that_differ_by_a_view_are_equal_but_for_it():
+    separate, joint, names = small_mlp_forms()
+    # the separate call for w1 hands its gradient back through a reshape to its own shape (as an importer may)
+    separate[0] = ga.reshape(separate[0], separate[0].shape)
+    report = ga.compare_forms(separate, joint, wrt=names)
+    assert report.merged_equals_joint is False
+    assert report.to_dict()["merged_difference"] == {
+        "separate_only": 1, "joint_only": 0, "flops": 0, "bytes": 0, "views": 1,
+        "ops": {"reshape": {"separate_only": 1, "joint_only": 0}}}
+    assert merged_line(report) == ("merge(separate) == merge(joint): equal but for 1 view, 0 FLOP "
+                                   "(reshape x1 only in the separate)")
+    # the merged forms still cost the same
+    costs = {name: report.forms[name].cost for name in ("separate_merged", "joint_merged")}
+    assert costs["separate_merged"].nodes == costs["joint_merged"].nodes + 1
+    assert (costs["separate_merged"].flops, costs["separate_merged"].bytes) == (costs["joint_merged"].flops,
+                                                                                costs["joint_merged"].bytes)
+
+
+def test_merged_forms_that_differ_by_work_are_not_equal():
+    separate, joint, names = small_mlp_forms()
+    w1 = joint[0]
+    joint[0] = w1 + w1  # one more elementwise add: w1.size FLOPs, w1.size floats written
+    separate[1] = ga.transpose(ga.transpose(separate[1]))  # and two views in the separate form
+    report = ga.compare_forms(separate, joint, wrt=names)
+    assert report.merged_equals_joint is False
+    difference = report.to_dict()["merged_difference"]
+    assert difference == {"separate_only": 2, "joint_only": 1, "flops": w1.size, "bytes": w1.size * w1.dtype.itemsize,
+                          "views": 2, "ops": {"add": {"separate_only": 0, "joint_only": 1},
+                                              "transpose": {"separate_only": 2, "joint_only": 0}}}
+    flops, written = ga.core.describe.si(w1.size, "FLOP"), ga.core.describe.si(w1.size * w1.dtype.itemsize, "B")
+    assert merged_line(report) == (f"merge(separate) == merge(joint): NO: 2 nodes only in the separate (transpose x2), "
+                                   f"1 only in the joint (add x1); {flops} and {written} between them")
+
+
+def test_merged_forms_with_the_same_nodes_in_other_places_are_not_equal():
+    separate, joint, names = small_mlp_forms()
+    report = ga.compare_forms(separate, [joint[1], joint[0], *joint[2:]], wrt=names)
+    assert report.merged_equals_joint is False and report.to_dict()["merged_difference"]["separate_only"] == 0
+    assert merged_line(report).endswith("NO: the same nodes, but the gradients are different ones of them")
+
+
+def test_reports_without_both_merged_forms_have_no_difference():
+    model = ga.models.seed_mlp(batch=4, widths=(12, 10, 8, 6, 4))
+    assert ga.audit(model.loss, model.params, materialize=False).to_dict()["merged_difference"] is None
+    assert ga.audit_graph(model.loss).to_dict()["merged_difference"] is None

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from graphaudit.analysis.cost import ClassCosts, merge_costs
+from graphaudit.analysis.cost import ClassCosts, merge_costs, node_bytes, node_flops
 from graphaudit.analysis.counting import count_separate
 from graphaudit.core.describe import forward_names, name_of
 from graphaudit.analysis.duplicates import TOP, duplicated_work
@@ -24,6 +24,7 @@ from graphaudit.core.evaluate import evaluate
 from graphaudit.core.grad import grad, grad_with_record, separate_grads
 from graphaudit.core.graph import GradCall, Node, check_nodes, paused_gc, topological_order
 from graphaudit.analysis.merge import MergeResult, merge
+from graphaudit.core.ops import get_op
 from graphaudit.analysis.report import Form, Report
 from graphaudit.analysis.semantic_work import removed_positions, semantic_work
 
@@ -143,7 +144,9 @@ def compare_forms(
         joint_merge, joint_merge_seconds = _timed_merge(joint, commutative)
         # Merging is transitive: the merged forms merge together exactly when the forms do.
         both = merge(separate_merge.outputs + joint_merge.outputs, commutative=commutative)
-        merged_equals_joint = _same_graph(both.outputs[: len(separate)], both.outputs[len(separate):])
+        merged_separate, merged_joint = both.outputs[: len(separate)], both.outputs[len(separate):]
+        merged_equals_joint = all(a is b for a, b in zip(merged_separate, merged_joint))  # then all they reach too
+        merged_difference = _difference(merged_separate, merged_joint)
         if names is None:
             names = forward_names(topological_order(separate + joint))
         separate_costs, joint_costs = ClassCosts(separate_merge), ClassCosts(joint_merge)
@@ -172,6 +175,7 @@ def compare_forms(
         commutative=commutative,
         semantic=extra,
         semantic_duplicates=removed,
+        merged_difference=merged_difference,
     )
 
 
@@ -224,11 +228,27 @@ def _timed_merge(outputs: list[Node], commutative: bool) -> tuple[MergeResult, f
     return result, time.perf_counter() - start
 
 
-def _same_graph(left: list[Node], right: list[Node]) -> bool:
-    """Whether two lists of already-merged outputs are the same nodes over the same graph."""
-    if any(a is not b for a, b in zip(left, right)) or len(left) != len(right):
-        return False
-    return {id(n) for n in topological_order(left)} == {id(n) for n in topological_order(right)}
+def _difference(left: list[Node], right: list[Node]) -> dict:
+    """What only one of two merged graphs holds (operations; leaves differ only under them): how many
+    nodes each side alone holds, their FLOPs and bytes, how many are views, and the counts by op."""
+    left_nodes, right_nodes = topological_order(left), topological_order(right)
+    left_ids, right_ids = {id(n) for n in left_nodes}, {id(n) for n in right_nodes}
+    sides = {"separate_only": [n for n in left_nodes if not n.is_leaf and id(n) not in right_ids],
+             "joint_only": [n for n in right_nodes if not n.is_leaf and id(n) not in left_ids]}
+    differing = [*sides["separate_only"], *sides["joint_only"]]
+    ops: dict[str, dict[str, int]] = {}
+    for side, nodes in sides.items():
+        for node in nodes:
+            entry = ops.setdefault(node.op, {"separate_only": 0, "joint_only": 0})
+            entry[side] += 1
+    return {
+        "separate_only": len(sides["separate_only"]),
+        "joint_only": len(sides["joint_only"]),
+        "flops": sum(map(node_flops, differing)),
+        "bytes": sum(map(node_bytes, differing)),
+        "views": sum(get_op(n.op).view for n in differing),
+        "ops": dict(sorted(ops.items())),
+    }
 
 
 def _measure(forms: dict[str, Form], feed: Mapping, repeats: int) -> dict:

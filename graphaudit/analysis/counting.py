@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from graphaudit.analysis.duplicates import select_top, top_row
-from graphaudit.analysis.cost import Cost, is_matmul, node_bytes, node_flops, total_cost
+from graphaudit.analysis.cost import Cost, node_bytes, node_flops, node_matmul_flops, total_cost
 from graphaudit.core.describe import name_of
 from graphaudit.core.grad import RuleRecord
 from graphaudit.core.graph import Node, made_since, topological_order
@@ -75,7 +75,7 @@ def count_separate(
             aggregate = built_by_bits.setdefault(bits, [0, 0, 0])
             for node in nodes:
                 flops = node_flops(node)
-                matmul = flops if is_matmul(node) else 0
+                matmul = node_matmul_flops(node)
                 aggregate[0] += 1
                 aggregate[1] += flops
                 aggregate[2] += matmul
@@ -186,7 +186,7 @@ def _duplicated(
         copies = len(members) + sum(o.bits.bit_count() for o in backward)
         sample = members[0] if members else backward[0].node
         flops = node_flops(sample)
-        matmul = flops if is_matmul(sample) else 0
+        matmul = node_matmul_flops(sample)
         if members:
             forward_duplicates[0] += len(members) - 1
             forward_duplicates[1] += (len(members) - 1) * flops
@@ -215,6 +215,7 @@ def _duplicated(
 
     return {
         **totals,
+        "bounds": {},  # graphaudit's own ops (the only ones counted) cost exactly what they run
         "by_op": dict(sorted(by_op.items(), key=lambda kv: (-kv[1]["flops"], -kv[1]["nodes"], kv[0]))),
         "by_call": _by_call(built_by_bits, canonical_by_call, forward_duplicates, call_labels),
         "by_forward_node": _by_forward_node(occurrences, canonical_at_turn, turn_calls, record, names),

@@ -42,7 +42,7 @@ def duplicated_work(result: MergeResult, names: dict[Node, str], *, costs: Class
         entry["bytes"] += costs.bytes[k] * int(copies[k])
     # each duplicate's FLOPs: int64 sums are exact while the total fits; past that, Python ints
     flops = np.array(costs.flops, np.int64 if totals.flops < 2**63 else object)[classes]
-    matmul = np.where(np.array(costs.matmul, bool)[classes], flops, 0)
+    matmul = np.array(costs.matmul, flops.dtype)[classes]  # a class's matmul FLOPs never exceed its FLOPs
     call = costs.call
     origin = np.fromiter([-1 if (o := node.origin) is None else o.id for node in source], np.int64, len(source))
     return {
@@ -50,6 +50,7 @@ def duplicated_work(result: MergeResult, names: dict[Node, str], *, costs: Class
         "flops": totals.flops,
         "matmul_flops": totals.matmul_flops,
         "bytes": totals.bytes,
+        "bounds": dict(totals.bounds),
         "by_op": dict(sorted(by_op.items(), key=lambda kv: (-kv[1]["flops"], -kv[1]["nodes"], kv[0]))),
         "by_call": _by_call(source, dups, call[dups], flops, matmul),
         "by_forward_node": _by_forward_node(result, dups, call, origin, flops, names),

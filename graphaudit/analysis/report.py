@@ -7,14 +7,20 @@
 - ``forms``: ``separate``, ``joint``, ``separate_merged``, ``joint_merged`` (or ``original``,
   ``original_merged``; :attr:`Report.merged` is the merged form of either), each with ``nodes`` (operations only: leaves are not counted),
   ``backward_nodes``, ``flops``, ``backward_flops``, ``matmul_flops``, ``bytes`` (written
-  by operations), ``no_cost_rule`` (op -> nodes whose FLOPs are unknown) and ``build_seconds`` (the grad calls' time; a merged form's is the
-  time merging took);
+  by operations), ``no_cost_rule`` (op -> nodes whose FLOPs are unknown), ``bounds``
+  (``upper`` / ``lower`` / ``mixed`` -> nodes whose FLOPs are a bound, not a count: loops
+  costed without knowing their branch or trip count; with any, ``flops`` and
+  ``matmul_flops`` are bounds) and ``build_seconds`` (the grad calls' time; a merged form's
+  is the time merging took);
 - ``duplicated``: what merging removes from the separate (or original) form: ``nodes``,
-  ``flops``, ``matmul_flops``, ``bytes``, and ``by_op`` / ``by_call`` / ``by_forward_node``
+  ``flops``, ``matmul_flops``, ``bytes``, ``bounds``, and ``by_op`` / ``by_call`` / ``by_forward_node``
   (each a dict of name -> counts) and ``top`` (list of the costliest duplicated
   subexpressions: ``expression``, ``shapes``, ``op``, ``copies``, ``wasted_flops``, ``calls``);
 - ``joint_duplicates``: the same for the joint form's own duplicates (``null`` for ``"graph"``);
 - ``merged_equals_joint``: whether merge(separate) is exactly merge(joint);
+- ``merged_difference``: what only one of them holds (``null`` unless both were built):
+  ``separate_only`` and ``joint_only`` (operations), their ``flops`` and ``bytes``, how many
+  are ``views``, and ``ops`` (op -> ``separate_only``, ``joint_only``);
 - ``measured``: ``null`` unless ``measure=True``: median seconds per form and the ratio;
 - ``commutative``: whether merging put commutative inputs in order;
 - ``semantic`` (only with ``semantic=True``): the duplicated work found beyond value
@@ -45,10 +51,21 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from graphaudit.analysis.cost import Cost
+from graphaudit.analysis.cost import Cost, combined_bound
 from graphaudit.core.describe import seconds_text, shape_text, si
 from graphaudit.core.graph import Node
 from graphaudit.analysis.merge import MergeResult
+
+
+# How a figure that is a bound, not a count, is marked, and what the mark means.
+BOUND_MARKS = {"upper": "<=", "lower": ">=", "mixed": "~"}
+BOUND_WORDS = {"upper": "an upper bound", "lower": "a lower bound", "mixed": "parts upper, parts lower bounds"}
+
+
+def bound_mark(bounds: Any) -> str:
+    """The mark of figures summed over nodes with these ``bounds`` (kind -> nodes): "" for a count."""
+    kind = combined_bound(dict(bounds))
+    return BOUND_MARKS[kind] if kind else ""
 
 
 class Section(dict):
@@ -103,6 +120,7 @@ class Report:
     materialized: bool = True
     semantic: dict[str, Any] | None = None
     semantic_duplicates: tuple[Node, ...] = ()
+    merged_difference: dict[str, Any] | None = None
 
     @property
     def merged(self) -> Form:
@@ -123,6 +141,7 @@ class Report:
             "duplicated": self.duplicated,
             "joint_duplicates": self.joint_duplicates,
             "merged_equals_joint": self.merged_equals_joint,
+            "merged_difference": self.merged_difference,
             "measured": measured,
             "commutative": self.commutative,
             "materialized": self.materialized,
@@ -145,10 +164,15 @@ class Report:
         lines += [header, "-" * len(header)]
         for name, form in self.forms.items():
             c = form.cost
+            mark = bound_mark(c.bounds)
             lines.append(
-                f"{name.replace('_', ' '):<17}{c.nodes:>8}{c.backward_nodes:>10}{si(c.flops, 'FLOP'):>14}"
-                f"{si(c.matmul_flops, 'FLOP'):>14}{si(c.bytes, 'B'):>12}{seconds_text(form.build_seconds):>11}"
+                f"{name.replace('_', ' '):<17}{c.nodes:>8}{c.backward_nodes:>10}{mark + si(c.flops, 'FLOP'):>14}"
+                f"{mark + si(c.matmul_flops, 'FLOP'):>14}{si(c.bytes, 'B'):>12}{seconds_text(form.build_seconds):>11}"
             )
+        kinds = sorted({kind for form in self.forms.values() for kind, _ in form.cost.bounds})
+        if kinds:
+            lines.append("FLOPs marked " + ", ".join(f"{BOUND_MARKS[k]} are {BOUND_WORDS[k]}" for k in kinds)
+                         + ": loops costed without knowing their branch or trip count")
         unknown: dict[str, int] = {}
         for form in self.forms.values():
             for op, count in form.cost.no_cost_rule:
@@ -160,8 +184,7 @@ class Report:
         lines += ["", self.verdict()]
         if self.kind == "grad":
             if self.materialized:
-                same = "yes" if self.merged_equals_joint else "NO"
-                lines.append(f"merge(separate) == merge(joint): {same}")
+                lines.append(f"merge(separate) == merge(joint): {self.merged_verdict()}")
             else:
                 lines.append("counting mode: the separate form was counted, not built (merged forms = merge(joint))")
             own = self.joint_duplicates
@@ -216,9 +239,10 @@ class Report:
         """How much work the separate (or original) form duplicates, in one line."""
         dup = self.duplicated
         subject = self.forms[self.subject].cost
+        mark = bound_mark(dup["bounds"])
         text = (
             f"duplicated work in the {self.subject} form: {dup['nodes']} of {subject.nodes} nodes, "
-            f"{si(dup['flops'], 'FLOP')} ({si(dup['matmul_flops'], 'FLOP')} in matmuls)"
+            f"{mark}{si(dup['flops'], 'FLOP')} ({mark}{si(dup['matmul_flops'], 'FLOP')} in matmuls)"
         )
         if self.kind == "grad":
             joint_backward = self.forms["joint"].cost.backward_flops
@@ -226,6 +250,25 @@ class Report:
             if joint_backward:
                 text += f"; separate backward = {separate_backward / joint_backward:.2f}x joint backward FLOPs"
         return text
+
+    def merged_verdict(self) -> str:
+        """Whether merge(separate) is merge(joint): "yes"; "equal but for" the views only one holds
+        (no FLOPs, no bytes: the same work, laid out differently); else "NO" and what differs."""
+        diff = self.merged_difference
+        if self.merged_equals_joint:
+            return "yes"
+        if diff is None:
+            return "NO"
+        separate, joint = diff["separate_only"], diff["joint_only"]
+        if not separate + joint:
+            return "NO: the same nodes, but the gradients are different ones of them"
+        if diff["views"] == separate + joint and not diff["flops"] and not diff["bytes"]:
+            where = ", ".join(f"{_ops_text(diff, side)} only in the {side.removesuffix('_only')}"
+                              for side in ("separate_only", "joint_only") if diff[side])
+            return f"equal but for {separate + joint} view{'s' if separate + joint > 1 else ''}, 0 FLOP ({where})"
+        return (f"NO: {separate} nodes only in the separate ({_ops_text(diff, 'separate_only')}), {joint} only in "
+                f"the joint ({_ops_text(diff, 'joint_only')}); {si(diff['flops'], 'FLOP')} and "
+                f"{si(diff['bytes'], 'B')} between them")
 
     def semantic_lines(self) -> list[str]:
         """What equality saturation found beyond value numbering, how, and whether it stopped early."""
@@ -295,6 +338,13 @@ class Report:
         from graphaudit.views.draw import report_html
 
         return report_html(self)
+
+
+def _ops_text(difference: dict[str, Any], side: str, shown: int = 3) -> str:
+    """The ops of the nodes only one merged form holds, most first: ``reshape x2, slice x1``."""
+    counts = sorted(((-sides[side], op) for op, sides in difference["ops"].items() if sides[side]))
+    text = ", ".join(f"{op} x{-count}" for count, op in counts[:shown])
+    return text + (", ..." if len(counts) > shown else "") if counts else "none"
 
 
 def _without_timings(value: Any, timed: bool = False) -> Any:

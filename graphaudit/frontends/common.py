@@ -59,7 +59,8 @@ class ImportedOp(NamedTuple):
     whether its output is a view of an input (a transpose, reshape, broadcast or basic
     slice): it writes no new buffer, so it costs no bytes; ``operand_text`` what a node of
     it works on, for reports (None: its input shapes, as for graphaudit's own ops); ``same_as``
-    and ``swapped`` the forms semantic merging reads (:class:`graphaudit.core.ops.Op`).
+    and ``swapped`` the forms semantic merging reads; ``matmul_cost`` and ``bound`` what a loop
+    kept whole runs in products and whether its FLOPs are a bound (:class:`graphaudit.core.ops.Op`).
     """
 
     kind: str = "imported"
@@ -69,6 +70,8 @@ class ImportedOp(NamedTuple):
     operand_text: Callable[[Node], str] | None = None
     same_as: Callable[[Node], tuple[str, tuple] | None] | None = None
     swapped: Callable[[Node], tuple[str, tuple, tuple[int, ...]]] | None = None
+    matmul_cost: Callable[[Node], int] | None = None
+    bound: Callable[[Node], str | None] | None = None
 
 
 UNKNOWN = ImportedOp()
@@ -102,7 +105,8 @@ class OpTable:
             row = row if row is not None else self.row(key)
             define_imported(name, kind=row.kind, cost=row.cost, impl=row.impl or self.fallback_impl, pure=pure,
                             doc=doc, view=row.view, operand_text=row.operand_text, same_as=row.same_as,
-                            swapped=row.swapped, pure_when=None if pure else pure_when)
+                            swapped=row.swapped, pure_when=None if pure else pure_when,
+                            matmul_cost=row.matmul_cost, bound=row.bound)
         elif existing.pure and not pure:
             raise ValueError(f"op {key!r} has side effects here but was imported as pure before")
         return name
@@ -254,9 +258,6 @@ def loop_heading(loops: Mapping[str, Any], noun: str) -> list[str]:
         how = (f"{noun} imported whole, bodies compared by digest (unrolled they would make {loops['unrolled_nodes']} "
                f"nodes, over the budget of {loops['budget']})")
     return ["", f"loops: {how}"]
-
-
-WHOLE_LOOPS_NOTE = "  the matmul FLOPs leave out the products inside loops kept whole (FLOPs count them)"
 
 
 class FrameworkSection(Section):

@@ -50,6 +50,11 @@ class Op:
     ``pure_when``, on an impure op, picks the calls whose arguments make them deterministic
     after all (attention with dropout probability 0): those merge like a pure op's.
     :meth:`is_pure` asks it of a node.
+
+    An imported op that runs a whole sub-graph (a loop kept whole) says what its cost rule
+    cannot: ``matmul_cost`` gives the FLOPs of the products it runs (a matmul's own are all
+    its FLOPs), and ``bound`` whether a node's FLOPs are an ``"upper"`` or ``"lower"`` bound
+    rather than a count (None: a count), as for a cond costed at its costliest branch.
     """
 
     name: str
@@ -66,6 +71,8 @@ class Op:
     same_as: Callable[[Node], tuple[str, tuple] | None] | None = None
     swapped: Callable[[Node], tuple[str, tuple, tuple[int, ...]]] | None = None
     pure_when: Callable[[Node], bool] | None = None
+    matmul_cost: Callable[[Node], int] | None = None
+    bound: Callable[[Node], str | None] | None = None
 
     def is_pure(self, node: Node) -> bool:
         """Whether ``node``, a call of this op, is a pure function of its inputs (so it may merge)."""
@@ -100,6 +107,8 @@ def define_imported(
     same_as: Callable[[Node], tuple[str, tuple] | None] | None = None,
     swapped: Callable[[Node], tuple[str, tuple, tuple[int, ...]]] | None = None,
     pure_when: Callable[[Node], bool] | None = None,
+    matmul_cost: Callable[[Node], int] | None = None,
+    bound: Callable[[Node], str | None] | None = None,
 ) -> Op:
     """Register an op that a front-end imports from a framework (e.g. ``jax.dot_general``).
 
@@ -108,7 +117,7 @@ def define_imported(
     different parts it is an error, so two front-ends cannot silently disagree.
     """
     op = Op(name, None, impl, None, cost, kind, pure, commutative, doc, view, operand_text, same_as, swapped,
-            pure_when)
+            pure_when, matmul_cost, bound)
     existing = OPS.get(name)
     if existing is not None and existing != op:
         raise ValueError(f"op {name!r} is already registered differently")

@@ -20,15 +20,14 @@ from graphaudit.analysis.cost import Cost, total_cost
 from graphaudit.core.describe import seconds_text, si
 from graphaudit.frontends import require
 from graphaudit.frontends.common import (
-    UNROLLED, WHOLE_LOOPS_NOTE, CliFrontend, FrameworkSection, TargetError, a_type, attach_section, failures_in,
-    loop_heading,
+    CliFrontend, FrameworkSection, TargetError, a_type, attach_section, failures_in, loop_heading,
 )
 from graphaudit.frontends.jax.arguments import FlatFunction, Group
 from graphaudit.frontends.jax.compiled import measure as measure_forms
 from graphaudit.frontends.jax.compiled import xla_check
 from graphaudit.frontends.jax.importer import count_equations, from_jaxpr
 from graphaudit.frontends.jax.loops import (
-    COSTLIEST_BRANCH, DEFAULT_BUDGET, ONE_ITERATION, TAKEN_BRANCH, LoopRecord, unrolled_size)
+    COSTLIEST_BRANCH, DEFAULT_BUDGET, ONE_ITERATION, LoopRecord, unrolled_size)
 from graphaudit.frontends.jax.ops import ATTR_REMAT
 from graphaudit.core.graph import GradCall, Node, topological_order
 from graphaudit.analysis.report import Report
@@ -221,13 +220,11 @@ class JaxSection(FrameworkSection):
             size = {"scan": f"{row['length']} steps", "cond": f"{row['length']} branches"}.get(row["primitive"], "")
             lines.append(f"  {row['primitive']:<6}{size:>12}  body {row['body'][:8]}  {row['treatment']}  "
                          f"(met {row['separate']}x in the separate form, {row['joint']}x in the joint)")
-        for treatment, words in ((COSTLIEST_BRANCH, "FLOPs above are an upper bound: conds costed at their "
-                                                    "costliest branch"),
-                                 (ONE_ITERATION, "FLOPs above are a lower bound: while loops costed for one iteration")):
+        for treatment, words in ((COSTLIEST_BRANCH, "upper bounds: conds costed at their costliest branch "
+                                                    "(matmul FLOPs: the branch with the most)"),
+                                 (ONE_ITERATION, "lower bounds: while loops costed for one iteration")):
             if any(row["treatment"] == treatment for row in loops["rows"]):
-                lines.append(f"  the {words}")
-        if any(row["treatment"] != TAKEN_BRANCH and row["treatment"] != UNROLLED for row in loops["rows"]):
-            lines.append(WHOLE_LOOPS_NOTE)
+                lines.append(f"  the FLOPs and matmul FLOPs above are {words}")
         return lines
 
     def closing_lines(self) -> list[str]:

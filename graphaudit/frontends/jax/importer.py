@@ -31,10 +31,10 @@ from typing import Any
 
 import numpy as np
 
-from graphaudit.analysis.cost import node_flops
+from graphaudit.analysis.cost import combined_bound, node_bound, node_flops, node_matmul_flops
 from graphaudit.frontends import require
 from graphaudit.frontends.common import ADDRESS, TEXT_RULES, Opaque, canonical_text, hashable_param, imported_node
-from graphaudit.frontends.jax.loops import LoopRecord, import_loop
+from graphaudit.frontends.jax.loops import BodyCost, LoopRecord, import_loop
 from graphaudit.frontends.jax.ops import (
     ATTR_REMAT, GRAPHAUDIT_ATTRS, INLINED, LOOP_OUTPUT, LOOPS, PRIMITIVES, TABLE, bind, op_name)
 from graphaudit.core.graph import GradCall, Node, building, constant, placeholder, topological_order
@@ -84,7 +84,7 @@ def aval_shape(aval: Any, where: str) -> tuple[int, ...]:
 # --- importing a jaxpr ----------------------------------------------------------------------
 
 
-_BODY_FLOPS: dict[str, int] = {}  # a loop body's digest -> its FLOPs, imported whole
+_BODY_COSTS: dict[str, BodyCost] = {}  # a loop body's digest -> what one run of it costs, imported whole
 
 
 class _Importer:
@@ -103,15 +103,17 @@ class _Importer:
     def typed(self, aval: Any) -> tuple[tuple[int, ...], np.dtype]:
         return aval_shape(aval, "a loop's result"), aval_dtype(aval)
 
-    def body_flops(self, closed: Any) -> int:
-        """FLOPs of one run of a loop's body (or branch), its own loops imported whole."""
+    def body_cost(self, closed: Any) -> BodyCost:
+        """What one run of a loop's body (or branch) costs, its own loops imported whole."""
         digest = Opaque(closed).digest
-        if digest not in _BODY_FLOPS:
+        if digest not in _BODY_COSTS:
             inputs = [placeholder(f"in{i}", *self.typed(var.aval)) for i, var in enumerate(closed.jaxpr.invars)]
             with building():
                 outputs = _Importer(None, unroll=False, loops=[]).run(closed.jaxpr, closed.consts, inputs, False, False)
-            _BODY_FLOPS[digest] = sum(node_flops(n) for n in topological_order([o for o in outputs if o is not None]))
-        return _BODY_FLOPS[digest]
+            body = [n for n in topological_order([o for o in outputs if o is not None]) if not n.is_leaf]
+            _BODY_COSTS[digest] = BodyCost(sum(map(node_flops, body)), sum(map(node_matmul_flops, body)),
+                                           combined_bound(map(node_bound, body)))
+        return _BODY_COSTS[digest]
 
     def atom(self, env: dict, atom: Any) -> Node:
         if isinstance(atom, self.jax_core.Literal):

@@ -5,14 +5,17 @@ A loop is costed as what it runs. Within the node budget (:data:`DEFAULT_BUDGET`
 previous step's carry and its slice of the scanned inputs, so value numbering sees every
 step and merges the steps that separate ``jax.grad`` traces repeat. Above the budget it is
 imported *whole*: one node that stands for the loop (its attrs hold the body, so equal
-loops over equal inputs merge as units), costed as its body's FLOPs times its length, and
-one ``loop_output`` node per result.
+loops over equal inputs merge as units), costed as its body's FLOPs times its length (its
+matmul FLOPs likewise: the products in its body times its length), and one ``loop_output``
+node per result.
 
 A ``cond`` whose branch index is known at trace time (computed from constants only, as a
 loop counter is once its scan is unrolled) is the taken branch, inlined. Otherwise it is
-whole, costed as its costliest branch: an upper bound. A ``while`` is always whole: its
-trip count is not known before it runs, so one iteration (body and predicate) is costed,
-a lower bound. Each loop met leaves a :class:`LoopRecord` saying which way it was treated.
+whole, costed as its costliest branch (its matmul FLOPs as the branch with the most): an
+upper bound. A ``while`` is always whole: its trip count is not known before it runs, so
+one iteration (body and predicate) is costed, a lower bound. A loop whole says which bound
+its figures are (``Op.bound``, from its attrs: a scan over a body holding such a cond is an
+upper bound too). Each loop met leaves a :class:`LoopRecord` saying which way it was treated.
 """
 
 from __future__ import annotations
@@ -22,12 +25,14 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from graphaudit.analysis.cost import LOWER, UPPER, combined_bound
 from graphaudit.core.evaluate import evaluate
 from graphaudit.frontends import require
 from graphaudit.frontends.common import (
     ATTR_OUTPUT, DEFAULT_LOOP_BUDGET, UNROLLED, WHOLE, Opaque, hashable_param, imported_node,
 )
-from graphaudit.frontends.jax.ops import ATTR_LOOP_FLOPS, ATTR_REMAT, INLINED, LOOP_OUTPUT, TABLE, op_name
+from graphaudit.frontends.jax.ops import (
+    ATTR_LOOP_BOUND, ATTR_LOOP_FLOPS, ATTR_LOOP_MATMUL_FLOPS, ATTR_REMAT, INLINED, LOOP_OUTPUT, TABLE, op_name)
 from graphaudit.core.graph import Node, topological_order
 
 DEFAULT_BUDGET = DEFAULT_LOOP_BUDGET
@@ -45,6 +50,15 @@ class LoopRecord(NamedTuple):
     length: int | None  # a scan's steps; a cond's branches; None for a while
     treatment: str
     body: str  # digest of the body's (or branches') jaxpr text: equal loops, equal digests
+
+
+class BodyCost(NamedTuple):
+    """What one run of a loop's body costs, or a loop whole: FLOPs, those of its products, and
+    whether they are a bound (``"upper"``, ``"lower"``, ``"mixed"``; None: a count)."""
+
+    flops: int
+    matmul_flops: int
+    bound: str | None
 
 
 def unrolled_size(jaxpr: Any) -> int:
@@ -72,7 +86,7 @@ def import_loop(importer: Any, eqn: Any, inputs: list[Node], backward: bool, rem
     """The nodes of a loop equation's results (one per outvar), imported as the module docstring says.
 
     ``importer`` is the :mod:`.importer`'s walker: ``run`` imports a sub-jaxpr, ``unroll`` says
-    whether scans are unrolled, ``loops`` collects the records, ``body_flops`` costs a body
+    whether scans are unrolled, ``loops`` collects the records, ``body_cost`` costs a body
     imported whole, ``typed`` gives an abstract value's shape and dtype, ``call`` tags backward nodes.
     """
     name = eqn.primitive.name
@@ -83,8 +97,9 @@ def import_loop(importer: Any, eqn: Any, inputs: list[Node], backward: bool, rem
         importer.loops.append(record)
         if record.treatment == UNROLLED:
             return _unrolled_scan(importer, eqn, inputs, backward, remat)
-        flops = length * importer.body_flops(eqn.params["jaxpr"])
-        return _whole(importer, eqn, inputs, backward, remat, flops)
+        body = importer.body_cost(eqn.params["jaxpr"])
+        return _whole(importer, eqn, inputs, backward, remat,
+                      BodyCost(length * body.flops, length * body.matmul_flops, body.bound))
     if name == "cond":
         branches = eqn.params["branches"]
         index = _known_value(inputs[0])
@@ -94,12 +109,16 @@ def import_loop(importer: Any, eqn: Any, inputs: list[Node], backward: bool, rem
             taken = branches[int(np.clip(index, 0, len(branches) - 1))]
             return importer.run(taken.jaxpr, taken.consts, inputs[1:], backward, remat)
         importer.loops.append(LoopRecord("cond", len(branches), COSTLIEST_BRANCH, digest))
-        flops = max(importer.body_flops(branch) for branch in branches)
-        return _whole(importer, eqn, inputs, backward, remat, flops)
-    body, predicate = eqn.params["body_jaxpr"], eqn.params["cond_jaxpr"]
-    importer.loops.append(LoopRecord("while", None, ONE_ITERATION, _digest((predicate, body))))
-    flops = importer.body_flops(body) + importer.body_flops(predicate)
-    return _whole(importer, eqn, inputs, backward, remat, flops)
+        costs = [importer.body_cost(branch) for branch in branches]
+        return _whole(importer, eqn, inputs, backward, remat,
+                      BodyCost(max(c.flops for c in costs), max(c.matmul_flops for c in costs),
+                               combined_bound([UPPER, *(c.bound for c in costs)])))
+    body, predicate = (importer.body_cost(eqn.params[key]) for key in ("body_jaxpr", "cond_jaxpr"))
+    importer.loops.append(LoopRecord("while", None, ONE_ITERATION,
+                                     _digest((eqn.params["cond_jaxpr"], eqn.params["body_jaxpr"]))))
+    return _whole(importer, eqn, inputs, backward, remat,
+                  BodyCost(body.flops + predicate.flops, body.matmul_flops + predicate.matmul_flops,
+                           combined_bound([LOWER, body.bound, predicate.bound])))
 
 
 def _digest(value: Any) -> str:
@@ -151,9 +170,12 @@ def _stack_jaxpr(shape: tuple[int, ...], dtype: Any, length: int) -> tuple[Any, 
 # --- whole loops ----------------------------------------------------------------------------------
 
 
-def _whole(importer: Any, eqn: Any, inputs: list[Node], backward: bool, remat: bool, flops: int) -> list[Node]:
-    """One node for the loop (its FLOPs as an attr), and one ``loop_output`` node per used result."""
-    attrs = [(k, hashable_param(v)) for k, v in eqn.params.items()] + [(ATTR_LOOP_FLOPS, int(flops))]
+def _whole(importer: Any, eqn: Any, inputs: list[Node], backward: bool, remat: bool, cost: BodyCost) -> list[Node]:
+    """One node for the loop (its cost as attrs), and one ``loop_output`` node per used result."""
+    attrs = [(k, hashable_param(v)) for k, v in eqn.params.items()]
+    attrs += [(ATTR_LOOP_FLOPS, int(cost.flops)), (ATTR_LOOP_MATMUL_FLOPS, int(cost.matmul_flops))]
+    if cost.bound is not None:
+        attrs.append((ATTR_LOOP_BOUND, cost.bound))
     if remat:
         attrs.append((ATTR_REMAT, True))
     call = importer.call if backward else None

@@ -40,8 +40,10 @@ INLINED = {
     "checkpoint": "jaxpr",
 }
 ATTR_REMAT = "remat"  # graphaudit's attr on what jax.checkpoint recomputes (JAX's params never hold it)
-ATTR_LOOP_FLOPS = "loop_flops"  # graphaudit's attr on a loop imported whole: what its body costs, all steps
-GRAPHAUDIT_ATTRS = frozenset({ATTR_OUTPUT, ATTR_REMAT, ATTR_LOOP_FLOPS})  # never handed back to JAX
+# graphaudit's attrs on a loop imported whole: what its body costs, all steps (FLOPs, those of its
+# products), and which bound they are when they are not a count (:mod:`.loops`)
+ATTR_LOOP_FLOPS, ATTR_LOOP_MATMUL_FLOPS, ATTR_LOOP_BOUND = "loop_flops", "loop_matmul_flops", "loop_bound"
+GRAPHAUDIT_ATTRS = frozenset({ATTR_OUTPUT, ATTR_REMAT, ATTR_LOOP_FLOPS, ATTR_LOOP_MATMUL_FLOPS, ATTR_LOOP_BOUND})
 LOOP_OUTPUT = "loop_output"  # the op of one result of a loop imported whole (:mod:`.loops`)
 
 
@@ -104,6 +106,16 @@ def select_and_scatter_flops(node: Node) -> int:
 def loop_flops(node: Node) -> int:
     """A loop imported whole: the FLOPs its importer counted in its body, times its steps."""
     return node.attr(ATTR_LOOP_FLOPS)
+
+
+def loop_matmul_flops(node: Node) -> int:
+    """A loop imported whole: the FLOPs of the products in its body, times its steps."""
+    return node.attr(ATTR_LOOP_MATMUL_FLOPS)
+
+
+def loop_bound(node: Node) -> str | None:
+    """A loop imported whole: which bound its figures are (a cond's costliest branch: upper), None for a count."""
+    return node.attr(ATTR_LOOP_BOUND, None)
 
 
 def scatter_flops(node: Node) -> int:
@@ -180,7 +192,8 @@ ROWS = {  # how each primitive counts
     "dot_general": ImportedOp("matmul", dot_general_flops, operand_text=dot_general_text),
     "conv_general_dilated": ImportedOp("matmul", conv_flops),
     **{p: ImportedOp("data", scatter_flops) for p in SCATTERS},
-    **{p: ImportedOp("loop", loop_flops, view=True, operand_text=loop_text) for p in LOOPS},  # outputs write
+    **{p: ImportedOp("loop", loop_flops, view=True, operand_text=loop_text, matmul_cost=loop_matmul_flops,
+                     bound=loop_bound) for p in LOOPS},  # its outputs write
     LOOP_OUTPUT: ImportedOp("data", no_flops),
 }
 # ... with the forms semantic merging reads (which primitives are graphaudit's ops in disguise).

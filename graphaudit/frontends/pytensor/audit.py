@@ -21,7 +21,7 @@ from graphaudit.analysis.audit import compare_forms
 from graphaudit.analysis.cost import is_matmul
 from graphaudit.core.describe import forward_names
 from graphaudit.frontends.common import (
-    UNROLLED, WHOLE_LOOPS_NOTE, CliFrontend, FrameworkSection, TargetError, a_type, attach_section, failures_in,
+    UNROLLED, CliFrontend, FrameworkSection, TargetError, a_type, attach_section, failures_in,
     loop_heading, spread, target_wrt,
 )
 from graphaudit.frontends.pytensor.importer import _as_list, _dtype, _Importer
@@ -348,12 +348,11 @@ class PyTensorSection(FrameworkSection):
         lines = loop_heading(loops, "Scans")
         for row in loops["rows"]:
             lines.append(f"  Scan {row['length']:>6} steps  body {row['body'][:8]} ({row['body_nodes']} nodes, "
-                         f"{row['body_flops']} FLOPs)  {row['treatment']}  (met {row['separate']}x in the separate "
-                         f"form, {row['joint']}x in the joint)")
+                         f"{row['body_flops']} FLOPs, {row['body_matmul_flops']} in matmuls)  {row['treatment']}  "
+                         f"(met {row['separate']}x in the separate form, {row['joint']}x in the joint)")
         if any(row["treatment"] == WHILE for row in loops["rows"]):
-            lines.append("  the FLOPs above are an upper bound: while loops costed for n_steps iterations")
-        if any(row["treatment"] != UNROLLED for row in loops["rows"]):
-            lines.append(WHOLE_LOOPS_NOTE)
+            lines.append("  the FLOPs and matmul FLOPs above are upper bounds: while loops costed for n_steps "
+                         "iterations")
         return lines
 
 

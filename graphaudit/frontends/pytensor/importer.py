@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from graphaudit.errors import ShapeError
-from graphaudit.frontends.common import ATTR_OUTPUT, imported_node
+from graphaudit.frontends.common import imported_node
 from graphaudit.frontends.pytensor.indexing import first_index, index_form
 from graphaudit.frontends.pytensor.scan import DEFAULT_BUDGET, Loop, import_scan, is_scan, unrolled_size
 from graphaudit.frontends.pytensor.ops import _pytensor, evaluated_by_pytensor, imported_op, keep_template
@@ -269,9 +269,6 @@ class _Importer:
         name, attrs = imported_op(apply.op)
         if is_scan(apply.op):
             import_scan(self, apply, call, name, attrs)
-            node = self.nodes[apply.outputs[0]]
-            if node.op == name:  # kept as a unit: evaluated by PyTensor's perform
-                keep_template(name, tuple(item for item in node.attrs if item[0] != ATTR_OUTPUT), apply)
             return
         if evaluated_by_pytensor(name):
             keep_template(name, attrs, apply)

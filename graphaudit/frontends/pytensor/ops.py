@@ -215,6 +215,16 @@ def _scan_cost(node: Node) -> int:
     return node.attr("steps") * node.attr("body_flops")
 
 
+def _scan_matmul_cost(node: Node) -> int:
+    """A Scan kept as a unit: the FLOPs of its body's products once per step."""
+    return node.attr("steps") * node.attr("body_matmul_flops")
+
+
+def _scan_bound(node: Node) -> str | None:
+    """A Scan kept as a unit: which bound its figures are (a while loop's n_steps: upper), None for a count."""
+    return node.attr("bound", None)
+
+
 def _softmax_grad_impl(node: Node, dy, sm):
     product = dy * sm
     return product - np.sum(product, axis=node.attr("axis"), keepdims=True) * sm
@@ -282,7 +292,8 @@ def _join_impl(node: Node, axis, *parts):
 _TEMPLATES: dict[tuple[str, tuple], Any] = {}
 
 
-def _perform_impl(node: Node, *arrays):
+def _perform(node: Node, arrays: tuple) -> list:
+    """Every result of ``node``'s PyTensor op on ``arrays``, as its ``perform`` computes them."""
     template = _TEMPLATES.get((node.op, tuple(item for item in node.attrs if item[0] != ATTR_OUTPUT)))
     if template is None:
         raise EvaluationError(f"evaluate: PyTensor op {node.op!r} (node {node.label}) was not imported in this process")
@@ -292,12 +303,24 @@ def _perform_impl(node: Node, *arrays):
         inputs[position] = np.array(inputs[position], copy=True)  # perform would overwrite it in place
     storage = [[None] for _ in template.outputs]
     op.perform(template, inputs, storage)
-    return storage[node.attr(ATTR_OUTPUT, 0)][0]
+    return [cell[0] for cell in storage]
+
+
+def _perform_impl(node: Node, *arrays):
+    return _perform(node, arrays)[node.attr(ATTR_OUTPUT, 0)]
+
+
+def _scan_impl(node: Node, *arrays):
+    """A Scan kept as a unit: all its results as one value (a 0-d object array), which its
+    ``scan_output`` nodes pick from (:mod:`.scan`)."""
+    whole = np.empty((), dtype=object)
+    whole[()] = tuple(_perform(node, arrays))
+    return whole
 
 
 def evaluated_by_pytensor(name: str) -> bool:
     """Whether graphaudit runs the registered op ``name`` through PyTensor's own ``perform``."""
-    return OPS[name].impl is _perform_impl
+    return OPS[name].impl in (_perform_impl, _scan_impl)
 
 
 def keep_template(name: str, attrs: tuple, apply) -> None:
@@ -359,7 +382,8 @@ FAMILIES = OpTable(PREFIX, {
     "Alloc": ImportedOp("source", no_flops, _alloc_impl),
     "AllocEmpty": ImportedOp("source", no_flops, lambda n, *shape: np.zeros(n.shape, n.dtype)),
     "ARange": ImportedOp("source", no_flops, _arange_impl),
-    "Scan": ImportedOp("loop", _scan_cost),  # evaluated by PyTensor's perform
+    # a Scan kept as a unit: one node costing its body x steps, its results picked by nodes that write them
+    "Scan": ImportedOp("loop", _scan_cost, _scan_impl, view=True, matmul_cost=_scan_matmul_cost, bound=_scan_bound),
 }, fallback_impl=_perform_impl)
 
 

@@ -14,10 +14,13 @@ treats its loops (:mod:`graphaudit.frontends.jax.loops`):
   :func:`unrolled_size` against a node budget): the body is imported once per step on the
   rows it reads, so graphaudit's merge sees duplicated work inside the loop as anywhere
   else; the outputs are the buffers' rows stacked again;
-- else *whole*: one node whose cost is body FLOPs x steps, equal to another Scan exactly
-  when their bodies' digests, their ``ScanInfo`` and their inputs are equal (PyTensor's own
-  ``Scan.__eq__`` compares the inner graphs too). A while loop, a truncated gradient and a
-  Scan whose buffers a rewrite shortened are always whole.
+- else *whole*: one node whose cost is body FLOPs x steps (its matmul FLOPs: the body's
+  products x steps), and one ``scan_output`` node per result (as many results as there are,
+  the loop's cost counted once), equal to another Scan exactly when their bodies' digests, their
+  ``ScanInfo`` and their inputs are equal (PyTensor's own ``Scan.__eq__`` compares the inner
+  graphs too). A while loop, a truncated gradient and a Scan whose buffers a rewrite
+  shortened are always whole; a while loop's figures are an upper bound (``n_steps`` is its
+  most), which its node says through the attr ``bound`` (``Op.bound``).
 
 Each Scan met is recorded as a :class:`Loop`, so a report says how it was treated.
 """
@@ -29,10 +32,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from graphaudit.analysis.cost import node_flops
+from graphaudit.analysis.cost import UPPER, combined_bound, node_bound, node_flops, node_matmul_flops
 from graphaudit.errors import ShapeError
-from graphaudit.frontends.common import DEFAULT_LOOP_BUDGET, UNROLLED, WHOLE, ImportedOp, imported_node
-from graphaudit.frontends.pytensor.ops import FAMILIES
+from graphaudit.frontends.common import (
+    ATTR_OUTPUT, DEFAULT_LOOP_BUDGET, UNROLLED, WHOLE, ImportedOp, imported_node)
+from graphaudit.frontends.pytensor.ops import FAMILIES, keep_template
 from graphaudit.core.graph import GradCall, Node, constant, topological_order
 from graphaudit.analysis.merge import digests
 from graphaudit.core.ops import no_flops
@@ -45,20 +49,24 @@ SHORTENED = "whole, body x trip count (buffers shortened by a rewrite are not un
 
 STACK = FAMILIES.op_name("scan_stack", row=ImportedOp("data", no_flops, lambda node, *rows: np.stack(rows)),
                          doc="rows of an unrolled Scan's output, stacked")
+SCAN_OUTPUT = FAMILIES.op_name(
+    "scan_output", row=ImportedOp("data", no_flops, lambda node, unit: unit[()][node.attr(ATTR_OUTPUT)]),
+    doc="one result of a Scan kept as a unit")
 SUBTENSOR = FAMILIES.op_name("Subtensor", row=FAMILIES.row("Subtensor")._replace(view=True),  # a row is a view
                              doc="PyTensor's Subtensor")
 
 
 class Loop(NamedTuple):
     """One Scan as imported: its trip count (``length``), ``treatment`` (one of this module's
-    treatment texts), its ``body`` digest (equal loops, equal digests) and the body's op nodes
-    and FLOPs per step."""
+    treatment texts), its ``body`` digest (equal loops, equal digests) and the body's op nodes,
+    FLOPs and matmul FLOPs per step."""
 
     length: int
     treatment: str
     body: str
     body_nodes: int
     body_flops: int
+    body_matmul_flops: int
 
 
 def unrolled_size(nodes: int, loops: list[Loop]) -> int:
@@ -76,21 +84,33 @@ def import_scan(importer, apply, call: GradCall | None, name: str, attrs: tuple)
     if loop.steps is None:
         raise ShapeError(f"{name}: its number of steps is only known at run time; give the shapes of the inputs "
                          f"it is computed from (shapes=)")
-    body, body_nodes, body_flops, digest = loop.body()
+    body, digest, cost = loop.body()
     treatment = loop.treatment()
-    importer.loops.append(Loop(loop.steps, treatment, digest, body_nodes, body_flops))
+    importer.loops.append(Loop(loop.steps, treatment, digest, cost.nodes, cost.flops, cost.matmul_flops))
     if treatment == UNROLLED:
         outputs = loop.unrolled()
     else:
-        op, several = apply.op, len(apply.outputs) > 1
+        op = apply.op
+        bound = combined_bound([UPPER if treatment == WHILE else None, cost.bound])
         attrs = (*(a for a in attrs if a[0] != "instance"),  # Scan has no __props__: it compares by its body
-                 ("body", digest), ("body_flops", body_flops), ("body_nodes", body_nodes), ("info", str(op.info)),
-                 ("name", op.name), ("steps", loop.steps), ("truncate_gradient", op.truncate_gradient))
-        outputs = [imported_node(name, loop.outer, attrs, shape, np.dtype(o.dtype), call=call,
-                                 output=i if several else None)
+                 ("body", digest), ("body_flops", cost.flops), ("body_matmul_flops", cost.matmul_flops),
+                 ("body_nodes", cost.nodes), ("info", str(op.info)), ("name", op.name), ("steps", loop.steps),
+                 ("truncate_gradient", op.truncate_gradient), *((("bound", bound),) if bound else ()))
+        unit = imported_node(name, loop.outer, attrs, (), np.dtype(object), call=call)
+        keep_template(name, unit.attrs, apply)  # evaluated by PyTensor's perform
+        outputs = [imported_node(SCAN_OUTPUT, [unit], [(ATTR_OUTPUT, i)], shape, np.dtype(o.dtype), call=call)
                    for i, (o, shape) in enumerate(zip(apply.outputs, loop.output_shapes(body)))]
     for variable, node in zip(apply.outputs, outputs):
         importer.nodes[variable] = node
+
+
+class _BodyCost(NamedTuple):
+    """One run of a Scan's body: op nodes, FLOPs, matmul FLOPs, and which bound they are (None: a count)."""
+
+    nodes: int
+    flops: int
+    matmul_flops: int
+    bound: str | None
 
 
 class _Read(NamedTuple):
@@ -146,8 +166,8 @@ class _Scan:
         pairs = zip(op.inner_non_seqs(op.inner_inputs), op.outer_non_seqs(self.apply.inputs))
         return {inner: known[outer] for inner, outer in pairs if outer in known}
 
-    def body(self) -> tuple[list[Node], int, int, str]:
-        """The body on placeholders ``in0``, ``in1``, ...: its outputs, op nodes, FLOPs and digest."""
+    def body(self) -> tuple[list[Node], str, _BodyCost]:
+        """The body on placeholders ``in0``, ``in1``, ...: its outputs, digest and cost."""
         seed = {}
         for i, (variable, read) in enumerate(zip(self.op.inner_inputs, self.reads)):
             shape = read.source.shape[1:] if read.kind == "row" else read.source.shape
@@ -156,7 +176,9 @@ class _Scan:
         inner = [n for n in topological_order(outputs) if not n.is_leaf]
         by_node = digests(outputs)
         digest = hashlib.blake2b(" ".join(by_node[o] for o in outputs).encode(), digest_size=16).hexdigest()
-        return outputs, len(inner), sum(node_flops(n) for n in inner), digest
+        cost = _BodyCost(len(inner), sum(map(node_flops, inner)), sum(map(node_matmul_flops, inner)),
+                         combined_bound(map(node_bound, inner)))
+        return outputs, digest, cost
 
     def treatment(self) -> str:
         """How this Scan is imported: unrolled when the importer unrolls and nothing stops it."""

@@ -189,21 +189,30 @@ def _first_output(rule: Callable[[Node], int]) -> Callable[[Node], int]:
 
 # --- the table ---------------------------------------------------------------------------
 
-ELEMENTWISE = """abs add bitwise_not ceil clamp clamp_max clamp_min cos div elu eq erf exp expm1 floor ge gelu gt
-hardtanh le leaky_relu lerp log log1p logical_and logical_not logical_or lt masked_fill maximum minimum mul ne neg
-pow reciprocal relu rsqrt rsub sigmoid sign silu sin softplus sqrt square sub tanh where""".split()
-# in-place forms that autograd and nn modules dispatch (dropout's div_, LSTM cells' sigmoid_ and tanh_)
-INPLACE = "add_ div_ masked_fill_ mul_ relu_ sigmoid_ sub_ tanh_".split()
+# One FLOP per output element whatever the formula (gelu, silu, hardswish alike: graphaudit's convention for
+# elementwise ops); bitwise_and combines masks (BERT's, Mistral's sliding window) as logical_and does.
+ELEMENTWISE = """abs add bitwise_and bitwise_not ceil clamp clamp_max clamp_min cos div elu eq erf exp expm1 floor ge
+gelu gt hardsigmoid hardswish hardtanh le leaky_relu lerp log log1p logical_and logical_not logical_or lt masked_fill
+maximum minimum mul ne neg pow reciprocal relu rsqrt rsub sigmoid sign silu sin softplus sqrt square sub tanh
+where""".split()
+# in-place forms that autograd and nn modules dispatch (dropout's div_, LSTM cells' sigmoid_ and tanh_,
+# torchvision's activations built with inplace=True)
+INPLACE = "add_ div_ hardswish_ masked_fill_ mul_ relu_ sigmoid_ silu_ sub_ tanh_".split()
 REDUCTIONS = "amax amin any argmax argmin cumsum linalg_vector_norm logsumexp mean prod sum".split()
 SOURCES = """empty empty_like empty_strided full full_like new_empty new_full new_ones new_zeros ones ones_like
-scalar_tensor zeros zeros_like arange""".split()
+scalar_tensor zeros zeros_like arange fill fill_ new_empty_strided""".split()
 RANDOM = "bernoulli bernoulli_ native_dropout normal rand rand_like randn randn_like uniform_".split()
 # Outputs that alias their input (no bytes written); detach is dropped by the importer, kept here for completeness.
-VIEWS = """_reshape_alias _unsafe_view alias as_strided chunk detach diagonal expand permute select slice split
-split_with_sizes squeeze t transpose unbind unfold unsafe_split unsafe_split_with_sizes unsqueeze view""".split()
-# Data movement into a new buffer: bytes, no FLOPs.
+# The in-place ones (as_strided_, transpose_: nn.GRU's and channels_last layouts) change a tensor's strides only.
+VIEWS = """_reshape_alias _unsafe_view alias as_strided as_strided_ chunk detach diagonal expand permute select slice
+split split_with_sizes squeeze t transpose transpose_ unbind unfold unsafe_split unsafe_split_with_sizes unsqueeze
+view""".split()
+# Data movement into a new buffer: bytes, no FLOPs. tril and triu keep or zero each element (a causal mask):
+# a masked copy, no arithmetic. A *_scatter (a write into a view, as functionalization imports it) writes its
+# whole output: its input with the view's elements replaced.
 COPIES = """_to_copy cat clone constant_pad_nd copy copy_ embedding flip gather index index_select lift_fresh_copy
-repeat roll select_backward slice_backward stack""".split()
+repeat roll select_backward slice_backward stack tril triu
+as_strided_scatter diagonal_scatter select_scatter slice_scatter""".split()
 
 TABLE_ROWS: dict[str, ImportedOp] = {
     # products: 2*m*k*n each; addmm and baddbmm the product only (flop_registry's convention)
@@ -232,6 +241,9 @@ TABLE_ROWS: dict[str, ImportedOp] = {
     "aten.leaky_relu_backward": ImportedOp("elementwise", per_element(2)),  # g * where(x > 0, 1, slope)
     "aten.silu_backward": ImportedOp("elementwise", per_element(6)),  # s = sigmoid(x); g * s * (1 + x * (1 - s))
     "aten.gelu_backward": ImportedOp("elementwise", per_element(11)),  # g * (cdf + x * pdf): 4 + 4 + 3
+    # piecewise: a select counts one FLOP with its range test, as threshold's and leaky_relu's do
+    "aten.hardsigmoid_backward": ImportedOp("elementwise", per_element(2)),  # where(-3 < x < 3, g / 6, 0)
+    "aten.hardswish_backward": ImportedOp("elementwise", per_element(4)),  # g * (x / 3 + .5) in [-3, 3]: 3, a select
     # reductions: one FLOP per input element
     **{f"aten.{p}": ImportedOp("reduction", reduction_cost) for p in REDUCTIONS},
     # softmax family: five passes (max, sub, exp, sum, div or log), as graphaudit's own softmax
@@ -243,6 +255,8 @@ TABLE_ROWS: dict[str, ImportedOp] = {
     # nll_loss: one FLOP per target element (the picked log-probabilities summed; their scatter back)
     "aten.nll_loss_forward": ImportedOp("reduction", _first_output(per_element_of(1, "target"))),
     "aten.nll_loss_backward": ImportedOp("data", per_element_of(1, "target")),
+    "aten.nll_loss2d_forward": ImportedOp("reduction", _first_output(per_element_of(1, "target"))),  # per pixel
+    "aten.nll_loss2d_backward": ImportedOp("data", per_element_of(1, "target")),
     # normalisation forward: 7 per element (mean 1, centre 1, square 1, variance sum 1, scale 1, affine 2)
     "aten.native_layer_norm": ImportedOp("reduction", _first_output(per_element(7))),
     "aten.native_batch_norm": ImportedOp("reduction", _first_output(per_element(7))),

@@ -16,8 +16,8 @@ jax = pytest.importorskip("jax")
 jnp = pytest.importorskip("jax.numpy")
 
 import graphaudit as ga  # noqa: E402
-from graphaudit.analysis.cost import node_flops  # noqa: E402
-from graphaudit.core.describe import operand_text  # noqa: E402
+from graphaudit.analysis.cost import node_bound, node_flops, node_matmul_flops  # noqa: E402
+from graphaudit.core.describe import operand_text, si  # noqa: E402
 from graphaudit.frontends import jax as gj  # noqa: E402
 from graphaudit.frontends.jax.loops import COSTLIEST_BRANCH, ONE_ITERATION, TAKEN_BRANCH, UNROLLED, WHOLE  # noqa: E402
 
@@ -116,10 +116,80 @@ def test_lstm_whole_when_over_the_budget_costs_body_times_steps():
     assert {operand_text(scan) for scan in scans} == {f"scan {scans[0].attr('length')} steps"}
     text = report.to_text()
     assert "scans imported whole, bodies compared by digest" in text
-    assert "matmul FLOPs leave out the products inside loops kept whole" in text
     assert_grads(report, fn, args)
     (value,) = ga.evaluate(report.forms["joint"].outputs[:1], gj.named_leaves(fn, *args))  # the numpy path too
     np.testing.assert_allclose(value, np.asarray(jax.grad(fn)(*args)["b"]), rtol=2e-5, atol=1e-6)
+
+
+# --- matmul FLOPs of loops kept whole --------------------------------------------------------------
+
+T, B, D, H = 5, 3, 4, 6  # steps, batch, inputs, hidden units
+
+
+def rnn_loss(w, u, h0, xs):
+    """h_t = tanh(h_(t-1) @ w + x_t @ u) over T steps; the cost is sum(h_T^2)."""
+    h, _ = jax.lax.scan(lambda h, x: (jnp.tanh(h @ w + x @ u), None), h0, xs)
+    return jnp.sum(h ** 2)
+
+
+def rnn_args():
+    rng = np.random.default_rng(9)
+    return (rng.standard_normal((H, H), dtype=np.float32) / 3, rng.standard_normal((D, H), dtype=np.float32) / 2,
+            rng.standard_normal((B, H), dtype=np.float32), rng.standard_normal((T, B, D), dtype=np.float32))
+
+
+def test_a_scan_kept_whole_counts_its_products_as_body_times_steps():
+    args = rnn_args()
+    whole = gj.audit(rnn_loss, *args, argnums=(0, 1), loop_budget=1)
+    unrolled = gj.audit(rnn_loss, *args, argnums=(0, 1))
+    assert treatments(whole) == {WHOLE} and treatments(unrolled) == {UNROLLED}
+    recurrent, read_in = 2 * B * H * H, 2 * B * D * H  # h @ w, x @ u (and their transposes: dw, dh; du)
+    forward = T * (recurrent + read_in)
+    # whole, the backward body runs dw, du and dh every step; unrolled, the first step's dh feeds nothing
+    assert whole.forms["joint"].cost.matmul_flops == forward + T * (recurrent + read_in + recurrent)
+    assert unrolled.forms["joint"].cost.matmul_flops == forward + T * (recurrent + read_in) + (T - 1) * recurrent
+    # each trace keeps its own forward scan (it saves what its parameter's backward reads) and its backward:
+    # w's runs dw and dh, u's runs du and dh
+    assert whole.forms["separate"].cost.matmul_flops == 2 * forward + T * 2 * recurrent + T * (read_in + recurrent)
+    scans = [n for n in ga.topological_order(whole.forms["separate"].outputs) if n.op == "jax.scan"]
+    for scan in scans:
+        body = ga.topological_order(gj.from_jaxpr(scan.attr("jaxpr").value, unroll=False))
+        assert node_matmul_flops(scan) == T * sum(node_flops(n) for n in body if n.op == "jax.dot_general")
+        assert node_bound(scan) is None
+    assert whole.forms["joint"].cost.bounds == () and "<=" not in whole.to_text()
+    assert_grads(whole, rnn_loss, args, argnums=(0, 1))
+
+
+def test_a_scan_over_a_cond_on_data_is_an_upper_bound_too():
+    def loss(w, xs):
+        def step(h, x):
+            return jax.lax.cond(jnp.sum(x) > 0, lambda h: jnp.tanh(h @ w), lambda h: h, h) + x, None
+
+        return jnp.sum(jax.lax.scan(step, jnp.zeros((B, H), jnp.float32), xs)[0] ** 2)
+
+    rng = np.random.default_rng(10)
+    args = (rng.standard_normal((H, H), dtype=np.float32), rng.standard_normal((T, B, H), dtype=np.float32))
+    (scan,) = [n for n in ga.topological_order(gj.from_jaxpr(jax.make_jaxpr(loss)(*args), unroll=False))
+               if n.op == "jax.scan"]
+    # every step at most the branch with the product
+    assert (node_matmul_flops(scan), node_bound(scan)) == (T * 2 * B * H * H, "upper")
+
+
+def test_a_cond_bounds_its_flops_and_its_matmul_flops_each_by_its_own_costliest_branch():
+    n, d, k = 3, 4, 10
+    assert k * n * d > 2 * n * d * d  # the tanh branch costs more FLOPs, the product branch more matmul FLOPs
+
+    def branches(w, h):
+        def tanhs(h):
+            for _ in range(k):
+                h = jnp.tanh(h)
+            return h
+
+        return jax.lax.cond(jnp.sum(h) > 0, lambda h: h @ w, tanhs, h)
+
+    closed = jax.make_jaxpr(branches)(jnp.ones((d, d), jnp.float32), jnp.ones((n, d), jnp.float32))
+    (cond,) = [n for n in ga.topological_order(gj.from_jaxpr(closed)) if n.op == "jax.cond"]
+    assert (node_flops(cond), node_matmul_flops(cond), node_bound(cond)) == (k * n * d, 2 * n * d * d, "upper")
 
 
 # --- fori_loop and cond ------------------------------------------------------------------------------
@@ -164,14 +234,23 @@ def test_cond_on_data_is_costed_at_its_costliest_branch_an_upper_bound():
     rng = np.random.default_rng(7)
     args = (*(rng.standard_normal((d, d), dtype=np.float32) for _ in range(3)),
             rng.standard_normal((n, d), dtype=np.float32))
-    report = gj.audit(loss, *args, argnums=(0, 1, 2), xla=True)
+    report = gj.audit(loss, *args, argnums=(0, 1, 2), xla=True, loop_budget=1)
     conds = {n.call is not None: n for n in ga.topological_order(report.forms["joint"].outputs) if n.op == "jax.cond"}
     # forward, the tanh branch: two products, tanh and the 1 - tanh its derivative keeps
     assert node_flops(conds[False]) == 2 * p + 2 * n * d
+    assert node_matmul_flops(conds[False]) == 2 * p
     # backward, the same branch: dw2, dh through w2, dw1, and the two multiplies and sum of tanh's derivative
     assert node_flops(conds[True]) == 3 * p + 3 * n * d
+    assert node_matmul_flops(conds[True]) == 3 * p
+    joint = report.forms["joint"].cost
+    assert joint.matmul_flops == 2 * p + 3 * p and dict(joint.bounds) == {"upper": 2}
     assert treatments(report) == {COSTLIEST_BRANCH}
-    assert "the FLOPs above are an upper bound: conds costed at their costliest branch" in report.to_text()
+    text = report.to_text()
+    joint_row = next(line for line in text.splitlines() if line.startswith("joint "))
+    assert f"<={si(joint.flops, 'FLOP')}" in joint_row and f"<={si(joint.matmul_flops, 'FLOP')}" in joint_row
+    assert "FLOPs marked <= are an upper bound: loops costed without knowing their branch or trip count" in text
+    assert ("the FLOPs and matmul FLOPs above are upper bounds: conds costed at their costliest branch "
+            "(matmul FLOPs: the branch with the most)") in text
     # each separate trace keeps the branches its parameter needs: different conds, and XLA keeps them apart too
     compiled = report.framework["compile_check"]["rows"][0]
     assert report.merged_equals_joint is False and compiled["separate"]["dots"] > compiled["joint"]["dots"]
@@ -188,8 +267,11 @@ def test_while_is_costed_for_one_iteration_a_lower_bound():
     report = gj.audit(loss, *args)
     (loop,) = [n for n in ga.topological_order(report.forms["joint"].outputs) if n.op == "jax.while"]
     assert node_flops(loop) == 1 + 1  # the body's multiply and the predicate's comparison, once
+    assert node_matmul_flops(loop) == 0 and node_bound(loop) == "lower"
     assert treatments(report) == {ONE_ITERATION}
-    assert "a lower bound: while loops costed for one iteration" in report.to_text()
+    assert dict(report.forms["joint"].cost.bounds) == {"lower": 1}  # the while, forward only
+    text = report.to_text()
+    assert "lower bounds: while loops costed for one iteration" in text and "FLOPs marked >= are a lower bound" in text
     assert_grads(report, loss, args)
 
 

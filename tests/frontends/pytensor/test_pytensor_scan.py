@@ -67,15 +67,19 @@ def test_scans_and_their_gradients_evaluate_as_pytensor_does(model, budget):
 
 def test_a_scan_costs_its_body_times_its_steps_unrolled_or_not():
     cost, _ = rnn()
-    body = 2 * WIDTH * WIDTH + WIDTH + WIDTH  # W @ h, + x, tanh
+    product = 2 * WIDTH * WIDTH  # W @ h
+    body = product + WIDTH + WIDTH  # W @ h, + x, tanh
     whole = gp.from_pytensor(cost, shapes=SHAPES, loop_budget=WHOLE)
     unrolled = gp.from_pytensor(cost, shapes=SHAPES, loop_budget=UNROLLED)
     (loop,) = whole.loops
-    assert (loop.length, loop.body_flops, loop.treatment) == (STEPS, body, "whole, body x trip count")
+    assert (loop.length, loop.body_flops, loop.body_matmul_flops, loop.treatment) == (
+        STEPS, body, product, "whole, body x trip count")
     (scan,) = [n for n in ga.topological_order(whole.outputs) if n.op == "pytensor.Scan"]
     assert ga.analysis.cost.node_flops(scan) == STEPS * body
-    flops = [sum(ga.analysis.cost.node_flops(n) for n in ga.topological_order(i.outputs)) for i in (whole, unrolled)]
-    assert flops[0] == flops[1]
+    assert (ga.analysis.cost.node_matmul_flops(scan), ga.analysis.cost.node_bound(scan)) == (STEPS * product, None)
+    for name in ("flops", "matmul_flops"):
+        totals = [getattr(ga.total_cost(ga.topological_order(i.outputs)), name) for i in (whole, unrolled)]
+        assert totals[0] == totals[1]
     assert unrolled.loops[0].treatment == "unrolled" and unrolled.loops[0].body == loop.body
     # the estimate of the unrolled size is what unrolling makes, give or take the rows it reads and stacks
     made = sum(not n.is_leaf for n in ga.topological_order(unrolled.outputs))
@@ -99,6 +103,36 @@ def test_merge_makes_every_merge_of_the_merge_optimizer_through_scans(budget):
     if budget == UNROLLED:  # inside the loops too, the separate calls rebuild what the joint call builds once
         assert report.merged_equals_joint
     assert ("Scans unrolled for the analysis" if budget else "Scans imported whole") in report.to_text()
+
+
+@pytest.mark.parametrize("budget", [WHOLE, UNROLLED])
+def test_the_matmul_flops_of_scans_are_the_hand_count_whole_or_unrolled(budget):
+    cost, wrt = rnn()
+    report = gp.audit(cost, wrt, shapes=SHAPES, loop_budget=budget, repeats=1)
+    product = 2 * WIDTH * WIDTH  # a matrix-vector product: W @ h forward; per step backward, dW (an outer
+    forward = STEPS * product    # product of dz and h) and dh (W^T @ dz)
+    joint = forward + STEPS * 2 * product  # the first step's dh is needed: h0 is a parameter
+    assert report.forms["joint"].cost.matmul_flops == joint
+    if budget == WHOLE:  # each call builds the same backward Scan (both products every step): they merge
+        assert report.forms["separate"].cost.matmul_flops == forward + 2 * STEPS * 2 * product
+        assert report.duplicated["matmul_flops"] == STEPS * 2 * product
+    else:  # W's call needs no dh at the first step, h0's call no dW
+        assert report.forms["separate"].cost.matmul_flops == forward + (STEPS + STEPS - 1) * product + STEPS * product
+    assert report.forms["separate_merged"].cost.matmul_flops == joint and report.merged_equals_joint
+    assert report.forms["joint"].cost.bounds == ()
+
+
+def test_a_while_scan_kept_whole_is_an_upper_bound():
+    from pytensor.scan.utils import until
+
+    ys = pytensor.scan(lambda h, w: (pt.dot(w, h), until(pt.sum(h) > 10)), outputs_info=[H0], non_sequences=[W],
+                       n_steps=STEPS, return_updates=False)
+    imported = gp.from_pytensor(pt.sum(ys[-1]))
+    (scan,) = [n for n in ga.topological_order(imported.outputs) if n.op == "pytensor.Scan"]
+    assert imported.loops[0].treatment == gp.scan.WHILE
+    # at most n_steps products, and the sum and comparison of the predicate
+    assert (ga.analysis.cost.node_matmul_flops(scan), ga.analysis.cost.node_bound(scan)) == (STEPS * 2 * WIDTH * WIDTH, "upper")
+    assert ga.analysis.cost.node_flops(scan) == STEPS * (2 * WIDTH * WIDTH + WIDTH + 1)
 
 
 def test_equal_scans_kept_as_units_merge_and_different_ones_do_not():

@@ -30,6 +30,14 @@ import torch_models as tm  # noqa: E402
 aten = torch.ops.aten
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _registry_kept():
+    """The nodes built here register their ops as pure; later modules' audits must find the registry unchanged
+    (an in-place op or an attention kernel with dropout is impure there)."""
+    with tm.op_registry_kept():
+        yield
+
+
 def imported(target, *args, **kwargs) -> list:
     """The nodes the importer makes of ``target(*args, **kwargs)`` (one per result), and the call's result."""
     inputs, labels, attrs = [], [], [("overload", target._overloadname)]
@@ -165,6 +173,58 @@ def test_norm_backward_results_cost_what_each_takes():
                         bias, [True] * 3)
     grad_input, grad_weight, grad_bias = map(node_flops, nodes)
     assert grad_input > grad_weight > grad_bias == x.numel()
+
+
+# --- rows with no flop_registry formula: hand counts, one FLOP per operation of the kernel's formula ------------
+
+
+def test_activations_and_masks_cost_one_flop_per_output_element():
+    """hardswish and hardsigmoid count as gelu and silu do: one FLOP per element, whatever the formula."""
+    x, mask = r(3, 5), torch.rand(3, 5) > 0.5
+    calls = [(aten.hardswish.default, (x,)), (aten.hardsigmoid.default, (x,)), (aten.hardswish_.default, (x.clone(),)),
+             (aten.bitwise_and.Tensor, (mask, ~mask))]
+    for target, args in calls:
+        (node,), result = imported(target, *args)
+        assert node_flops(node) == result.numel() == 15, target
+
+
+def test_piecewise_activation_backwards_cost_their_formula():
+    """The kernels' formulas, written out and checked against them: hardsigmoid's backward ``where(-3 < x < 3,
+    g / 6, 0)`` is a divide and a select (2 per element: a select counts one with its range test, as
+    threshold_backward's and leaky_relu_backward's do); hardswish's ``where(x < -3, 0, where(x <= 3,
+    g * (x / 3 + 0.5), g))`` a divide, an add, a multiply and a select (4)."""
+    x, g = r(4, 6) * 4, r(4, 6)  # values on all three pieces
+    inside = (x > -3) & (x < 3)
+    formulas = {
+        aten.hardsigmoid_backward.default: (torch.where(inside, g / 6, 0.0), 2),
+        aten.hardswish_backward.default: (torch.where(x < -3, 0.0, torch.where(x <= 3, g * (x / 3 + 0.5), g)), 4),
+    }
+    for target, (formula, operations) in formulas.items():
+        (node,), result = imported(target, g, x)
+        torch.testing.assert_close(result, formula, rtol=1e-7, atol=0)  # the kernels' constants: float32
+        assert node_flops(node) == operations * x.numel(), target
+
+
+def test_per_pixel_nll_loss_costs_one_flop_per_target_element():
+    """nll_loss2d (cross-entropy over an image's pixels) counts as nll_loss: one per picked log-probability."""
+    log_probs, target = F.log_softmax(r(2, 5, 3, 4), 1), torch.randint(0, 5, (2, 3, 4))
+    forward, (loss, total_weight) = imported(aten.nll_loss2d_forward.default, log_probs, target, None, 1, -100)
+    assert [node_flops(n) for n in forward] == [target.numel(), 0]
+    (backward,), _ = imported(aten.nll_loss2d_backward.default, torch.ones((), dtype=torch.float64), log_probs, target,
+                              None, 1, -100, total_weight)
+    assert node_flops(backward) == target.numel() == 24
+
+
+def test_causal_masks_fills_and_inplace_views_do_no_arithmetic():
+    """tril and triu (GPT-2's causal mask) are masked copies, fill_ a source: each writes its output, 0 FLOPs;
+    transpose_ and as_strided_ (nn.GRU, channels_last layouts) change strides only: no bytes either."""
+    for target, args in [(aten.tril.default, (x,)), (aten.triu.default, (x, 1)), (aten.fill_.Scalar, (x.clone(), 2.0))]:
+        (node,), result = imported(target, *args)
+        assert node_flops(node) == 0 and node_bytes(node) == result.numel() * result.element_size() == 4 * 6 * 8
+    for target, args in [(aten.transpose_.default, (x.clone(), 0, 1)),
+                         (aten.as_strided_.default, (x.clone(), [6, 4], [1, 6]))]:
+        (node,), _ = imported(target, *args)
+        assert node_flops(node) == 0 and node_bytes(node) == 0
 
 
 def test_every_row_names_an_aten_op():
