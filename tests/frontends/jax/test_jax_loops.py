@@ -138,6 +138,7 @@ def rnn_args():
             rng.standard_normal((B, H), dtype=np.float32), rng.standard_normal((T, B, D), dtype=np.float32))
 
 
+@pytest.mark.slow
 def test_a_scan_kept_whole_counts_its_products_as_body_times_steps():
     args = rnn_args()
     whole = gj.audit(rnn_loss, *args, argnums=(0, 1), loop_budget=1)

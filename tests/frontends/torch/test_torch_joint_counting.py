@@ -39,6 +39,7 @@ def _registry_kept():
         yield
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", [*BUILDS, "gpt2", "convnext", "gru", "mobilenet_v3"])
 def test_counted_from_the_joint_trace_equals_the_separate_trace(name):
     loss_fn, model, *inputs = BUILDS[name]() if name in BUILDS else zoo(name)

@@ -48,6 +48,8 @@ def audited(name: str) -> tuple:
     return _reports[name]
 
 
+# slow, each test that reads audited(): whichever runs first audits the model
+@pytest.mark.slow
 @pytest.mark.parametrize("name", MODELS)
 def test_imported_forms_evaluate_to_eager_gradients(name):
     """Random draws (GPT-2's dropout) are seeded alike before eager's run and graphaudit's."""
@@ -59,12 +61,14 @@ def test_imported_forms_evaluate_to_eager_gradients(name):
         assert zoo.relative_error(values, eager) <= zoo.EQUAL, form
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", MODELS)
 def test_every_op_has_a_cost_rule(name):
     report = audited(name)[0]
     assert [form.cost.no_cost_rule for form in report.forms.values()] == [()] * len(report.forms)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", MODELS)
 def test_joint_products_are_flop_counters_op_by_op(name):
     """graphaudit's joint FLOPs by op = FlopCounterMode's, less the CPU attention kernels it counts as 0, plus
@@ -97,6 +101,7 @@ def test_a_grouped_grad_weight_is_counted_groups_times_by_flop_counter():
     assert check["by_op_equal"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", [*MODELS, "bert"])
 def test_merged_separate_form_is_the_merged_joint_form(name):
     assert audited(name)[0].merged_equals_joint is True
