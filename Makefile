@@ -19,7 +19,7 @@ STAMP := $(VENV)/.installed
 VENV_PYTENSOR3 ?= .venv-pytensor3
 STAMP_PYTENSOR3 := $(VENV_PYTENSOR3)/.installed
 PYTENSOR3 ?= pytensor>=3,<4
-PYTENSOR3_TESTS ?= tests/frontends/pytensor tests/test_cli.py
+PYTENSOR3_TESTS ?= tests/frontends/pytensor tests/cli
 DEMO_ARGS ?=
 DEMO_OUT ?= graphaudit-out
 ZOO_ARGS ?=

@@ -15,7 +15,7 @@ import time
 from common import count_text, seconds_text, table
 
 import graphaudit as ga
-from graphaudit.analysis.cost import ClassCosts, merge_costs
+from graphaudit.analysis.cost import MergedNodeCosts, merge_costs
 from graphaudit.core.describe import forward_names
 from graphaudit.analysis.duplicates import duplicated_work
 from graphaudit.core.graph import paused_gc
@@ -31,8 +31,8 @@ def phase_seconds(model: ga.models.Model) -> dict[str, float]:
         seconds[name] = time.perf_counter() - start
         return result
 
-    def cost_classes(result: ga.MergeResult) -> ClassCosts:
-        per_class = ClassCosts(result)
+    def cost_classes(result: ga.MergeResult) -> MergedNodeCosts:
+        per_class = MergedNodeCosts(result)
         merge_costs(result, per_class)  # the separate and merged forms' totals, as audit makes them
         return per_class
 
@@ -40,7 +40,7 @@ def phase_seconds(model: ga.models.Model) -> dict[str, float]:
         separate = timed("separate_grads (build the separate form)", ga.separate_grads, model.loss, model.params)
         timed("grad (build the joint form)", ga.grad, model.loss, model.params)
         result = timed("merge the separate form", ga.merge, separate)
-        costs = timed("cost its classes (ClassCosts, merge_costs)", cost_classes, result)
+        costs = timed("cost its classes (MergedNodeCosts, merge_costs)", cost_classes, result)
         names = forward_names(ga.topological_order([model.loss]))
         timed("duplicated work and its breakdowns", duplicated_work, result, names, costs=costs)
     return seconds

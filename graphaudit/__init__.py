@@ -5,7 +5,8 @@ gradients with :func:`grad`, and compare one joint call against one call per par
 with :func:`audit`.
 """
 
-from graphaudit.analysis.audit import audit, audit_graph, compare_forms
+from graphaudit import models
+from graphaudit.analysis.audit import audit, audit_graph, compare_forms, count_forms
 from graphaudit.core.convert import from_networkx, to_networkx
 from graphaudit.analysis.cost import Cost, total_cost
 from graphaudit.views.draw import render, to_dot
@@ -22,6 +23,7 @@ from graphaudit.analysis.growth import Growth, growth
 from graphaudit.analysis.merge import MergeResult, digests, merge
 from graphaudit.analysis.report import Report
 from graphaudit.core.graph import GradCall, Node, constant, parameter, placeholder, topological_order
+from graphaudit.core.source import Source
 from graphaudit.core.ops import (
     OPS,
     Op,
@@ -61,13 +63,11 @@ from graphaudit.core.ops import (
     zeros,
 )
 
-from graphaudit import models  # noqa: E402  (builders need the ops above)
-
 __version__ = "0.1.0"
 
 __all__ = [
-    "Cost", "Growth", "MergeResult", "Report", "audit", "growth", "audit_graph", "compare_forms", "digests", "merge", "total_cost", "models",
-    "from_networkx", "to_networkx", "render", "to_dot",
+    "Cost", "Growth", "MergeResult", "Report", "audit", "growth", "audit_graph", "compare_forms", "count_forms", "digests", "merge", "total_cost", "models",
+    "from_networkx", "to_networkx", "render", "to_dot", "Source",
     "DisconnectedInputError", "EvaluationError", "GradCall", "GraphauditError", "Node", "OPS", "Op", "ShapeError",
     "UnknownOpError", "add", "apply", "arange", "broadcast_to", "cast", "concat", "constant", "div", "equal",
     "evaluate", "exp", "grad", "greater", "log", "log_softmax", "matmul", "max", "maximum", "mean", "mul", "neg",

@@ -258,7 +258,8 @@ def reference_duplicated_work(order, result, names):
                 entry[0] += 1
                 entry[1] += node_flops(n)
     by_forward = {ga.core.describe.name_of(o, names): {"op": o.op, "shape": list(o.shape), "calls": len(calls[o]),
-                                                  "rebuilt": len(calls[o]) - 1, "nodes": c[0], "flops": c[1]}
+                                                  "rebuilt": len(calls[o]) - 1, "nodes": c[0], "flops": c[1],
+                                                  "source": None}  # no sources given
                   for o, c in cost.items()}
     return {**totals, "by_op": by_op, "by_call": by_call, "by_forward_node": by_forward}
 

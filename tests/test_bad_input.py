@@ -1,7 +1,7 @@
 """Bad input: each row of the README's table, its exception type, and that the message names the culprit.
 
 The command-line rows of the table (missing file, syntax error, wrong return, unwritable
-output folder, ``dot`` missing) are in tests/test_cli.py and tests/test_draw.py.
+output folder, ``dot`` missing) are in tests/cli/ and tests/test_draw.py.
 """
 
 from __future__ import annotations

@@ -72,12 +72,12 @@ def test_total_cost_of_the_seed_forward_pass_matches_the_hand_count():
 
 
 def test_merge_costs_equal_total_cost_of_the_original_and_the_merged_graph():
-    from graphaudit.analysis.cost import ClassCosts, merge_costs
+    from graphaudit.analysis.cost import MergedNodeCosts, merge_costs
 
     model = ga.models.residual_mlp(depth=3, width=4, batch=2)
     separate = [ga.grad(model.loss, p) for p in model.params]
     result = ga.merge(separate)
-    costs = ClassCosts(result)
+    costs = MergedNodeCosts(result)
     assert len(costs.first) == result.nodes_after  # one cost-rule evaluation per merged operation
     original, merged = merge_costs(result, costs)
     assert original == total_cost(ga.topological_order(separate))

@@ -103,6 +103,20 @@ def test_same_report_same_bytes_in_a_fresh_process(tmp_path):
     assert pages[0] == pages[1]
 
 
+def test_each_node_carries_the_line_that_built_it(seed_report):
+    from graphaudit.core.source import source_of
+
+    page = payload(report_page(seed_report))["views"]
+    separate = view_data(seed_report, "separate")
+    for position, node in enumerate(separate.nodes):  # a backward node shows its forward node's line
+        k, found = page["separate"]["node"]["source"][position], source_of(node, seed_report.sources)
+        assert (k, found) == (-1, None) if found is None else page["separate"]["sources"][k] == list(found), node
+    for view in ("separate", "merged"):
+        named = [page[view]["sources"][k] for k in page[view]["node"]["source"] if k >= 0]
+        assert named and all(file.endswith("models.py") for file, _, _ in named)  # the seed's own lines
+        assert any(code == "h = h @ w + b" for _, _, code in named)
+
+
 def test_a_counted_report_has_no_page():
     model = models.deep_chain(depth=3, width=4, batch=2)
     report = ga.audit(model.loss, model.params, materialize=False)
@@ -165,6 +179,14 @@ def test_search_finds_a_node_by_name(browser_page):
     page.press("#search", "Enter")
     assert page.locator("#details h3").inner_text() == "sigmoid_2"
     assert page.locator("[data-selected]").count() == 1
+
+
+def test_the_node_panel_shows_its_source_line(browser_page, seed_report):
+    page = browser_page.page
+    page.fill("#search", "sigmoid_2")
+    page.press("#search", "Enter")
+    source = next(s for node, s in seed_report.sources.items() if seed_report.names.get(node) == "sigmoid_2")
+    assert page.locator("#source").inner_text().splitlines() == [source.location, source.code]
 
 
 def test_the_cli_writes_the_page_and_the_model_explorer_files(tmp_path, capsys):

@@ -13,7 +13,8 @@ from graphaudit.core.graph import GradCall
 def counted(report):
     """The separate form's cost and duplicated work, from the report's joint form alone."""
     labels = [GradCall.label_for([w]) for w in report.wrt]
-    return separate_from_joint(report.forms["joint"].outputs, report.merges["joint"], report.names, labels, top=TOP)
+    return separate_from_joint(report.forms["joint"].outputs, report.merges["joint"], report.names, labels, top=TOP,
+                               sources=dict(report.sources))
 
 
 @pytest.mark.parametrize("model", [

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from test_properties import ALL, random_graph
 
 import graphaudit as ga
-from graphaudit.core.grad import _Forward, separate_grads
+from graphaudit.core.grad import ForwardGraph, separate_grads
 from graphaudit.core.graph import topological_order
 from graphaudit.core.ops import OPS
 from graphaudit.core.replay import CallReplays, RuleReplays, _paths
@@ -145,7 +145,7 @@ def test_paths_found_for_all_targets_at_once_are_the_paths_walked_for_each(data)
     cost, params, _ = random_graph(data, ALL)
     forward = topological_order([cost])
     targets = [forward[i] for i in data.draw(st.lists(st.integers(0, len(forward) - 1), max_size=6))] + params
-    walked = _Forward(cost)
+    walked = ForwardGraph(cost)
     found = _paths(forward, {node: p for p, node in enumerate(forward)}, targets)
     for target in targets:
         on_path = walked.on_path({target})

@@ -16,8 +16,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from graphaudit.analysis.cost import ClassCosts, merge_costs, node_bytes, node_flops
+from graphaudit.analysis.cost import MergedNodeCosts, merge_costs, node_bytes, node_flops
 from graphaudit.analysis.counting import count_separate
+from graphaudit.analysis.joint_counting import separate_from_joint
 from graphaudit.core.describe import forward_names, name_of
 from graphaudit.analysis.duplicates import TOP, duplicated_work
 from graphaudit.core.evaluate import evaluate
@@ -27,6 +28,8 @@ from graphaudit.analysis.merge import MergeResult, merge
 from graphaudit.core.ops import get_op
 from graphaudit.analysis.report import Form, Report
 from graphaudit.analysis.semantic_work import removed_positions, semantic_work
+from graphaudit.core.source import Source, recorded_sources
+from graphaudit.errors import culprit
 
 
 def audit(
@@ -39,6 +42,7 @@ def audit(
     repeats: int = 5,
     materialize: bool = True,
     semantic: bool = False,
+    sources: Mapping[Node, Source] | None = None,
 ) -> Report:
     """Audit one joint ``grad(cost, wrt)`` against one ``grad(cost, w)`` per ``w`` in ``wrt``.
 
@@ -54,6 +58,10 @@ def audit(
 
     With ``semantic=True`` (needs egglog) the report also gives the duplicated work that
     only equality saturation finds (``report.semantic``; :mod:`graphaudit.analysis.semantic_work`).
+
+    ``sources`` maps nodes to the user's line that built them (:class:`graphaudit.core.source.Source`);
+    by default, the lines graphaudit noted as the forward nodes were built. A backward node's
+    line is its ``origin``'s. Every ``top`` and ``by_forward_node`` row of the report says its line.
     """
     targets = [wrt] if isinstance(wrt, Node) else check_nodes(wrt, "audit: wrt")
     if measure and feed is None:
@@ -63,7 +71,7 @@ def audit(
             option = "measure" if measure else "semantic"
             raise ValueError(f"audit: {option}=True needs the separate form built; drop materialize=False")
         with paused_gc():
-            return _counted_audit(cost, targets, commutative)
+            return _counted_audit(cost, targets, commutative, sources)
 
     # Millions of new nodes, few of them garbage: a collection would walk them all, again and again.
     with paused_gc():
@@ -74,12 +82,13 @@ def audit(
         joint = grad(cost, targets)
         joint_seconds = time.perf_counter() - start
 
-        names = forward_names(topological_order([cost]))
+        names = forward_names(topological_order([cost]))  # every forward node, so every backward node's origin
         report = compare_forms(
             separate,
             joint,
             wrt=[name_of(t, names) for t in targets],
             names=names,
+            sources=_sources(sources, list(names)),
             build_seconds=(separate_seconds, joint_seconds),
             commutative=commutative,
             semantic=semantic,
@@ -89,33 +98,74 @@ def audit(
     return report
 
 
-def _counted_audit(cost: Node, targets: list[Node], commutative: bool) -> Report:
+def _counted_audit(cost: Node, targets: list[Node], commutative: bool, sources: Mapping[Node, Source] | None) -> Report:
     start = time.perf_counter()
     joint, record = grad_with_record(cost, targets)
     joint_seconds = time.perf_counter() - start
     joint_merge, merge_seconds = _timed_merge(joint, commutative)
     names = forward_names(topological_order([cost]))
     labels = [GradCall.label_for([t.label]) for t in targets]
-    separate_cost, duplicated = count_separate(cost, targets, joint, record, joint_merge, names, labels, top=TOP)
-    joint_costs = ClassCosts(joint_merge)
+    sources = _sources(sources, list(names))
+    separate_cost, duplicated = count_separate(cost, targets, joint, record, joint_merge, names, labels, top=TOP,
+                                               sources=sources)
+    return _counted_report(joint, (joint_seconds, merge_seconds), joint_merge, [name_of(t, names) for t in targets],
+                           names, sources, separate_cost, duplicated, commutative)
+
+
+def count_forms(
+    joint: Sequence[Node],
+    *,
+    wrt: Sequence[str],
+    names: dict[Node, str] | None = None,
+    sources: Mapping[Node, Source] | None = None,
+    build_seconds: float | None = None,
+    commutative: bool = False,
+) -> Report:
+    """:func:`compare_forms` with the separate form counted from the joint form, not built.
+
+    ``joint[i]`` is the joint call's gradient for ``wrt[i]``. One call per parameter runs
+    exactly the part of the joint backward its gradient depends on
+    (:mod:`graphaudit.analysis.joint_counting`), so a front-end traces the forward and the
+    joint call only: one trace instead of one per parameter.
+    """
+    joint = list(joint)
+    if len(joint) != len(wrt):
+        raise ValueError(f"count_forms: {len(joint)} joint outputs for {len(wrt)} wrt")
+    with paused_gc():
+        joint_merge, merge_seconds = _timed_merge(joint, commutative)
+        if names is None:
+            names = forward_names(topological_order(joint))
+        sources = dict(sources) if sources is not None else {}
+        labels = [GradCall.label_for([w]) for w in wrt]
+        separate_cost, duplicated = separate_from_joint(joint, joint_merge, names, labels, top=TOP, sources=sources)
+        return _counted_report(joint, (build_seconds, merge_seconds), joint_merge, list(wrt), names, sources,
+                               separate_cost, duplicated, commutative)
+
+
+def _counted_report(joint: list[Node], seconds: tuple, joint_merge: MergeResult, wrt: list[str],
+                    names: dict[Node, str], sources: dict, separate_cost, duplicated: dict,
+                    commutative: bool) -> Report:
+    """A report whose separate form was counted: it has no graph, and merge(separate) is merge(joint)."""
+    joint_costs = MergedNodeCosts(joint_merge)
     joint_cost, merged_cost = merge_costs(joint_merge, joint_costs)
     forms = {
         "separate": Form(None, separate_cost, None),
-        "joint": Form(joint, joint_cost, joint_seconds),
+        "joint": Form(joint, joint_cost, seconds[0]),
         "separate_merged": Form(joint_merge.outputs, merged_cost, None),
-        "joint_merged": Form(joint_merge.outputs, merged_cost, merge_seconds),
+        "joint_merged": Form(joint_merge.outputs, merged_cost, seconds[1]),
     }
     return Report(
         kind="grad",
-        wrt=[name_of(t, names) for t in targets],
+        wrt=wrt,
         forms=forms,
-        subject="separate",
+        audited_form="separate",
         merges={"joint": joint_merge},
         duplicated=duplicated,
-        joint_duplicates=duplicated_work(joint_merge, names, costs=joint_costs, top=0),
+        joint_duplicates=duplicated_work(joint_merge, names, sources=sources, costs=joint_costs, top=0),
         merged_equals_joint=None,
         measured=None,
         names=names,
+        sources=sources,
         commutative=commutative,
         materialized=False,
     )
@@ -127,6 +177,7 @@ def compare_forms(
     *,
     wrt: Sequence[str],
     names: dict[Node, str] | None = None,
+    sources: Mapping[Node, Source] | None = None,
     build_seconds: tuple[float | None, float | None] = (None, None),
     commutative: bool = False,
     semantic: bool = False,
@@ -134,7 +185,9 @@ def compare_forms(
     """The comparison behind :func:`audit`, for gradient forms built elsewhere.
 
     ``separate[i]`` and ``joint[i]`` are the gradients for ``wrt[i]``, built by one call
-    per parameter and by one joint call. Framework front-ends import both and call this.
+    per parameter and by one joint call. Framework front-ends import both and call this,
+    with ``names`` and ``sources`` (the user's line of forward nodes, and of backward ones
+    where the framework records it) read from the framework's graph.
     """
     separate, joint = list(separate), list(joint)
     if len(separate) != len(joint) or len(separate) != len(wrt):
@@ -149,11 +202,12 @@ def compare_forms(
         merged_difference = _difference(merged_separate, merged_joint)
         if names is None:
             names = forward_names(topological_order(separate + joint))
-        separate_costs, joint_costs = ClassCosts(separate_merge), ClassCosts(joint_merge)
+        sources = _sources(sources, separate_merge.source + joint_merge.source)
+        separate_costs, joint_costs = MergedNodeCosts(separate_merge), MergedNodeCosts(joint_merge)
         separate_cost, separate_merged_cost = merge_costs(separate_merge, separate_costs)
         joint_cost, joint_merged_cost = merge_costs(joint_merge, joint_costs)
-        duplicated = duplicated_work(separate_merge, names, costs=separate_costs)
-        joint_duplicates = duplicated_work(joint_merge, names, costs=joint_costs, top=0)
+        duplicated = duplicated_work(separate_merge, names, sources=sources, costs=separate_costs)
+        joint_duplicates = duplicated_work(joint_merge, names, sources=sources, costs=joint_costs, top=0)
         extra, removed = _semantic(separate_merge, separate, names) if semantic else (None, ())
     forms = {
         "separate": Form(separate, separate_cost, build_seconds[0]),
@@ -165,13 +219,14 @@ def compare_forms(
         kind="grad",
         wrt=list(wrt),
         forms=forms,
-        subject="separate",
+        audited_form="separate",
         merges={"separate": separate_merge, "joint": joint_merge},
         duplicated=duplicated,
         joint_duplicates=joint_duplicates,
         merged_equals_joint=merged_equals_joint,
         measured=None,
         names=names,
+        sources=sources,
         commutative=commutative,
         semantic=extra,
         semantic_duplicates=removed,
@@ -179,10 +234,12 @@ def compare_forms(
     )
 
 
-def audit_graph(outputs: Node | Sequence[Node], *, commutative: bool = False, semantic: bool = False) -> Report:
+def audit_graph(outputs: Node | Sequence[Node], *, commutative: bool = False, semantic: bool = False,
+                sources: Mapping[Node, Source] | None = None) -> Report:
     """What merging removes from any graph (forms ``original`` and ``original_merged``), by op and provenance.
 
     With ``semantic=True``, also what equality saturation removes beyond that (``report.semantic``).
+    ``sources`` as for :func:`audit`.
     """
     outputs = [outputs] if isinstance(outputs, Node) else check_nodes(outputs, "audit_graph: outputs")
     if not outputs:
@@ -190,9 +247,10 @@ def audit_graph(outputs: Node | Sequence[Node], *, commutative: bool = False, se
     with paused_gc():
         result, seconds = _timed_merge(outputs, commutative)
         names = forward_names(result.source)
-        costs = ClassCosts(result)
+        sources = _sources(sources, result.source)
+        costs = MergedNodeCosts(result)
         original_cost, merged_cost = merge_costs(result, costs)
-        duplicated = duplicated_work(result, names, costs=costs)
+        duplicated = duplicated_work(result, names, sources=sources, costs=costs)
         extra, removed = _semantic(result, outputs, names) if semantic else (None, ())
     forms = {
         "original": Form(outputs, original_cost, None),
@@ -202,17 +260,33 @@ def audit_graph(outputs: Node | Sequence[Node], *, commutative: bool = False, se
         kind="graph",
         wrt=[],
         forms=forms,
-        subject="original",
+        audited_form="original",
         merges={"original": result},
         duplicated=duplicated,
         joint_duplicates=None,
         merged_equals_joint=None,
         measured=None,
         names=names,
+        sources=sources,
         commutative=commutative,
         semantic=extra,
         semantic_duplicates=removed,
     )
+
+
+def _sources(given: Mapping[Node, Source] | None, nodes: list[Node]) -> dict[Node, Source]:
+    """The sources given (checked), else the lines graphaudit noted as it built the forward nodes
+    among ``nodes`` and their backward nodes' origins (which a graph of gradients may not reach)."""
+    if given is None:
+        forward = dict.fromkeys(n for n in nodes if n.call is None and not n.is_leaf)
+        forward.update(dict.fromkeys(n.origin for n in nodes if n.origin is not None))
+        return recorded_sources(forward)
+    for node, source in given.items():
+        if not isinstance(node, Node):
+            raise TypeError(f"sources: a key is {culprit(node)}, not a graphaudit Node")
+        if not isinstance(source, Source):
+            raise TypeError(f"sources[{node!r}] is {culprit(source)}, not a graphaudit Source(file, line, code)")
+    return dict(given)
 
 
 def _semantic(syntactic: MergeResult, outputs: list[Node], names: dict[Node, str]) -> tuple[dict, tuple[Node, ...]]:

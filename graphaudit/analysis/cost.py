@@ -129,12 +129,13 @@ def total_cost(nodes: Iterable[Node]) -> Cost:
                 tuple(sorted(bounds.items())))
 
 
-class ClassCosts:
-    """The cost of every node of a merged graph, computed once per class of equal nodes.
+class MergedNodeCosts:
+    """The cost of each node of a merged graph, and which of them each original node became.
 
-    Equal nodes (same op, attrs and inputs) have equal shapes, so one evaluation of the
-    cost rule serves every copy: the rules run once per node of the merged graph, not
-    once per node of the (much larger) original. ``index[i]`` numbers the class of
+    A node of the merged graph stands for a class of equal nodes (same op, attrs and
+    inputs), and equal nodes have equal shapes, so one evaluation of the cost rule serves
+    every copy: the rules run once per node of the merged graph, not once per node of the
+    (much larger) original. ``index[i]`` numbers the class of
     ``result.source[i]`` (for operations; -1 for leaves); ``flops``, ``bytes``,
     ``matmul``, ``bound`` and ``known`` (has a cost rule) are per class, ``first[k]`` is the
     position of class ``k``'s canonical node; ``matmul`` holds FLOPs in products and ``bound``
@@ -190,12 +191,12 @@ class ClassCosts:
         )
 
 
-def merge_costs(result: MergeResult, costs: ClassCosts | None = None) -> tuple[Cost, Cost]:
+def merge_costs(result: MergeResult, costs: MergedNodeCosts | None = None) -> tuple[Cost, Cost]:
     """The :class:`Cost` of the graph that was merged into ``result``, and of the merged graph.
 
     Same totals as :func:`total_cost` of ``result.source`` and of ``result.order``.
     """
-    costs = costs if costs is not None else ClassCosts(result)
+    costs = costs if costs is not None else MergedNodeCosts(result)
     operations = np.flatnonzero(~result.leaf)
     original = costs.cost(costs.copies(operations), costs.copies(operations[costs.backward[operations]]))
     once = [1] * len(costs.first)

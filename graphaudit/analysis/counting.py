@@ -26,13 +26,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from graphaudit.analysis.duplicates import select_top, top_row
+from graphaudit.analysis.duplicates import select_top, source_data, top_row
 from graphaudit.analysis.cost import Cost, node_bytes, node_flops, node_matmul_flops, total_cost
 from graphaudit.core.describe import name_of
 from graphaudit.core.grad import RuleRecord
 from graphaudit.core.graph import Node, made_since, topological_order
 from graphaudit.analysis.merge import MergeResult
 from graphaudit.core.ops import get_op
+from graphaudit.core.source import Source
 
 
 @dataclass
@@ -54,8 +55,10 @@ def count_separate(
     call_labels: Sequence[str],
     *,
     top: int,
+    sources: dict[Node, Source] | None = None,
 ) -> tuple[Cost, dict]:
-    """The separate form's :class:`Cost` and its duplicated work (the dict of ``Report.duplicated``)."""
+    """The separate form's :class:`Cost` and its duplicated work (the dict of ``Report.duplicated``);
+    ``sources`` the user's lines of forward nodes, for the rows."""
     reach = _reach(cost, targets)
     live = joint_merge.mapping
     forward = [n for n in topological_order(joint) if n.call is None and not n.is_leaf]
@@ -101,7 +104,7 @@ def count_separate(
     for node in forward:
         forward_members.setdefault(live[node], []).append(node)
     duplicated = _duplicated(
-        occurrences, forward_members, built_by_bits, turn_calls, record, names, call_labels, top
+        occurrences, forward_members, built_by_bits, turn_calls, record, names, sources or {}, call_labels, top
     )
     return separate, duplicated
 
@@ -169,6 +172,7 @@ def _duplicated(
     turn_calls: dict[Node, int],
     record: list[RuleRecord],
     names: dict[Node, str],
+    sources: dict[Node, Source],
     call_labels: Sequence[str],
     top: int,
 ) -> dict:
@@ -218,8 +222,8 @@ def _duplicated(
         "bounds": {},  # graphaudit's own ops (the only ones counted) cost exactly what they run
         "by_op": dict(sorted(by_op.items(), key=lambda kv: (-kv[1]["flops"], -kv[1]["nodes"], kv[0]))),
         "by_call": _by_call(built_by_bits, canonical_by_call, forward_duplicates, call_labels),
-        "by_forward_node": _by_forward_node(occurrences, canonical_at_turn, turn_calls, record, names),
-        "top": _top(rows, names, call_labels, top),
+        "by_forward_node": _by_forward_node(occurrences, canonical_at_turn, turn_calls, record, names, sources),
+        "top": _top(rows, names, sources, call_labels, top),
     }
 
 
@@ -247,7 +251,7 @@ def _by_call(built_by_bits, canonical_by_call, forward_duplicates, call_labels) 
     return result
 
 
-def _by_forward_node(occurrences, canonical_at_turn, turn_calls, record, names) -> dict[str, dict]:
+def _by_forward_node(occurrences, canonical_at_turn, turn_calls, record, names, sources) -> dict[str, dict]:
     """Per forward node whose turn built copies: how many calls ran it, and the copies' cost."""
     built: dict[int, list[int]] = {}
     for backward in occurrences.values():
@@ -266,12 +270,12 @@ def _by_forward_node(occurrences, canonical_at_turn, turn_calls, record, names) 
         calls = turn_calls[origin].bit_count()
         rows.append((-flops, -nodes, name_of(origin, names), {
             "op": origin.op, "shape": list(origin.shape), "calls": calls, "rebuilt": calls - 1,
-            "nodes": nodes, "flops": flops,
+            "nodes": nodes, "flops": flops, "source": source_data(origin, sources),
         }))
     return {name: row for *_, name, row in sorted(rows, key=lambda r: r[:3])}
 
 
-def _top(rows, names, call_labels, top) -> list[dict]:
+def _top(rows, names, sources, call_labels, top) -> list[dict]:
     """The costliest duplicated subexpressions; call lists are spelled out only for the rows shown."""
     if top <= 0:
         return []
@@ -283,6 +287,6 @@ def _top(rows, names, call_labels, top) -> list[dict]:
     def row(first: Node, copies: int, members: list[Node], backward: list[_Occurrence]) -> dict:
         calls = sorted(k for o in backward for k in _calls_in(o.bits))
         labels = ["forward"] * len(members) + [call_labels[k] for k in calls]
-        return top_row(first, copies, labels, names)
+        return top_row(first, copies, labels, names, sources)
 
     return select_top(candidates, row, top)

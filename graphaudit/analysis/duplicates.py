@@ -4,7 +4,7 @@ The breakdowns say where the copies came from: by op, by the grad call that buil
 them (the first call to build a node owns it; later copies are the waste), by the
 forward node whose vjp rule built them, and the costliest duplicated subexpressions.
 They are computed on positions in the merged graph's source (numpy group sums), with
-each copy costing what its class costs (:class:`graphaudit.analysis.cost.ClassCosts`).
+each copy costing what its class costs (:class:`graphaudit.analysis.cost.MergedNodeCosts`).
 """
 
 from __future__ import annotations
@@ -13,22 +13,26 @@ from collections.abc import Callable
 
 import numpy as np
 
-from graphaudit.analysis.cost import ClassCosts, node_flops
+from graphaudit.analysis.cost import MergedNodeCosts, node_flops
 from graphaudit.core.describe import describe, name_of, operand_text
 from graphaudit.core.graph import Node
+from graphaudit.core.source import Source, source_of
 from graphaudit.analysis.merge import MergeResult
 
 TOP = 10  # how many duplicated subexpressions a report lists
 
 
-def duplicated_work(result: MergeResult, names: dict[Node, str], *, costs: ClassCosts | None = None,
-                    top: int = TOP) -> dict:
+def duplicated_work(result: MergeResult, names: dict[Node, str], *, sources: dict[Node, Source] | None = None,
+                    costs: MergedNodeCosts | None = None, top: int = TOP) -> dict:
     """What merging removed from the graph merged into ``result``: totals, by op, by call, by forward node, top list.
 
-    ``costs`` (of the same result) saves costing the classes again. Works on positions:
+    ``sources`` gives the user's line of nodes (:func:`graphaudit.core.source.source_of`): each
+    forward-node and top row says its own, or None. ``costs`` (of the same result) saves
+    costing the classes again. Works on positions:
     each duplicate's cost is its class's, and breakdowns are sums over groups of positions.
     """
-    costs = costs if costs is not None else ClassCosts(result)
+    costs = costs if costs is not None else MergedNodeCosts(result)
+    sources = sources if sources is not None else {}
     source = result.source
     dups = np.flatnonzero((result.canonical != np.arange(len(source))) & ~result.leaf)
     classes = costs.index[result.canonical[dups]]
@@ -53,8 +57,8 @@ def duplicated_work(result: MergeResult, names: dict[Node, str], *, costs: Class
         "bounds": dict(totals.bounds),
         "by_op": dict(sorted(by_op.items(), key=lambda kv: (-kv[1]["flops"], -kv[1]["nodes"], kv[0]))),
         "by_call": _by_call(source, dups, call[dups], flops, matmul),
-        "by_forward_node": _by_forward_node(result, dups, call, origin, flops, names),
-        "top": _top(result, costs, dups, classes, copies, names, top),
+        "by_forward_node": _by_forward_node(result, dups, call, origin, flops, names, sources),
+        "top": _top(result, costs, dups, classes, copies, names, sources, top),
     }
 
 
@@ -108,7 +112,7 @@ def _call_key(call, call_keys: dict[int, str]) -> str:
 
 
 def _by_forward_node(result: MergeResult, dups: np.ndarray, call: np.ndarray, origin: np.ndarray,
-                     flops: np.ndarray, names: dict[Node, str]) -> dict[str, dict]:
+                     flops: np.ndarray, names: dict[Node, str], sources: dict[Node, Source]) -> dict[str, dict]:
     """For each forward node whose vjp rule ran in several calls: how often, and the cost of the copies.
 
     ``call`` and ``origin`` hold each node's grad call index and its origin's id (-1: none).
@@ -136,12 +140,13 @@ def _by_forward_node(result: MergeResult, dups: np.ndarray, call: np.ndarray, or
             "rebuilt": calls - 1,
             "nodes": int(nodes[g]),
             "flops": int(flop_sums[g]),
+            "source": source_data(node, sources),
         }))
     return {name: row for *_, name, row in sorted(rows, key=lambda r: r[:3])}  # names are unique
 
 
-def _top(result: MergeResult, costs: ClassCosts, dups: np.ndarray, classes: np.ndarray, copies: np.ndarray,
-         names: dict[Node, str], top: int) -> list[dict]:
+def _top(result: MergeResult, costs: MergedNodeCosts, dups: np.ndarray, classes: np.ndarray, copies: np.ndarray,
+         names: dict[Node, str], sources: dict[Node, Source], top: int) -> list[dict]:
     """The duplicated subexpressions that waste most FLOPs, one row per canonical node."""
     if top <= 0:
         return []
@@ -157,7 +162,7 @@ def _top(result: MergeResult, costs: ClassCosts, dups: np.ndarray, classes: np.n
     def row(first: Node, k: int) -> dict:
         copies_of = [source[p] for p in by_class[ends[k] - copies[k]:ends[k]].tolist()]
         labels = [c.call.label if c.call is not None else "forward" for c in [first, *copies_of]]
-        return top_row(first, len(copies_of) + 1, labels, names)
+        return top_row(first, len(copies_of) + 1, labels, names, sources)
 
     return select_top(candidates, row, top)
 
@@ -177,7 +182,7 @@ def select_top(candidates: list[tuple], row: Callable[..., dict], top: int) -> l
     return sorted((row(*arguments) for _, *arguments in cut), key=top_order)[:top]
 
 
-def top_row(first: Node, copies: int, calls: list[str], names: dict[Node, str]) -> dict:
+def top_row(first: Node, copies: int, calls: list[str], names: dict[Node, str], sources: dict[Node, Source]) -> dict:
     """One row of the top duplicated subexpressions: ``first`` built ``copies`` times by ``calls``."""
     return {
         "expression": describe(first, names),
@@ -186,7 +191,14 @@ def top_row(first: Node, copies: int, calls: list[str], names: dict[Node, str]) 
         "copies": copies,
         "wasted_flops": node_flops(first) * (copies - 1),
         "calls": calls,
+        "source": source_data(first, sources),
     }
+
+
+def source_data(node: Node, sources: dict[Node, Source]) -> dict | None:
+    """A row's ``source``: ``{"file", "line", "code"}`` of the user's line behind ``node``, or None if unknown."""
+    found = source_of(node, sources)
+    return None if found is None else found.to_dict()
 
 
 def top_order(row: dict) -> tuple:

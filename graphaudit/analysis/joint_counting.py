@@ -27,10 +27,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from graphaudit.analysis.cost import ClassCosts, Cost
-from graphaudit.analysis.duplicates import select_top, top_row
+from graphaudit.analysis.cost import MergedNodeCosts, Cost
+from graphaudit.analysis.duplicates import select_top, source_data, top_row
 from graphaudit.analysis.merge import MergeResult
 from graphaudit.core.describe import name_of
+from graphaudit.core.source import Source
 from graphaudit.core.graph import Node
 
 FORWARD = -1  # the "call" of a forward node
@@ -51,14 +52,16 @@ def gradient_bits(result: MergeResult, outputs: Sequence[Node]) -> list[int]:
 
 
 def separate_from_joint(joint: Sequence[Node], result: MergeResult, names: dict[Node, str],
-                        call_labels: Sequence[str], *, costs: ClassCosts | None = None,
-                        top: int) -> tuple[Cost, dict]:
+                        call_labels: Sequence[str], *, costs: MergedNodeCosts | None = None,
+                        top: int, sources: dict[Node, Source] | None = None) -> tuple[Cost, dict]:
     """The separate form's :class:`Cost` and its duplicated work (``Report.duplicated``), from the joint form.
 
     ``joint[k]`` is the joint call's gradient for call ``k``, ``result`` the merge of the
-    joint form, ``call_labels[k]`` how reports name call ``k``.
+    joint form, ``call_labels[k]`` how reports name call ``k``, ``sources`` the user's lines
+    of nodes (for the rows' ``source``).
     """
-    costs = costs if costs is not None else ClassCosts(result)
+    sources = sources if sources is not None else {}
+    costs = costs if costs is not None else MergedNodeCosts(result)
     source = result.source
     bits = gradient_bits(result, joint)
     operations = np.flatnonzero(~result.leaf).tolist()
@@ -88,8 +91,8 @@ def separate_from_joint(joint: Sequence[Node], result: MergeResult, names: dict[
         "bounds": dict(totals.bounds),
         "by_op": _by_op(costs, duplicates),
         "by_call": _by_call(costs, by_bits, owner, duplicates, operations, call_labels),
-        "by_forward_node": _by_forward_node(source, costs, bits, owner, by_bits, names),
-        "top": _top(source, costs, bits, owner, copies, operations, names, call_labels, top),
+        "by_forward_node": _by_forward_node(source, costs, bits, owner, by_bits, names, sources),
+        "top": _top(source, costs, bits, owner, copies, operations, names, sources, call_labels, top),
     }
 
 
@@ -106,7 +109,7 @@ def _calls_in(bits: int) -> list[int]:
     return calls
 
 
-def _by_op(costs: ClassCosts, duplicates: list[int]) -> dict[str, dict]:
+def _by_op(costs: MergedNodeCosts, duplicates: list[int]) -> dict[str, dict]:
     by_op: dict[str, dict] = {}
     for c, n in enumerate(duplicates):
         if n:
@@ -117,7 +120,7 @@ def _by_op(costs: ClassCosts, duplicates: list[int]) -> dict[str, dict]:
     return dict(sorted(by_op.items(), key=lambda kv: (-kv[1]["flops"], -kv[1]["nodes"], kv[0])))
 
 
-def _by_call(costs: ClassCosts, by_bits: dict[int, list[int]], owner: list, duplicates: list[int],
+def _by_call(costs: MergedNodeCosts, by_bits: dict[int, list[int]], owner: list, duplicates: list[int],
              operations: list[int], call_labels: Sequence[str]) -> dict[str, dict]:
     """Per call (the forward first, then the calls in order), the copies it built of work already built."""
     built: dict[int, list[int]] = {}  # call -> [nodes, flops, matmul] of every copy it built
@@ -150,8 +153,9 @@ def _by_call(costs: ClassCosts, by_bits: dict[int, list[int]], owner: list, dupl
     return by_call
 
 
-def _by_forward_node(source: list[Node], costs: ClassCosts, bits: list[int], owner: list,
-                     by_bits: dict[int, list[int]], names: dict[Node, str]) -> dict[str, dict]:
+def _by_forward_node(source: list[Node], costs: MergedNodeCosts, bits: list[int], owner: list,
+                     by_bits: dict[int, list[int]], names: dict[Node, str],
+                     sources: dict[Node, Source]) -> dict[str, dict]:
     """For each forward node whose vjp rule ran in several calls: how often, and the cost of the copies."""
     calls: dict[int, int] = {}  # origin id -> bitset of the calls that ran its rule
     duplicated: dict[int, list[int]] = {}  # origin id -> [nodes, flops] of its rule's extra copies
@@ -178,12 +182,13 @@ def _by_forward_node(source: list[Node], costs: ClassCosts, bits: list[int], own
             node, ran = origins[key], calls[key].bit_count()
             rows.append((-flops, -nodes, name_of(node, names), {
                 "op": node.op, "shape": list(node.shape), "calls": ran, "rebuilt": ran - 1, "nodes": nodes,
-                "flops": flops}))
+                "flops": flops, "source": source_data(node, sources)}))
     return {name: row for *_, name, row in sorted(rows, key=lambda r: r[:3])}
 
 
-def _top(source: list[Node], costs: ClassCosts, bits: list[int], owner: list, copies: list[int],
-         operations: list[int], names: dict[Node, str], call_labels: Sequence[str], top: int) -> list[dict]:
+def _top(source: list[Node], costs: MergedNodeCosts, bits: list[int], owner: list, copies: list[int],
+         operations: list[int], names: dict[Node, str], sources: dict[Node, Source], call_labels: Sequence[str],
+         top: int) -> list[dict]:
     """The duplicated subexpressions that waste most FLOPs, one row per class, as the built form lists them."""
     if top <= 0:
         return []
@@ -195,7 +200,7 @@ def _top(source: list[Node], costs: ClassCosts, bits: list[int], owner: list, co
         built = sorted(call for p in members[c] for call in ([FORWARD] if not costs.backward[p]
                                                              else _calls_in(bits[p])))
         labels = ["forward" if call == FORWARD else call_labels[call] for call in built]
-        return top_row(first, copies[c], labels, names)
+        return top_row(first, copies[c], labels, names, sources)
 
     candidates = [((-costs.flops[c] * (n - 1), -n, costs.ops[c]), source[owner[c][1]], c)
                   for c, n in enumerate(copies) if n > 1]

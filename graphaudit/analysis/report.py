@@ -1,60 +1,25 @@
 """The Report: data first (``to_dict``), views second (text, JSON, DOT, PNG/SVG, notebook).
 
-``Report.to_dict()`` keys (all JSON types; FLOPs and bytes are integers):
-
-- ``kind``: ``"grad"`` (from :func:`audit`) or ``"graph"`` (from :func:`audit_graph`);
-- ``wrt``: names of the parameters, in order (empty for ``"graph"``);
-- ``forms``: ``separate``, ``joint``, ``separate_merged``, ``joint_merged`` (or ``original``,
-  ``original_merged``; :attr:`Report.merged` is the merged form of either), each with ``nodes`` (operations only: leaves are not counted),
-  ``backward_nodes``, ``flops``, ``backward_flops``, ``matmul_flops``, ``bytes`` (written
-  by operations), ``no_cost_rule`` (op -> nodes whose FLOPs are unknown), ``bounds``
-  (``upper`` / ``lower`` / ``mixed`` -> nodes whose FLOPs are a bound, not a count: loops
-  costed without knowing their branch or trip count; with any, ``flops`` and
-  ``matmul_flops`` are bounds) and ``build_seconds`` (the grad calls' time; a merged form's
-  is the time merging took);
-- ``duplicated``: what merging removes from the separate (or original) form: ``nodes``,
-  ``flops``, ``matmul_flops``, ``bytes``, ``bounds``, and ``by_op`` / ``by_call`` / ``by_forward_node``
-  (each a dict of name -> counts) and ``top`` (list of the costliest duplicated
-  subexpressions: ``expression``, ``shapes``, ``op``, ``copies``, ``wasted_flops``, ``calls``);
-- ``joint_duplicates``: the same for the joint form's own duplicates (``null`` for ``"graph"``);
-- ``merged_equals_joint``: whether merge(separate) is exactly merge(joint);
-- ``merged_difference``: what only one of them holds (``null`` unless both were built):
-  ``separate_only`` and ``joint_only`` (operations), their ``flops`` and ``bytes``, how many
-  are ``views``, and ``ops`` (op -> ``separate_only``, ``joint_only``);
-- ``measured``: ``null`` unless ``measure=True``: median seconds per form and the ratio;
-- ``commutative``: whether merging put commutative inputs in order;
-- ``semantic`` (only with ``semantic=True``): the duplicated work found beyond value
-  numbering by equality saturation: ``syntactic_classes`` and ``semantic_nodes`` (nodes
-  after each merge), ``extra`` (``nodes``, ``flops``, ``matmul_flops``, ``bytes``, ``merged``
-  (nodes merged into an equal earlier one; the rest fed only those), ``by_op``),
-  ``rules_matched`` (rule -> matches), ``rounding_rules_matched`` and ``rounding_merges``
-  (classes merged only by rules that hold up to float rounding), ``saturation``
-  (``iterations``, ``stopped``: ``"saturated"`` or the limit that stopped it, ``enodes``,
-  ``limits``, ``associativity``, load and saturate seconds) and ``top`` (``expression``,
-  ``shapes``, ``equals``: the earlier node it was merged into, ``flops``);
-- ``materialized``: ``false`` for a counting-mode report (``audit(..., materialize=False)``),
-  whose separate form was counted, not built (``merged_equals_joint`` is then ``null``);
-- ``framework`` (only when a framework front-end made the report): ``name``, ``version``,
-  ``build_seconds`` (``repeats``, ``calls`` per form, and per form ``median``, ``mean``,
-  ``stdev``, ``q1``, ``q3``, ``min``, ``max`` of the framework's own grad-building time, and
-  ``separate_over_joint``), and optionally ``compile_check``: ``title`` and ``rows`` (each
-  ``graph`` and, per form, ``nodes``, ``dots`` and ``seconds``) of what the framework's own
-  rewrites keep, plus whatever counts the front-end adds.
-
-``to_dict(timings=False)`` sets every measured time to ``null``: what is left is the same
-in every run, so two runs can be compared byte for byte.
+A Report never changes after it is made: it is a frozen dataclass, and what it holds is
+read-only (:mod:`graphaudit.analysis.frozen`); ``dataclasses.replace`` makes a changed copy.
+The keys and types of ``to_dict()`` are the TypedDicts of :mod:`graphaudit.analysis.schema`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
+from graphaudit.analysis.advice import AdviceWords, advice, advice_lines
 from graphaudit.analysis.cost import Cost, combined_bound
+from graphaudit.analysis.frozen import FreezableDict, frozen, thawed
 from graphaudit.core.describe import seconds_text, shape_text, si
 from graphaudit.core.graph import Node
+from graphaudit.core.source import Source
 from graphaudit.analysis.merge import MergeResult
+from graphaudit.analysis.schema import ReportData
 
 
 # How a figure that is a bound, not a count, is marked, and what the mark means.
@@ -68,13 +33,17 @@ def bound_mark(bounds: Any) -> str:
     return BOUND_MARKS[kind] if kind else ""
 
 
-class Section(dict):
+class Section(FreezableDict):
     """A front-end's part of a report: its data (this dict, ``to_dict()["framework"]``) and its text.
 
     The report prints :meth:`lines` after its verdicts and :meth:`closing_lines` at its end,
     and knows nothing else of any framework: each front-end subclasses this
-    (:mod:`graphaudit.frontends.common`) and says what its data means in its own words.
+    (:mod:`graphaudit.frontends.common`) and says what its data means in its own words, and
+    its keys and types in a TypedDict, its ``schema``. A front-end fills its section, then
+    attaches it: the report keeps a read-only copy.
     """
+
+    schema: ClassVar[Any] = dict[str, Any]  # keys undeclared
 
     def lines(self) -> list[str]:
         return []
@@ -82,8 +51,14 @@ class Section(dict):
     def closing_lines(self) -> list[str]:
         return []
 
+    def advice_words(self) -> AdviceWords | None:
+        """What to write instead of one grad call per parameter, in the framework's words, and whether
+        its compiler already recovers the repeated work (:class:`~graphaudit.analysis.advice.AdviceWords`);
+        None: graphaudit's own words."""
+        return None
 
-@dataclass
+
+@dataclass(frozen=True)
 class Form:
     """One gradient form: its outputs, their cost, and how long building it took."""
 
@@ -91,30 +66,37 @@ class Form:
     cost: Cost
     build_seconds: float | None
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "outputs", frozen(self.outputs))
+
     def to_dict(self, timings: bool = True) -> dict[str, Any]:
         return {**self.cost.to_dict(), "build_seconds": self.build_seconds if timings else None}
 
 
-@dataclass
+@dataclass(frozen=True)
 class Report:
     """The result of :func:`graphaudit.audit` or :func:`graphaudit.audit_graph`.
 
     Besides the data of ``to_dict``, it keeps the graphs themselves: ``forms[name].outputs``,
     ``merges[name]`` (the :class:`MergeResult` of the separate, joint or original form),
     ``semantic_duplicates`` (the nodes only a semantic merge removes, which pictures mark apart),
-    and ``names`` (the readable names of forward nodes) for drawing.
+    ``names`` (the readable names of forward nodes) for drawing, and ``sources`` (the user's line
+    that built a node; a backward node's is its ``origin``'s: :func:`graphaudit.core.source.source_of`).
+
+    It never changes: assigning a field raises, and so does changing what a field holds.
     """
 
     kind: str
     wrt: list[str]
     forms: dict[str, Form]
-    subject: str
+    audited_form: str  # the form whose duplicated work is reported: "separate", or "original" of a graph
     merges: dict[str, MergeResult]
     duplicated: dict[str, Any]
     joint_duplicates: dict[str, Any] | None
     merged_equals_joint: bool | None
     measured: dict[str, Any] | None
     names: dict[Node, str]
+    sources: dict[Node, Source] = dataclasses.field(default_factory=dict)  # the user's line of nodes (forward)
     commutative: bool = False
     framework: Section | None = None
     materialized: bool = True
@@ -122,15 +104,25 @@ class Report:
     semantic_duplicates: tuple[Node, ...] = ()
     merged_difference: dict[str, Any] | None = None
 
+    def __post_init__(self) -> None:
+        # What the caller passed stays theirs: the report keeps read-only copies (of what is not read-only already).
+        for field in dataclasses.fields(self):
+            object.__setattr__(self, field.name, frozen(getattr(self, field.name)))
+
     @property
     def merged(self) -> Form:
         """The merged form of what was audited: ``forms["separate_merged"]`` of a grad report,
         ``forms["original_merged"]`` of a graph report (every form ``X`` merges to ``X_merged``)."""
-        return self.forms[f"{self.subject}_merged"]
+        return self.forms[f"{self.audited_form}_merged"]
 
     # --- data --------------------------------------------------------------------------
 
-    def to_dict(self, timings: bool = True) -> dict[str, Any]:
+    def to_dict(self, timings: bool = True) -> ReportData:
+        """The report's data (:class:`~graphaudit.analysis.schema.ReportData`), a plain copy: yours to change.
+
+        With ``timings=False`` every measured time is None: what is left is the same in every
+        run, so two runs can be compared byte for byte.
+        """
         measured = self.measured
         if measured is not None and not timings:
             measured = {k: (v if k in ("repeats", "max_abs_difference") else None) for k, v in measured.items()}
@@ -145,12 +137,13 @@ class Report:
             "measured": measured,
             "commutative": self.commutative,
             "materialized": self.materialized,
+            "advice": advice(self),
         }
         if self.semantic is not None:
             data["semantic"] = self.semantic if timings else _without_timings(self.semantic)
         if self.framework is not None:
             data["framework"] = self.framework if timings else _without_timings(self.framework)
-        return data
+        return thawed(data)
 
     def to_json(self, timings: bool = True, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(timings), indent=indent)
@@ -213,17 +206,18 @@ class Report:
                 lines += ["", "by forward node (whose vjp rule ran in several grad calls):"]
                 lines += [
                     f"  {name} {shape_text(tuple(e['shape']))}: rule ran in {e['calls']} calls, "
-                    f"{e['nodes']} duplicated nodes, {si(e['flops'], 'FLOP')}"
+                    f"{e['nodes']} duplicated nodes, {si(e['flops'], 'FLOP')}{_at(e['source'])}"
                     for name, e in list(dup["by_forward_node"].items())[:12]
                 ]
             lines += ["", "top duplicated subexpressions:"]
             for rank, row in enumerate(dup["top"], start=1):
                 lines.append(
                     f"  {rank:>2}. {row['expression']}  {row['shapes']}  x{row['copies']} copies, "
-                    f"{si(row['wasted_flops'], 'FLOP')} wasted"
+                    f"{si(row['wasted_flops'], 'FLOP')} wasted{_at(row['source'])}"
                 )
         if self.framework is not None:
             lines += self.framework.closing_lines()
+        lines += advice_lines(self, bound_mark(dup["bounds"]))
         return "\n".join(lines)
 
     __str__ = to_text
@@ -238,15 +232,15 @@ class Report:
     def verdict(self) -> str:
         """How much work the separate (or original) form duplicates, in one line."""
         dup = self.duplicated
-        subject = self.forms[self.subject].cost
+        audited = self.forms[self.audited_form].cost
         mark = bound_mark(dup["bounds"])
         text = (
-            f"duplicated work in the {self.subject} form: {dup['nodes']} of {subject.nodes} nodes, "
+            f"duplicated work in the {self.audited_form} form: {dup['nodes']} of {audited.nodes} nodes, "
             f"{mark}{si(dup['flops'], 'FLOP')} ({mark}{si(dup['matmul_flops'], 'FLOP')} in matmuls)"
         )
         if self.kind == "grad":
             joint_backward = self.forms["joint"].cost.backward_flops
-            separate_backward = subject.backward_flops
+            separate_backward = audited.backward_flops
             if joint_backward:
                 text += f"; separate backward = {separate_backward / joint_backward:.2f}x joint backward FLOPs"
         return text
@@ -338,6 +332,11 @@ class Report:
         from graphaudit.views.draw import report_html
 
         return report_html(self)
+
+
+def _at(source: dict[str, Any] | None) -> str:
+    """`` at file:line``, what an editor links to, beside a row; "" when the line is not known."""
+    return f"  at {source['file']}:{source['line']}" if source is not None else ""
 
 
 def _ops_text(difference: dict[str, Any], side: str, shown: int = 3) -> str:

@@ -44,7 +44,7 @@ def grad(cost: Node, wrt: Node | Sequence[Node], *, disconnected: str = "raise")
     return _grad(cost, wrt, disconnected, None)
 
 
-def _grad(cost, wrt, disconnected: str, record: list | None, forward: _Forward | None = None):
+def _grad(cost, wrt, disconnected: str, record: list | None, forward: ForwardGraph | None = None):
     """:func:`grad`; ``forward`` may pass the cost's walked graph when many calls share a cost."""
     if disconnected not in ("raise", "zero"):
         raise ValueError(f"disconnected must be 'raise' or 'zero', got {disconnected!r}")
@@ -62,7 +62,7 @@ def _grad(cost, wrt, disconnected: str, record: list | None, forward: _Forward |
         raise ValueError("grad: wrt is empty; pass at least one node")
 
     if forward is None:
-        forward = _Forward(cost)
+        forward = ForwardGraph(cost)
     wanted_targets = set(targets)
     missing = [t for t in targets if t not in forward.consumers]
     if missing and disconnected == "raise":
@@ -165,7 +165,7 @@ def separate_grads(cost: Node, wrt: Sequence[Node]) -> list[Node]:
     (:mod:`graphaudit.core.replay`).
     """
     wrt = list(wrt)
-    forward = _Forward(cost, replay_for=[w for w in wrt if isinstance(w, Node)]) if isinstance(cost, Node) else None
+    forward = ForwardGraph(cost, replay_for=[w for w in wrt if isinstance(w, Node)]) if isinstance(cost, Node) else None
     grads = []
     with paused_gc():  # millions of new nodes: collections would walk them again and again
         for done, w in enumerate(wrt, start=1):
@@ -174,7 +174,7 @@ def separate_grads(cost: Node, wrt: Sequence[Node]) -> list[Node]:
     return grads
 
 
-class _Forward:
+class ForwardGraph:
     """The graph of a cost, walked once: its nodes and, for each, the nodes that consume it.
 
     With ``replay_for``, the separate calls' targets, it also keeps the vjp rules'

@@ -1,8 +1,9 @@
 """The graph: immutable nodes, the three kinds of leaf, provenance, and walks.
 
-A :class:`Node` is one operation applied to input nodes (PyTensor calls this an
-Apply node with its output Variable; the two coincide here because every op has a
-single output). Nodes are small (``__slots__``) and never change once made, so a
+A :class:`Node` is one operation applied to input nodes and its one result (PyTensor
+calls these an Apply node and its output Variable). graphaudit's own ops have one
+result; an imported op with several is imported as one node per result, told apart by
+the attr ``output=i``. Nodes are small (``__slots__``) and never change once made, so a
 graph can be shared freely between the separate and the joint gradient forms.
 
 Provenance says who made a node: ``call`` is ``None`` for forward nodes and a
@@ -25,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from graphaudit.core.attrs import canonical_attrs
+from graphaudit.core.source import forward_sources
 from graphaudit.errors import culprit
 
 LEAF_OPS = frozenset({"placeholder", "parameter", "constant"})
@@ -91,7 +93,7 @@ def building(call: GradCall | None = None, origin: Node | None = None):
 
 
 class _NodeSlots:
-    """The storage of a node; :class:`Node` adds immutability, :class:`_NewNode` fills it."""
+    """The storage of a node; :class:`Node` adds immutability, :class:`new_node` fills it."""
 
     __slots__ = ("op", "inputs", "attrs", "shape", "dtype", "name", "value", "call", "origin", "id")
 
@@ -121,7 +123,7 @@ class Node(_NodeSlots):
     id: int
 
     def __new__(cls, op, inputs, attrs, shape, dtype, name=None, value=None):
-        return _NewNode(op, inputs, canonical_attrs(attrs) if attrs else (), shape, dtype, name, value)
+        return new_node(op, inputs, canonical_attrs(attrs) if attrs else (), shape, dtype, name, value)
 
     def __setattr__(self, key, value):
         raise AttributeError(f"graphaudit nodes are immutable (tried to set {key!r} on {self!r})")
@@ -131,7 +133,7 @@ class Node(_NodeSlots):
 
     def with_inputs(self, inputs: Sequence[Node]) -> Node:
         """A copy of this node (same op, attrs and provenance) reading other inputs."""
-        return _NewNode(self.op, tuple(inputs), self.attrs, self.shape, self.dtype, self.name, self.value,
+        return new_node(self.op, tuple(inputs), self.attrs, self.shape, self.dtype, self.name, self.value,
                         (self.call, self.origin))
 
     def same_draw(self, inputs: Sequence[Node]) -> Node:
@@ -142,7 +144,7 @@ class Node(_NodeSlots):
         the copies that two merges of one program make (of its separate and of its joint
         form) merge with each other, and never with another draw.
         """
-        return _NewNode(self.op, tuple(inputs), self.attrs, self.shape, self.dtype, self.name, self.draw,
+        return new_node(self.op, tuple(inputs), self.attrs, self.shape, self.dtype, self.name, self.draw,
                         (self.call, self.origin))
 
     @property
@@ -189,8 +191,13 @@ class Node(_NodeSlots):
     __array_priority__ = 1000  # so that numpy_array + node calls Node.__radd__
 
 
-class _NewNode(_NodeSlots):
-    """How every node is made: fill the slots with plain assignments, then become a :class:`Node`.
+class new_node(_NodeSlots):  # a class called like a function: what it returns is a Node
+    """``new_node(op, inputs, attrs, shape, dtype)``: a :class:`Node` with the current provenance
+    (or the given one), made without checks; ``ops.apply`` checks the inputs and infers shape
+    and dtype first. Every node is made here. A forward node made with the current provenance
+    (graphaudit's own API, outside any grad call) has the user's line that made it noted in
+    :data:`graphaudit.core.source.forward_sources`; nodes given their provenance (importers,
+    copies) do not: an importer knows the framework's own record of the line.
 
     ``Node`` forbids assignment, so its slots cannot be filled the ordinary way; a
     class with the same slots and no such rule can, and switching ``__class__`` at the
@@ -208,18 +215,15 @@ class _NewNode(_NodeSlots):
         self.dtype = dtype
         self.name = name
         self.value = value
+        self.id = next(_next_id)
         if provenance is None:
-            self.call = build_context.call
+            self.call = call = build_context.call
             self.origin = build_context.origin
+            if call is None:  # a forward node built by graphaudit's own API: note the user's line
+                forward_sources.record(self.id)
         else:
             self.call, self.origin = provenance
-        self.id = next(_next_id)
         self.__class__ = Node
-
-
-# ``new_node(op, inputs, attrs, shape, dtype)``: a node with the current provenance, made
-# without checks; ops.apply checks the inputs and infers shape and dtype first.
-new_node = _NewNode
 
 
 def new_id_mark() -> int:

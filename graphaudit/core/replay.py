@@ -278,7 +278,7 @@ def _paths(forward: list[Node], index: dict[Node, int], targets: Sequence[Node])
     """For each target in the forward graph, whether each forward node is on a path from it.
 
     On a target's path: the target, and every floating-point node with an input on it
-    (what :meth:`graphaudit.core.grad._Forward.on_path` walks). Found for all targets at once,
+    (what :meth:`graphaudit.core.grad.ForwardGraph.on_path` walks). Found for all targets at once,
     as a bitset of targets per node, then unpacked to one boolean row per target. (A
     byte per forward node and target: less than the separate form those calls build.)
     """

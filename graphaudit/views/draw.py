@@ -279,20 +279,20 @@ def report_dot(report: Report, view: str = "merged", *, max_nodes: int = MAX_NOD
     """DOT source of a report's ``"merged"`` or ``"separate"`` view (see the module docstring)."""
     if view not in VIEWS:
         raise ValueError(f"unknown view {view!r}: choose one of {', '.join(map(repr, VIEWS))}")
-    subject = report.subject
-    result = report.merges[subject]
+    audited = report.audited_form
+    result = report.merges[audited]
     duplicated = report.duplicated["nodes"]
-    form = f"{subject} form" if report.kind == "grad" else "graph"
+    form = f"{audited} form" if report.kind == "grad" else "graph"
     semantic = report.semantic_duplicates
     also = f", {len(semantic)} more semantic (orange)" if semantic else ""
     grads = report.kind == "grad"
     if view == "separate":
-        order = topological_order(report.forms[subject].outputs)
+        order = topological_order(report.forms[audited].outputs)
         calls = f"{len(report.wrt)} grad calls, one per parameter; " if grads else ""
         title = f"{form}: {calls}{operations(order)} operations, {duplicated} duplicated (red){also}"
         return _draw(SeparateView(order, report.names, title, result, grads, frozenset(semantic)), max_nodes, columns)
     order = topological_order(result.outputs)
-    title = f"merged {form}: {operations(order)} operations; xN: N copies in the {subject} form merged into one{also}"
+    title = f"merged {form}: {operations(order)} operations; xN: N copies in the {audited} form merged into one{also}"
     merged = frozenset(result.mapping[node] for node in semantic)
     return _draw(MergedView(order, report.names, title, result, grads, merged), max_nodes, columns)
 

@@ -68,12 +68,12 @@ def _summary(report) -> str:
     top = report.duplicated["top"]
     top_rows = "".join(
         f"<tr><td>{rank}</td><td><code>{html.escape(row['expression'])}</code></td><td>{html.escape(row['shapes'])}</td>"
-        f"<td>x{row['copies']}</td><td>{si(row['wasted_flops'], 'FLOP')}</td></tr>"
+        f"<td>x{row['copies']}</td><td>{si(row['wasted_flops'], 'FLOP')}</td><td>{_source_cell(row['source'])}</td></tr>"
         for rank, row in enumerate(top, start=1)
     )
     top_table = (
         "<h2>Top duplicated subexpressions</h2><table class=\"top\"><tr><th>#</th><th>expression</th><th>shapes</th>"
-        f"<th>copies</th><th>wasted</th></tr>{top_rows}</table>" if top else ""
+        f"<th>copies</th><th>wasted</th><th>source</th></tr>{top_rows}</table>" if top else ""
     )
     return (
         f'<header><h1>{html.escape(report.headline())}</h1>'
@@ -81,6 +81,12 @@ def _summary(report) -> str:
         f'<p class="verdict">{html.escape(report.verdict())}</p>{top_table}'
         f"<details><summary>full text report</summary><pre>{html.escape(report.to_text())}</pre></details></header>"
     )
+
+
+def _source_cell(source: dict | None) -> str:
+    if source is None:
+        return ""
+    return f'<code title="{html.escape(source["code"])}">{html.escape(source["file"])}:{source["line"]}</code>'
 
 
 def _graph_panel() -> str:
@@ -125,10 +131,13 @@ def _view_payload(data: ViewData) -> dict:
         inputs.extend(position[i.id] for i in node.inputs if i.id in position)
         starts.append(len(inputs))
     call_sets: dict[tuple[int, ...], int] = {}
+    sources: dict[tuple[str, int, str], int] = {}  # each distinct line once: [file, line, code]
+    source_column = [-1 if s is None else sources.setdefault(tuple(s), len(sources)) for s in data.sources]
     return {
         "title": data.title,
         "callLabels": data.call_labels,
         "callSets": [list(s) for s in _index(call_sets, data.calls)],
+        "sources": [list(s) for s in sources],
         "ops": list(_index(ops, [n.op for n in data.nodes])),
         "node": {
             "name": data.names,
@@ -141,6 +150,7 @@ def _view_payload(data: ViewData) -> dict:
             "dup": [int(d) for d in data.duplicate],
             "kind": [2 if n.is_leaf else (0 if n.call is None else 1) for n in data.nodes],
             "group": node_group,
+            "source": source_column,  # a position in "sources", -1: not known
         },
         "inStart": starts,
         "inputs": inputs,

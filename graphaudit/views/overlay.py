@@ -3,7 +3,8 @@
 Both need, for every node of the *separate* view (the separate form as built) or the
 *merged* view (the merged graph): a name a user can search for, its op, shape and FLOPs,
 its *copies* (how many nodes of the separate form are equal to it), its *wasted* FLOPs
-(what the copies beyond the first cost), the grad calls that built a copy, and its place
+(what the copies beyond the first cost), the grad calls that built a copy, the user's line
+behind it (when known), and its place
 in the group tree (:mod:`graphaudit.views.groups`). Computing them once, here, keeps the two
 exporters to the presentation. Constants are left out: they are leaves, never counted,
 and every call makes its own.
@@ -18,6 +19,7 @@ import numpy as np
 from graphaudit.analysis.cost import node_flops
 from graphaudit.core.describe import adjoint_target, describe, leaf_text, shape_text
 from graphaudit.core.graph import GradCall, Node, topological_order
+from graphaudit.core.source import Source, source_of
 from graphaudit.views.groups import Group, group_tree
 
 NAME_LENGTH = 80
@@ -37,6 +39,7 @@ class ViewData:
     copies: list[int]
     wasted: list[int]
     calls: list[tuple[int, ...]]  # positions in ``call_labels``
+    sources: list[Source | None]  # the user's line behind each node (a backward node: its origin's)
     duplicate: list[bool]  # separate view: equal to an earlier node (what merging removes)
     call_labels: list[str]
     tree: Group
@@ -49,7 +52,7 @@ def view_data(report, view: str) -> ViewData:
     if not report.materialized:
         raise ValueError("this report was counted (materialize=False): there is no separate graph to show; "
                          "audit with materialize=True")
-    result = report.merges[report.subject]
+    result = report.merges[report.audited_form]
     source = result.source
     canonical = result.canonical.tolist()
     calls: dict[GradCall, int] = {}
@@ -95,6 +98,7 @@ def view_data(report, view: str) -> ViewData:
         wasted=[f if d else 0 for f, d in zip(flops, duplicate)] if view == "separate"
         else [f * (c - 1) for f, c in zip(flops, copies)],
         calls=[tuple(sorted(s)) for s in call_sets],
+        sources=[source_of(n, report.sources) for n in stands_for],
         duplicate=duplicate,
         call_labels=[call.label for call in calls],
         tree=group_tree(nodes, top),

@@ -11,7 +11,9 @@ import numpy as np
 
 from graphaudit.core.graph import Node, constant
 from graphaudit.core.ops.registry import apply, define, elementwise_cost, no_flops
-from graphaudit.core.ops.rules import _broadcast, _lift, _need_float, _one, _zero, numpy_dtype, unbroadcast
+from graphaudit.core.ops.rules import (
+    as_node, broadcast_shape_of, numpy_dtype, require_float, scalar_one, scalar_zero, unbroadcast,
+)
 
 
 # --- elementwise binary ops ---------------------------------------------------------------
@@ -19,7 +21,7 @@ from graphaudit.core.ops.rules import _broadcast, _lift, _need_float, _one, _zer
 
 def _binary_infer(name, function):
     def infer(a: Node, b: Node):
-        shape = a.shape if a.shape == b.shape else _broadcast(name, a, b)
+        shape = a.shape if a.shape == b.shape else broadcast_shape_of(name, a, b)
         return shape, numpy_dtype(function, a.dtype, b.dtype)
 
     return infer
@@ -51,7 +53,7 @@ def _div_vjp(node, g, wanted):
 def _pow_vjp(node, g, wanted):
     x, y = node.inputs
     return [
-        unbroadcast(g * (y * pow(x, y - _one(y))), x) if wanted[0] else None,
+        unbroadcast(g * (y * pow(x, y - scalar_one(y))), x) if wanted[0] else None,
         unbroadcast(g * (node * log(x)), y) if wanted[1] else None,
     ]
 
@@ -60,8 +62,8 @@ def _maximum_vjp(node, g, wanted):
     a, b = node.inputs
     b_wins = greater(b, a)  # ties send the gradient to a
     return [
-        unbroadcast(where(b_wins, _zero(g), g), a) if wanted[0] else None,
-        unbroadcast(where(b_wins, g, _zero(g)), b) if wanted[1] else None,
+        unbroadcast(where(b_wins, scalar_zero(g), g), a) if wanted[0] else None,
+        unbroadcast(where(b_wins, g, scalar_zero(g)), b) if wanted[1] else None,
     ]
 
 
@@ -78,7 +80,7 @@ define(
 
 def _compare_infer(name):
     def infer(a: Node, b: Node):
-        return _broadcast(name, a, b), np.dtype(bool)
+        return broadcast_shape_of(name, a, b), np.dtype(bool)
 
     return infer
 
@@ -92,7 +94,7 @@ define("greater", _compare_infer("greater"), lambda n, a, b: np.greater(a, b), N
 def _binary(name: str, a, b) -> Node:
     """Apply a binary op; a bare number takes its dtype from the node beside it."""
     if type(a) is not Node or type(b) is not Node:
-        a, b = _lift(a, b if isinstance(b, Node) else None), _lift(b, a if isinstance(a, Node) else None)
+        a, b = as_node(a, b if isinstance(b, Node) else None), as_node(b, a if isinstance(a, Node) else None)
     return apply(name, (a, b))
 
 
@@ -139,7 +141,7 @@ def _same_infer(x: Node):
 
 def _float_infer(name):
     def infer(x: Node):
-        _need_float(name, x)
+        require_float(name, x)
         return x.shape, x.dtype
 
     return infer
@@ -156,11 +158,11 @@ define("log", _float_infer("log"), lambda n, x: np.log(x), lambda n, g, w: [g / 
 define("sqrt", _float_infer("sqrt"), lambda n, x: np.sqrt(x),
        lambda n, g, w: [g / (n * constant(2, dtype=n.dtype))], elementwise_cost, "elementwise")
 define("tanh", _float_infer("tanh"), lambda n, x: np.tanh(x),
-       lambda n, g, w: [g * (_one(n) - n * n)], elementwise_cost, "elementwise")
+       lambda n, g, w: [g * (scalar_one(n) - n * n)], elementwise_cost, "elementwise")
 define("sigmoid", _float_infer("sigmoid"), _sigmoid_impl,
-       lambda n, g, w: [g * (n * (_one(n) - n))], elementwise_cost, "elementwise")
+       lambda n, g, w: [g * (n * (scalar_one(n) - n))], elementwise_cost, "elementwise")
 define("relu", _float_infer("relu"), lambda n, x: np.maximum(x, 0),
-       lambda n, g, w: [where(greater(n.inputs[0], _zero(n)), g, _zero(g))], elementwise_cost, "elementwise")
+       lambda n, g, w: [where(greater(n.inputs[0], scalar_zero(n)), g, scalar_zero(g))], elementwise_cost, "elementwise")
 
 
 def _cast_infer(x: Node, dtype):
@@ -176,35 +178,35 @@ define("cast", _cast_infer, lambda n, x: x.astype(n.dtype), _cast_vjp, no_flops,
 
 
 def neg(x) -> Node:
-    return apply("neg", (_lift(x),))
+    return apply("neg", (as_node(x),))
 
 
 def exp(x) -> Node:
-    return apply("exp", (_lift(x),))
+    return apply("exp", (as_node(x),))
 
 
 def log(x) -> Node:
-    return apply("log", (_lift(x),))
+    return apply("log", (as_node(x),))
 
 
 def sqrt(x) -> Node:
-    return apply("sqrt", (_lift(x),))
+    return apply("sqrt", (as_node(x),))
 
 
 def tanh(x) -> Node:
-    return apply("tanh", (_lift(x),))
+    return apply("tanh", (as_node(x),))
 
 
 def sigmoid(x) -> Node:
-    return apply("sigmoid", (_lift(x),))
+    return apply("sigmoid", (as_node(x),))
 
 
 def relu(x) -> Node:
-    return apply("relu", (_lift(x),))
+    return apply("relu", (as_node(x),))
 
 
 def cast(x, dtype) -> Node:
-    return apply("cast", (_lift(x),), dtype=np.dtype(dtype).name)
+    return apply("cast", (as_node(x),), dtype=np.dtype(dtype).name)
 
 
 # --- where ----------------------------------------------------------------------------------
@@ -213,15 +215,15 @@ def cast(x, dtype) -> Node:
 def _where_infer(cond: Node, a: Node, b: Node):
     if cond.dtype != np.dtype(bool):
         raise TypeError(f"where: the condition must be bool, got {cond.dtype} ({cond!r})")
-    return _broadcast("where", cond, a, b), np.result_type(a.dtype, b.dtype)
+    return broadcast_shape_of("where", cond, a, b), np.result_type(a.dtype, b.dtype)
 
 
 def _where_vjp(node, g, wanted):
     cond, a, b = node.inputs
     return [
         None,
-        unbroadcast(where(cond, g, _zero(g)), a) if wanted[1] else None,
-        unbroadcast(where(cond, _zero(g), g), b) if wanted[2] else None,
+        unbroadcast(where(cond, g, scalar_zero(g)), a) if wanted[1] else None,
+        unbroadcast(where(cond, scalar_zero(g), g), b) if wanted[2] else None,
     ]
 
 
@@ -230,6 +232,6 @@ define("where", _where_infer, lambda n, c, a, b: np.where(c, a, b), _where_vjp, 
 
 def where(cond, a, b) -> Node:
     """Elementwise ``a if cond else b`` (numpy broadcasting)."""
-    a = _lift(a, b if isinstance(b, Node) else None)
-    b = _lift(b, a)
-    return apply("where", (_lift(cond), a, b))
+    a = as_node(a, b if isinstance(b, Node) else None)
+    b = as_node(b, a)
+    return apply("where", (as_node(cond), a, b))

@@ -7,7 +7,7 @@ import numpy as np
 from graphaudit.errors import ShapeError
 from graphaudit.core.graph import Node
 from graphaudit.core.ops.registry import apply, define, elementwise_cost, no_flops
-from graphaudit.core.ops.rules import _broadcast, _check_bounds, _lift, _need_int
+from graphaudit.core.ops.rules import as_node, broadcast_shape_of, check_index_bounds, require_int
 from graphaudit.core.ops.shape import reshape
 
 
@@ -15,13 +15,13 @@ def _index_infer(x: Node, *indices: Node):
     if len(indices) > x.ndim:
         raise ShapeError(f"index: {len(indices)} index arrays for shape {x.shape}")
     for position, index in enumerate(indices):
-        _need_int("index", index, f"index {position}")
-    batch = _broadcast("index", *indices)
+        require_int("index", index, f"index {position}")
+    batch = broadcast_shape_of("index", *indices)
     return batch + x.shape[len(indices):], x.dtype
 
 
 def _index_impl(node, x, *indices):
-    _check_bounds(node, x.shape, indices)
+    check_index_bounds(node, x.shape, indices)
     return x[indices]
 
 
@@ -32,15 +32,15 @@ def _index_vjp(node, g, wanted):
 
 def _index_add_infer(g: Node, *indices: Node, shape):
     for position, index in enumerate(indices):
-        _need_int("index_add", index, f"index {position}")
-    expected = _broadcast("index_add", *indices) + shape[len(indices):]
+        require_int("index_add", index, f"index {position}")
+    expected = broadcast_shape_of("index_add", *indices) + shape[len(indices):]
     if g.shape != expected:
         raise ShapeError(f"index_add: values of shape {g.shape} do not fit indices into {shape}")
     return shape, g.dtype
 
 
 def _index_add_impl(node, g, *indices):
-    _check_bounds(node, node.shape, indices)
+    check_index_bounds(node, node.shape, indices)
     out = np.zeros(node.shape, dtype=node.dtype)
     np.add.at(out, indices, g)
     return out
@@ -58,10 +58,10 @@ define("index_add", _index_add_infer, _index_add_impl, _index_add_vjp, elementwi
 
 def take(x, *indices) -> Node:
     """Integer-array indexing over the leading axes: ``take(logp, arange(n), y)`` is ``logp[arange(n), y]``."""
-    x = _lift(x)
+    x = as_node(x)
     index_nodes = []
     for position, index in enumerate(indices):
-        node = _lift(index)
+        node = as_node(index)
         if node.dtype.kind == "f":
             raise TypeError(f"index: index {position} has float dtype {node.dtype}; indices must be integers")
         index_nodes.append(node)

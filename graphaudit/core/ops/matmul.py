@@ -7,13 +7,13 @@ import numpy as np
 from graphaudit.errors import ShapeError
 from graphaudit.core.graph import Node
 from graphaudit.core.ops.registry import apply, define
-from graphaudit.core.ops.rules import _lift, _result_type, broadcast_shapes, unbroadcast
+from graphaudit.core.ops.rules import as_node, broadcast_shapes, result_dtype, unbroadcast
 
 
 def _matmul_infer(a: Node, b: Node):
     a_shape, b_shape = a.shape, b.shape
     if len(a_shape) == 2 and len(b_shape) == 2 and a_shape[1] == b_shape[0]:  # the common case, quickly
-        return (a_shape[0], b_shape[1]), _result_type(a.dtype, b.dtype)
+        return (a_shape[0], b_shape[1]), result_dtype(a.dtype, b.dtype)
     if a.ndim < 2 or b.ndim < 2:
         raise ShapeError(f"matmul: needs 2-D or batched operands, got shapes {a.shape} and {b.shape}")
     if a.shape[-1] != b.shape[-2]:
@@ -23,7 +23,7 @@ def _matmul_infer(a: Node, b: Node):
     batch = broadcast_shapes(a.shape[:-2], b.shape[:-2])
     if batch is None:
         raise ShapeError(f"matmul: batch dimensions of {a.shape} and {b.shape} do not broadcast")
-    return batch + (a.shape[-2], b.shape[-1]), _result_type(a.dtype, b.dtype)
+    return batch + (a.shape[-2], b.shape[-1]), result_dtype(a.dtype, b.dtype)
 
 
 def _swap_last(x: Node) -> Node:
@@ -48,4 +48,4 @@ define("matmul", _matmul_infer, lambda n, a, b: np.matmul(a, b), _matmul_vjp, _m
 
 
 def matmul(a, b) -> Node:
-    return apply("matmul", (_lift(a), _lift(b)))
+    return apply("matmul", (as_node(a), as_node(b)))

@@ -16,7 +16,9 @@ from graphaudit.errors import ShapeError
 from graphaudit.core.graph import Node, constant
 from graphaudit.core.ops.elementwise import cast, equal, exp
 from graphaudit.core.ops.registry import apply, define, per_element, reduction_cost
-from graphaudit.core.ops.rules import _axes, _kept_shape, _lift, _need_float, _with_kept_dims, numpy_dtype
+from graphaudit.core.ops.rules import (
+    as_node, kept_dims_shape, normalized_axes, numpy_dtype, require_float, with_kept_dims,
+)
 
 
 # --- reductions -----------------------------------------------------------------------------
@@ -24,13 +26,13 @@ from graphaudit.core.ops.rules import _axes, _kept_shape, _lift, _need_float, _w
 
 def _reduce_infer(name, function):
     def infer(x: Node, axis, keepdims):
-        if axis != _axes(name, x.shape, axis):
+        if axis != normalized_axes(name, x.shape, axis):
             raise ShapeError(f"{name}: axis must be given normalised, got {axis!r}")
         if name == "max" and any(x.shape[a] == 0 for a in axis):
             raise ShapeError(f"max: cannot reduce an empty axis of shape {x.shape}")
         dtype = numpy_dtype(function, x.dtype) if name != "max" else x.dtype
         if keepdims:
-            return _kept_shape(x.shape, axis), dtype
+            return kept_dims_shape(x.shape, axis), dtype
         return tuple(d for i, d in enumerate(x.shape) if i not in axis), dtype
 
     return infer
@@ -38,21 +40,21 @@ def _reduce_infer(name, function):
 
 def _sum_vjp(node, g, wanted):
     x = node.inputs[0]
-    return [apply("broadcast_to", (_with_kept_dims(node, g),), shape=x.shape)]
+    return [apply("broadcast_to", (with_kept_dims(node, g),), shape=x.shape)]
 
 
 def _mean_vjp(node, g, wanted):
     x = node.inputs[0]
     count = math.prod(x.shape[a] for a in node.attr("axis"))
-    return [apply("broadcast_to", (_with_kept_dims(node, g) / constant(count, dtype=g.dtype),), shape=x.shape)]
+    return [apply("broadcast_to", (with_kept_dims(node, g) / constant(count, dtype=g.dtype),), shape=x.shape)]
 
 
 def _max_vjp(node, g, wanted):
     """The gradient goes to the maxima, shared equally between ties."""
     x = node.inputs[0]
-    mask = cast(equal(x, _with_kept_dims(node, node)), x.dtype)
+    mask = cast(equal(x, with_kept_dims(node, node)), x.dtype)
     count = sum(mask, axis=node.attr("axis"), keepdims=True)
-    return [mask * (_with_kept_dims(node, g) / count)]
+    return [mask * (with_kept_dims(node, g) / count)]
 
 
 define("sum", _reduce_infer("sum", np.sum), lambda n, x: np.sum(x, axis=n.attr("axis"), keepdims=n.attr("keepdims")),
@@ -64,18 +66,18 @@ define("max", _reduce_infer("max", np.max), lambda n, x: np.max(x, axis=n.attr("
 
 
 def sum(x, axis=None, keepdims: bool = False) -> Node:
-    x = _lift(x)
-    return apply("sum", (x,), axis=_axes("sum", x.shape, axis), keepdims=bool(keepdims))
+    x = as_node(x)
+    return apply("sum", (x,), axis=normalized_axes("sum", x.shape, axis), keepdims=bool(keepdims))
 
 
 def mean(x, axis=None, keepdims: bool = False) -> Node:
-    x = _lift(x)
-    return apply("mean", (x,), axis=_axes("mean", x.shape, axis), keepdims=bool(keepdims))
+    x = as_node(x)
+    return apply("mean", (x,), axis=normalized_axes("mean", x.shape, axis), keepdims=bool(keepdims))
 
 
 def max(x, axis=None, keepdims: bool = False) -> Node:
-    x = _lift(x)
-    return apply("max", (x,), axis=_axes("max", x.shape, axis), keepdims=bool(keepdims))
+    x = as_node(x)
+    return apply("max", (x,), axis=normalized_axes("max", x.shape, axis), keepdims=bool(keepdims))
 
 
 # --- softmax family -------------------------------------------------------------------------
@@ -83,7 +85,7 @@ def max(x, axis=None, keepdims: bool = False) -> Node:
 
 def _softmax_infer(name):
     def infer(x: Node, axis):
-        _need_float(name, x)
+        require_float(name, x)
         if not 0 <= axis < x.ndim:
             raise ShapeError(f"{name}: axis {axis} is out of range for shape {x.shape}")
         return x.shape, x.dtype
@@ -120,10 +122,10 @@ define("log_softmax", _softmax_infer("log_softmax"), _log_softmax_impl, _log_sof
 
 
 def softmax(x, axis: int = -1) -> Node:
-    x = _lift(x)
-    return apply("softmax", (x,), axis=_axes("softmax", x.shape, axis)[0] if x.ndim else 0)
+    x = as_node(x)
+    return apply("softmax", (x,), axis=normalized_axes("softmax", x.shape, axis)[0] if x.ndim else 0)
 
 
 def log_softmax(x, axis: int = -1) -> Node:
-    x = _lift(x)
-    return apply("log_softmax", (x,), axis=_axes("log_softmax", x.shape, axis)[0] if x.ndim else 0)
+    x = as_node(x)
+    return apply("log_softmax", (x,), axis=normalized_axes("log_softmax", x.shape, axis)[0] if x.ndim else 0)

@@ -1,7 +1,7 @@
 """What the ops' rules share: lifting numbers to nodes, broadcasting, axes, index bounds, dtypes, constants.
 
 Every family file imports from here; this module imports no family. The two helpers
-that build nodes (:func:`unbroadcast` and :func:`_with_kept_dims`) do so through
+that build nodes (:func:`unbroadcast` and :func:`with_kept_dims`) do so through
 :func:`~graphaudit.core.ops.registry.apply`, with the attrs the public builders would give.
 """
 
@@ -16,7 +16,7 @@ from graphaudit.core.graph import Node, constant
 from graphaudit.core.ops.registry import Shape, apply
 
 
-def _lift(value, like: Node | None = None) -> Node:
+def as_node(value, like: Node | None = None) -> Node:
     """A node for ``value``: nodes pass through; Python and numpy numbers become constants.
 
     A bare Python number takes the float dtype of the node it meets (``x * 2.0`` stays
@@ -51,7 +51,8 @@ def broadcast_shapes(*shapes: Shape) -> Shape | None:
     return tuple(result)
 
 
-def _broadcast(op: str, *nodes: Node) -> Shape:
+def broadcast_shape_of(op: str, *nodes: Node) -> Shape:
+    """The shape ``nodes`` broadcast to, or a ShapeError naming ``op`` and their shapes."""
     first = nodes[0].shape
     for node in nodes:
         if node.shape != first:
@@ -65,17 +66,19 @@ def _broadcast(op: str, *nodes: Node) -> Shape:
     return result
 
 
-def _need_float(op: str, node: Node) -> None:
+def require_float(op: str, node: Node) -> None:
+    """A TypeError naming ``op`` unless ``node`` is floating point."""
     if node.dtype.kind != "f":
         raise TypeError(f"{op}: needs a floating-point input, got {node.dtype} ({node!r})")
 
 
-def _need_int(op: str, node: Node, what: str) -> None:
+def require_int(op: str, node: Node, what: str) -> None:
+    """A TypeError naming ``op`` and ``what`` unless ``node`` holds integers."""
     if node.dtype.kind not in "iu":
         raise TypeError(f"{op}: {what} must be an integer array, got {node.dtype} ({node!r})")
 
 
-def _check_bounds(node: Node, shape: Shape, indices) -> None:
+def check_index_bounds(node: Node, shape: Shape, indices) -> None:
     """Name the first index outside its axis of ``shape`` (negative ones count from the end)."""
     for axis, index in enumerate(indices):
         size = shape[axis]
@@ -84,7 +87,7 @@ def _check_bounds(node: Node, shape: Shape, indices) -> None:
             raise IndexError(f"index {bad} is out of range for axis {axis} of size {size} (shape {shape})")
 
 
-def _axes(op: str, shape: Shape, axis) -> tuple[int, ...]:
+def normalized_axes(op: str, shape: Shape, axis) -> tuple[int, ...]:
     """``axis`` (None, an int or a tuple) as sorted non-negative axes of ``shape``."""
     if axis is None:
         return tuple(range(len(shape)))
@@ -99,13 +102,14 @@ def _axes(op: str, shape: Shape, axis) -> tuple[int, ...]:
     return tuple(sorted(axes))
 
 
-def _kept_shape(shape: Shape, axes: tuple[int, ...]) -> Shape:
+def kept_dims_shape(shape: Shape, axes: tuple[int, ...]) -> Shape:
+    """``shape`` reduced over ``axes`` with ``keepdims=True``: each reduced axis of size 1."""
     return tuple(1 if i in axes else d for i, d in enumerate(shape))
 
 
-def _with_kept_dims(node: Node, g: Node) -> Node:
+def with_kept_dims(node: Node, g: Node) -> Node:
     """``g`` (adjoint of a reduction ``node``) reshaped so that it broadcasts against the input."""
-    kept = _kept_shape(node.inputs[0].shape, node.attr("axis"))
+    kept = kept_dims_shape(node.inputs[0].shape, node.attr("axis"))
     return g if g.shape == kept else apply("reshape", (g,), shape=kept)
 
 
@@ -127,11 +131,13 @@ def unbroadcast(g: Node, like: Node) -> Node:
     return g
 
 
-def _zero(like: Node) -> Node:
+def scalar_zero(like: Node) -> Node:
+    """A fresh scalar 0 of ``like``'s dtype."""
     return _small_constant(0, like.dtype)
 
 
-def _one(like: Node) -> Node:
+def scalar_one(like: Node) -> Node:
+    """A fresh scalar 1 of ``like``'s dtype."""
     return _small_constant(1, like.dtype)
 
 
@@ -155,5 +161,6 @@ def numpy_dtype(function, *dtypes: np.dtype) -> np.dtype:
 
 
 @functools.lru_cache(maxsize=None)
-def _result_type(*dtypes: np.dtype) -> np.dtype:
+def result_dtype(*dtypes: np.dtype) -> np.dtype:
+    """numpy's ``result_type`` of ``dtypes``, cached: it runs for every product built."""
     return np.result_type(*dtypes)

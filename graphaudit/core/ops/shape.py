@@ -13,7 +13,7 @@ import numpy as np
 from graphaudit.errors import ShapeError
 from graphaudit.core.graph import Node
 from graphaudit.core.ops.registry import apply, define, no_flops
-from graphaudit.core.ops.rules import _axes, _lift, broadcast_shapes, unbroadcast
+from graphaudit.core.ops.rules import as_node, broadcast_shapes, normalized_axes, unbroadcast
 
 
 def _reshape_infer(x: Node, shape):
@@ -27,7 +27,7 @@ define("reshape", _reshape_infer, lambda n, x: np.reshape(x, n.attr("shape")),
 
 
 def reshape(x, shape) -> Node:
-    x = _lift(x)
+    x = as_node(x)
     shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(int(s) for s in shape)
     if shape.count(-1) > 1:
         raise ShapeError(f"reshape: only one dimension can be -1, got {shape}")
@@ -55,7 +55,7 @@ define("transpose", _transpose_infer, lambda n, x: np.transpose(x, n.attr("axes"
 
 
 def transpose(x, axes: Sequence[int] | None = None) -> Node:
-    x = _lift(x)
+    x = as_node(x)
     axes = tuple(reversed(range(x.ndim))) if axes is None else tuple(int(a) for a in axes)
     return apply("transpose", (x,), axes=axes)
 
@@ -71,7 +71,7 @@ define("broadcast_to", _broadcast_to_infer, lambda n, x: np.broadcast_to(x, n.at
 
 
 def broadcast_to(x, shape) -> Node:
-    return apply("broadcast_to", (_lift(x),), shape=tuple(int(s) for s in shape))
+    return apply("broadcast_to", (as_node(x),), shape=tuple(int(s) for s in shape))
 
 
 def _concat_infer(*parts: Node, axis):
@@ -105,12 +105,12 @@ define("concat", _concat_infer, lambda n, *xs: np.concatenate(xs, axis=n.attr("a
 
 
 def concat(parts: Sequence, axis: int = 0) -> Node:
-    parts = [_lift(p) for p in parts]
+    parts = [as_node(p) for p in parts]
     if not parts:
         raise ValueError("concat: needs at least one input")
     if parts[0].ndim == 0:
         raise ShapeError("concat: cannot concatenate scalars")
-    return apply("concat", parts, axis=_axes("concat", parts[0].shape, axis)[0])
+    return apply("concat", parts, axis=normalized_axes("concat", parts[0].shape, axis)[0])
 
 
 def _slice_infer(x: Node, bounds):

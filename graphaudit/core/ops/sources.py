@@ -6,7 +6,7 @@ import numpy as np
 
 from graphaudit.core.graph import Node
 from graphaudit.core.ops.registry import apply, define, elementwise_cost, no_flops
-from graphaudit.core.ops.rules import _check_bounds, _lift, _need_int
+from graphaudit.core.ops.rules import as_node, check_index_bounds, require_int
 
 
 define("arange", lambda n, dtype: ((n,), np.dtype(dtype)), lambda node: np.arange(node.shape[0], dtype=node.dtype),
@@ -20,12 +20,12 @@ def arange(n: int, dtype="int64") -> Node:
 
 
 def _one_hot_infer(index: Node, depth, dtype):
-    _need_int("one_hot", index, "the input")
+    require_int("one_hot", index, "the input")
     return index.shape + (depth,), np.dtype(dtype)
 
 
 def _one_hot_impl(node, index):
-    _check_bounds(node, (node.attr("depth"),), (index,))
+    check_index_bounds(node, (node.attr("depth"),), (index,))
     return np.eye(node.attr("depth"), dtype=node.dtype)[index]
 
 
@@ -33,7 +33,7 @@ define("one_hot", _one_hot_infer, _one_hot_impl, None, no_flops, "data")
 
 
 def one_hot(index, depth: int, dtype="float32") -> Node:
-    return apply("one_hot", (_lift(index),), depth=int(depth), dtype=np.dtype(dtype).name)
+    return apply("one_hot", (as_node(index),), depth=int(depth), dtype=np.dtype(dtype).name)
 
 
 define("zeros", lambda shape, dtype: (shape, np.dtype(dtype)), lambda node: np.zeros(node.shape, node.dtype), None,

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
-from graphaudit.analysis.audit import audit_graph, compare_forms
+from graphaudit.analysis.audit import audit_graph, compare_forms, count_forms
 from graphaudit.core.describe import seconds_text
 from graphaudit.frontends import require
 from graphaudit.frontends.common import (
@@ -40,6 +40,7 @@ def audit(
     commutative: bool = False,
     semantic: bool = False,
     repeats: int = 5,
+    materialize: bool = True,
 ) -> Report:
     """Audit one ``torch.autograd.grad`` per parameter against one joint call, as the user's program runs them.
 
@@ -51,14 +52,24 @@ def audit(
     two forms in eager PyTorch, median of ``repeats``. The report's ``framework`` is a
     :class:`TorchSection`. ``semantic=True`` (needs egglog) adds what equality saturation finds
     beyond value numbering (``report.semantic``).
+
+    ``materialize=False`` traces the forward and the joint call only, and counts the separate
+    form from the joint form (:func:`graphaudit.count_forms`): the same figures in about the
+    time of one trace, whatever the number of parameters. What only the built separate form
+    has (its pictures, ``compile_check``, ``measure``, ``semantic``) is refused.
     """
     torch = supported_torch()
     if not callable(loss_fn):
         raise TypeError(f"audit: loss_fn must be a function, got {type(loss_fn).__name__}")
     if repeats < 1:
         raise ValueError(f"audit: repeats must be >= 1, got {repeats}")
+    if not materialize:
+        refused = [name for name, on in (("compile_check", compile_check), ("measure", measure),
+                                         ("semantic", semantic)) if on]
+        if refused:
+            raise ValueError(f"audit: {refused[0]}=True needs the separate form built; drop materialize=False")
     start = time.perf_counter()
-    captured = capturing.capture(loss_fn, params, example_inputs)
+    captured = capturing.capture(loss_fn, params, example_inputs, separate_calls=materialize)
     trace_seconds = time.perf_counter() - start
     named = captured.named
     if measure or compile_check:
@@ -70,13 +81,16 @@ def audit(
     outputs, names = from_fx(captured.graph, _leaves(named), calls)
     import_seconds = time.perf_counter() - start
 
-    report = compare_forms(outputs[: len(wrt)], outputs[len(wrt):], wrt=wrt, names=names, commutative=commutative,
-                           semantic=semantic)
+    if materialize:
+        report = compare_forms(outputs[: len(wrt)], outputs[len(wrt):], wrt=wrt, names=names,
+                               commutative=commutative, semantic=semantic)
+    else:
+        report = count_forms(outputs, wrt=wrt, names=names, commutative=commutative)
     section = TorchSection(
         name="PyTorch",
         version=torch.__version__,
         parameters=len(wrt),
-        fx_nodes=_fx_counts(captured.traced, len(wrt)),
+        fx_nodes=_fx_counts(captured.traced, len(wrt), materialize),
         trace_seconds=trace_seconds,
         import_seconds=import_seconds,
     )
@@ -123,15 +137,15 @@ def _leaves(named: capturing.Named) -> list:
                      for name, t in [*named.fixed.items(), *named.inputs.items()]]
 
 
-def _fx_counts(graph_module: Any, parameters: int) -> dict[str, dict[str, int]]:
+def _fx_counts(graph_module: Any, parameters: int, traced_separate: bool = True) -> dict[str, dict[str, int]]:
     """Per form, the aten calls PyTorch runs (the first trace; ``getitem`` and ``detach`` left out) and products
     among them.
 
     Both forms hold the one forward; the separate form the calls ``0 .. parameters-1``, the
-    joint form call ``parameters``.
+    joint form call ``parameters``. A trace without the separate calls has the joint form only.
     """
     torch = require("torch", "torch")
-    counts = {form: {"nodes": 0, "matmuls": 0} for form in ("separate", "joint")}
+    counts = {form: {"nodes": 0, "matmuls": 0} for form in ("separate", "joint") if traced_separate or form == "joint"}
     for fx_node in graph_module.graph.nodes:
         if fx_node.op != "call_function" or not isinstance(fx_node.target, torch._ops.OpOverload):
             continue
@@ -140,7 +154,7 @@ def _fx_counts(graph_module: Any, parameters: int) -> dict[str, dict[str, int]]:
             continue
         call = (fx_node.meta.get("custom") or {}).get(capturing.GRAD_CALL)
         forms = ("separate", "joint") if call is None else ("joint",) if call == parameters else ("separate",)
-        for form in forms:
+        for form in (f for f in forms if f in counts):
             counts[form]["nodes"] += 1
             counts[form]["matmuls"] += TABLE.row(key).kind == "matmul"
     return counts
@@ -198,6 +212,9 @@ def _measure(loss_fn: Callable, params: Any, named: capturing.Named, inputs: tup
 # --- the report's PyTorch section ------------------------------------------------------------------
 
 
+MANY_PARAMETERS = 20  # from here on, the report suggests counting: most of the trace is the separate calls
+
+
 class TorchSection(FrameworkSection):
     """PyTorch's figures in a report (``report.framework``; ``to_dict()["framework"]``).
 
@@ -223,6 +240,10 @@ class TorchSection(FrameworkSection):
         if "original" in fx:  # audit_function: the user's function as it is
             lines = ["", f"PyTorch {self['version']}: one make_fx trace of the function ({took}); "
                          f"FX aten calls {fx['original']['nodes']}, products {fx['original']['matmuls']}"]
+        elif "separate" not in fx:  # counted: the separate calls were never traced
+            lines = ["", f"PyTorch {self['version']}: one make_fx trace of the forward and the joint call ({took}); "
+                         f"the {self['parameters']} autograd.grad calls counted from it, not traced; FX aten calls "
+                         f"joint {fx['joint']['nodes']}, products {fx['joint']['matmuls']}"]
         else:
             lines = [
                 "",
@@ -230,6 +251,9 @@ class TorchSection(FrameworkSection):
                 f"calls and one joint call ({took}); FX aten calls separate {fx['separate']['nodes']} vs joint "
                 f"{fx['joint']['nodes']}, products {fx['separate']['matmuls']} vs {fx['joint']['matmuls']}",
             ]
+            if self["parameters"] >= MANY_PARAMETERS:
+                lines.append(f"(with {self['parameters']} parameters, audit(..., materialize=False), CLI --count, "
+                             "counts the separate calls from the joint call's trace: the same figures, one trace)")
         measured = self.get("measured")
         if measured is not None:
             joint, joint_backward = measured["joint_seconds"], measured["joint_backward_seconds"]
@@ -288,13 +312,13 @@ def run(target: TorchTarget, options: Mapping[str, Any]) -> Report:
     with failures_in("PyTorch", target.name):
         return audit(target.loss_fn, *target.inputs, params=target.params, compile_check=options["compile_check"],
                      measure=options["measure"], commutative=options["commutative"], semantic=options["semantic"],
-                     repeats=options["repeats"] or 5)
+                     repeats=options["repeats"] or 5, materialize=not options.get("count", False))
 
 
 CLI = CliFrontend(
     name="PyTorch",
     returns="(loss_fn, params, *inputs) for PyTorch",
-    options=frozenset({"measure", "repeats", "commutative", "semantic", "compile_check"}),
+    options=frozenset({"measure", "repeats", "commutative", "semantic", "compile_check", "count"}),
     recognise=recognise,
     run=run,
     example="examples/torch_seed_mlp.py:target",

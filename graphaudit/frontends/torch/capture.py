@@ -191,8 +191,9 @@ def run_loss(loss_fn: Callable, params: Any, named: Named, values: Sequence[list
     return torch.func.functional_call(Loss(), state, args)
 
 
-def _program(loss_fn: Callable, params: Any, named: Named, inputs: tuple) -> Callable:
-    """``program(params, fixed, inputs)``: the user's forward once, the separate calls, the joint call."""
+def _program(loss_fn: Callable, params: Any, named: Named, inputs: tuple, separate_calls: bool) -> Callable:
+    """``program(params, fixed, inputs)``: the user's forward once, the separate calls (unless not
+    ``separate_calls``: the joint call's trace is enough to count them), the joint call."""
     traceback = require("torch.fx.traceback", "torch")
     hooks = require("torch._functorch._aot_autograd.logging_utils", "torch")
     names = list(named.params)
@@ -203,7 +204,7 @@ def _program(loss_fn: Callable, params: Any, named: Named, inputs: tuple) -> Cal
         check_loss(loss)
         hooks.setup_stacktrace_preservation_hooks([loss.grad_fn])
         separate = []
-        for i, (name, p) in enumerate(zip(names, param_values)):
+        for i, (name, p) in enumerate(zip(names, param_values) if separate_calls else ()):
             with traceback.annotate({GRAD_CALL: i}):
                 separate += grad(loss, [p], [name], retain_graph=True)
             progress.step("torch.autograd.grad calls traced", i + 1, len(names), name)
@@ -235,10 +236,11 @@ def grad(loss: Any, wrt: list, names: list[str], retain_graph: bool) -> list:
     return list(grads)
 
 
-def capture(loss_fn: Callable, params: Any, inputs: tuple) -> Capture:
-    """Trace ``loss_fn(params, *inputs)`` and both forms of its gradients on fake tensors."""
+def capture(loss_fn: Callable, params: Any, inputs: tuple, separate_calls: bool = True) -> Capture:
+    """Trace ``loss_fn(params, *inputs)`` and both forms of its gradients on fake tensors (the joint
+    form only, without ``separate_calls``)."""
     named = named_tensors(loss_fn, params, inputs)
-    return _trace(_program(loss_fn, params, named, inputs), named)
+    return _trace(_program(loss_fn, params, named, inputs, separate_calls), named)
 
 
 def capture_function(fn: Callable, params: Any, inputs: tuple) -> Capture:

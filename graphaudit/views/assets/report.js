@@ -197,8 +197,13 @@
       `<dt>cost</dt><dd>${si(view.node.flops[i], "FLOP")}</dd>` +
       `<dt>copies</dt><dd id="copies">${view.node.copies[i]}</dd><dt>wasted</dt><dd>${si(view.node.wasted[i], "FLOP")}</dd>` +
       `<dt>duplicate</dt><dd>${view.node.dup[i] ? "yes: merging removes it" : "no"}</dd>` +
-      `<dt>in</dt><dd>${esc(path(view.node.group[i]))}</dd></dl>` +
+      `<dt>in</dt><dd>${esc(path(view.node.group[i]))}</dd>` + sourceText(view.node.source[i]) + `</dl>` +
       `<h4>built by ${calls.length} grad call${calls.length === 1 ? "" : "s"}</h4><ul id="calls">${shown}</ul>`;
+  }
+  function sourceText(k) {  // the user's line behind the node: file:line and its code
+    if (k < 0) return "";
+    const [file, line, code] = view.sources[k];
+    return `<dt>source</dt><dd id="source"><code>${esc(file)}:${line}</code>` + (code ? `<br><code>${esc(code)}</code>` : "") + `</dd>`;
   }
   function showGroup(k) {
     details.innerHTML = `<h3>${esc(view.group.label[k])}</h3><dl><dt>nodes</dt><dd>${view.count[k]}</dd>` +

@@ -27,6 +27,7 @@ from graphaudit.errors import ShapeError  # noqa: E402
 from graphaudit.frontends import MissingFrameworkError  # noqa: E402
 from graphaudit.frontends import jax as gj  # noqa: E402
 from graphaudit.frontends.common import TargetError  # noqa: E402
+from graphaudit.analysis.advice import advice_lines  # noqa: E402
 from graphaudit.analysis.report import Report  # noqa: E402
 from jax_functions import sorted_loss  # noqa: E402
 
@@ -272,7 +273,7 @@ def test_the_report_is_the_core_report_with_a_jax_section(small_seed):
     assert type(report) is Report and isinstance(report.framework, gj.JaxSection)
     closing = report.framework.closing_lines()
     assert closing[0] == "" and closing[1].startswith(f"JAX {jax.__version__}: 8 jax.grad traces")
-    assert report.to_text().endswith("\n".join(closing))
+    assert report.to_text().endswith("\n".join(closing + advice_lines(report)))  # then what to change
     assert json.loads(report.to_json())["framework"]["traces"] == {"separate": 8, "joint": 1}
 
 

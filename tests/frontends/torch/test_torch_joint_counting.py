@@ -49,3 +49,47 @@ def test_counted_from_the_joint_trace_equals_the_separate_trace(name):
                                                labels, top=TOP)
     assert separate == report.forms["separate"].cost
     assert duplicated == report.duplicated
+
+
+@pytest.mark.parametrize("name", ["seed_mlp", "transformer", "convnet", "gpt2"])
+def test_a_counted_audit_traces_the_joint_call_only_and_gives_the_built_figures(name):
+    loss_fn, model, *inputs = BUILDS[name]() if name in BUILDS else zoo(name)
+    built = audit(loss_fn, *inputs, params=model)
+    counted = audit(loss_fn, *inputs, params=model, materialize=False)
+    assert not counted.materialized and counted.forms["separate"].outputs is None
+    for form in ("separate", "joint", "separate_merged", "joint_merged"):
+        assert counted.forms[form].cost == built.forms[form].cost, form
+    assert counted.duplicated == built.duplicated
+    assert counted.joint_duplicates == built.joint_duplicates
+    fx = counted.framework["fx_nodes"]
+    assert set(fx) == {"joint"} and fx["joint"] == built.framework["fx_nodes"]["joint"]  # no separate call traced
+    assert "counted from it, not traced" in counted.to_text()
+
+
+def test_what_only_the_built_form_has_is_refused_in_one_line():
+    loss_fn, model, *inputs = BUILDS["seed_mlp"]()
+    with pytest.raises(ValueError, match=r"^audit: measure=True needs the separate form built; drop materialize=False$"):
+        audit(loss_fn, *inputs, params=model, materialize=False, measure=True)
+
+
+def test_the_command_lines_count_flag_reaches_the_torch_audit():
+    from graphaudit.frontends.torch import CLI
+
+    loss_fn, model, *inputs = BUILDS["seed_mlp"]()
+    target = CLI.recognise((loss_fn, model, *inputs), "m.py:target")
+    options = {"compile_check": False, "measure": False, "commutative": False, "repeats": None, "semantic": False,
+               "count": True}
+    assert "count" in CLI.options and CLI.run(target, options).materialized is False
+
+
+def test_the_report_suggests_counting_when_there_are_many_parameters():
+    from graphaudit.frontends.torch.audit import MANY_PARAMETERS
+
+    def loss_fn(model, x):
+        return model(x).square().sum()
+
+    x = torch.randn(2, 3)
+    for layers, suggested in ((MANY_PARAMETERS // 2, True), (MANY_PARAMETERS // 2 - 1, False)):
+        model = torch.nn.Sequential(*[torch.nn.Linear(3, 3) for _ in range(layers)])  # two parameters a layer
+        assert ("materialize=False" in audit(loss_fn, x, params=model).to_text()) is suggested
+        assert "materialize=False, CLI" not in audit(loss_fn, x, params=model, materialize=False).to_text()
