@@ -181,6 +181,7 @@ def test_search_finds_a_node_by_name(browser_page):
     assert page.locator("[data-selected]").count() == 1
 
 
+@pytest.mark.browser
 def test_the_node_panel_shows_its_source_line(browser_page, seed_report):
     page = browser_page.page
     page.fill("#search", "sigmoid_2")
