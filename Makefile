@@ -24,6 +24,8 @@ DEMO_ARGS ?=
 DEMO_OUT ?= graphaudit-out
 ZOO_ARGS ?=
 PYTEST_ARGS ?=
+# What `make test-fast` runs: every test but those marked slow, subprocess or browser (markers: pyproject.toml).
+FAST_TIER := not slow and not subprocess and not browser
 
 # apt-get waits up to two minutes for the package lock another install holds, instead of giving up at once.
 # (The lock of the package lists is not waited for: when another 'apt-get update' holds it, ours fails,
@@ -32,10 +34,11 @@ APT_GET := env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=120
 GRAPHVIZ_HINT := install it with 'apt-get install graphviz' (Debian/Ubuntu) or 'brew install graphviz' (macOS)
 
 .DEFAULT_GOAL := help
-.PHONY: help test demo bench zoo venv graphviz chromium clean
+.PHONY: help test test-fast demo bench zoo venv graphviz chromium clean
 
 help:
 	@echo "make test   set up .venv, .venv-pytensor3, Graphviz and Chromium if needed, then the test suite, and its PyTensor tests again on PyTensor 3"
+	@echo "make test-fast  set up .venv and Graphviz if needed, then the tests not marked slow, subprocess or browser (-m '$(FAST_TIER)')"
 	@echo "make demo   set up .venv, Graphviz and Chromium if needed, then run 'graphaudit demo' (writes $(DEMO_OUT)/:"
 	@echo "            report.html and its screenshots, a 50k-node report, the growth plot of a deep chain)"
 	@echo "make zoo    set up .venv, then audit the PyTorch model zoo (benchmarks/zoo.py; ZOO_ARGS='--models bert,resnet')"
@@ -46,6 +49,10 @@ test: $(STAMP) $(STAMP_PYTENSOR3) graphviz chromium
 	$(VENV_PYTHON) -m pytest $(PYTEST_ARGS)
 	@echo "--- the PyTensor tests again, with the newest PyTensor 3 ($(VENV_PYTENSOR3)):"
 	$(VENV_PYTENSOR3)/bin/python -m pytest $(PYTEST_ARGS) $(PYTENSOR3_TESTS)
+
+# The same .venv; no PyTensor-3 rerun, and no Chromium: the browser tests are left out.
+test-fast: $(STAMP) graphviz
+	$(VENV_PYTHON) -m pytest -m "$(FAST_TIER)" $(PYTEST_ARGS)
 
 # Without a browser to drive, bench_html.py still writes the reports and says in one line what it skipped.
 demo: $(STAMP) graphviz chromium

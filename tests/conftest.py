@@ -6,10 +6,13 @@ the package (``python -m pytest`` already does this).
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -92,3 +95,53 @@ def pytest_addoption(parser):
 def pytest_configure(config):
     if config.getoption("--slow"):
         settings.load_profile("slow")
+
+
+# --- the tiers' markers, kept honest (registered in pyproject.toml; `make test-fast` leaves these out) ----
+#
+# The marks are put by hand, on the tests. `subprocess` and `browser` are also checked here: a Python
+# interpreter, the CLI or Playwright's driver (which drives Chromium) is started through
+# `subprocess.Popen`, so a test that starts one without its marker fails, in whichever tier it runs.
+# (This cannot add the marks at collection: what a test starts is known only once it has run.)
+
+_started: list[str] = []  # what the running test (its setup included) started, by program name
+_popen_init = subprocess.Popen.__init__
+
+
+def _recording_popen_init(self, args, *rest, **kwargs):
+    words = args.split() if isinstance(args, (str, bytes)) else [args] if isinstance(args, os.PathLike) else list(args)
+    _started.append(os.fsdecode(words[0]) if words else "")
+    _popen_init(self, args, *rest, **kwargs)
+
+
+def _marker_for(program: str) -> str | None:
+    """The marker a test needs for starting ``program``: a Python, the CLI, or Playwright's driver."""
+    name = os.path.basename(program)
+    if name.startswith("python") or name == "graphaudit" or os.path.realpath(program) == os.path.realpath(sys.executable):
+        return "subprocess"
+    if "playwright" in program:
+        return "browser"
+    return None
+
+
+def pytest_sessionstart(session):
+    subprocess.Popen.__init__ = _recording_popen_init
+
+
+def pytest_sessionfinish(session):
+    subprocess.Popen.__init__ = _popen_init
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    _started.clear()
+
+
+@pytest.hookimpl(trylast=True)  # after the test has run (a test that raised has failed already)
+def pytest_runtest_call(item):
+    unmarked = {program: marker for program in _started
+                if (marker := _marker_for(program)) and not item.get_closest_marker(marker)}
+    if unmarked:
+        programs = ", ".join(sorted(map(os.path.basename, unmarked)))
+        marks = " and ".join(f"@pytest.mark.{marker}" for marker in sorted(set(unmarked.values())))
+        pytest.fail(f"{item.nodeid} starts {programs}: mark it {marks}", pytrace=False)

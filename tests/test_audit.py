@@ -184,6 +184,7 @@ print(ga.audit(m.loss, m.params).to_json(timings=False))
 """
 
 
+@pytest.mark.subprocess
 def test_report_json_is_identical_across_processes_and_hash_seeds():
     outputs = [
         subprocess.run([sys.executable, "-c", REPORT_SCRIPT], capture_output=True, text=True, check=True,

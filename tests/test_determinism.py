@@ -4,6 +4,10 @@ import os
 import subprocess
 import sys
 
+import pytest
+
+pytestmark = [pytest.mark.subprocess, pytest.mark.slow]
+
 
 def run_demo(out, hash_seed):
     env = {**os.environ, "PYTHONHASHSEED": hash_seed}

@@ -313,6 +313,7 @@ sys.stdout.write(draw.report_dot(report, "separate") + draw.report_dot(report, "
 """
 
 
+@pytest.mark.subprocess
 def test_dot_text_is_the_same_in_every_process():
     outputs = []
     for seed, mode in (("1", "plain"), ("12345", "shift")):

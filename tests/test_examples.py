@@ -45,6 +45,7 @@ CASES = [
 ]
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("script, args, build", CASES, ids=["seed-full", "seed-small", "deep_chain", "residual"])
 def test_example_runs_and_prints_the_counts(script, args, build):
     result = run(script, *args)
@@ -60,6 +61,7 @@ def test_example_runs_and_prints_the_counts(script, args, build):
         assert re.search(rf"\b{param.name}:{op_counts([g])[1]}\b", result.stdout), param.name
 
 
+@pytest.mark.subprocess
 def test_seed_example_builds_the_seed_sizes_and_can_skip_the_check():
     result = run("seed_mlp.py", "--check", "none", "--reps", 1)
     assert result.returncode == 0, result.stderr

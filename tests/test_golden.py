@@ -17,6 +17,7 @@ record = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(record)
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("name", sorted(record.CASES))
 def test_output_is_unchanged(name):
     framework = record.CASES[name][1]

@@ -152,6 +152,7 @@ def test_topological_order_is_deterministic_across_identical_builds():
     assert signature() == signature()
 
 
+@pytest.mark.slow
 def test_long_chain_needs_no_recursion():
     length = 100_000
     start = np.array([1.5, -2.0])

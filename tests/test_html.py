@@ -86,6 +86,7 @@ def test_the_page_is_self_contained(seed_report):
     assert seed_report.verdict() in page.replace("&#x27;", "'")
 
 
+@pytest.mark.subprocess
 def test_same_report_same_bytes_in_a_fresh_process(tmp_path):
     script = (
         "import sys, graphaudit as ga\n"
@@ -140,12 +141,14 @@ def browser_page(seed_report, tmp_path_factory):
         pytest.skip(f"no headless Chromium: {exc}")
 
 
+@pytest.mark.browser
 def test_the_page_loads_offline_without_errors(browser_page):
     assert browser_page.errors == []
     assert [url for url in browser_page.requests if not url.startswith("file://")] == []
     assert len(browser_page.requests) == 1
 
 
+@pytest.mark.browser
 def test_the_top_level_shows_the_calls_collapsed(browser_page, seed_report):
     page = browser_page.page
     labels = page.locator("[data-group] text.head").all_text_contents()
@@ -155,6 +158,7 @@ def test_the_top_level_shows_the_calls_collapsed(browser_page, seed_report):
     assert page.locator("[data-group]", has_text="forward").first.locator("rect").get_attribute("fill") == "#d9d9d9"
 
 
+@pytest.mark.browser
 def test_opening_a_group_and_clicking_a_node_shows_its_copies(browser_page, seed_report):
     page = browser_page.page
     # dispatch_event: the same click event, wherever the group lies after the layout grew
@@ -168,6 +172,7 @@ def test_opening_a_group_and_clicking_a_node_shows_its_copies(browser_page, seed
     assert page.locator("#calls li").count() >= 1
 
 
+@pytest.mark.browser
 def test_search_finds_a_node_by_name(browser_page):
     page = browser_page.page
     page.fill("#search", "sigmoid_2")
@@ -176,6 +181,7 @@ def test_search_finds_a_node_by_name(browser_page):
     assert page.locator("[data-selected]").count() == 1
 
 
+@pytest.mark.browser
 def test_the_node_panel_shows_its_source_line(browser_page, seed_report):
     page = browser_page.page
     page.fill("#search", "sigmoid_2")

@@ -6,7 +6,11 @@
 import resource
 import sys
 
+import pytest
+
 import graphaudit as ga
+
+pytestmark = pytest.mark.slow
 
 
 def test_a_million_node_graph_audits_and_draws_within_bounds():

@@ -196,6 +196,7 @@ print([d[o] for o in outs])
 """
 
 
+@pytest.mark.subprocess
 def test_digests_are_stable_across_processes():
     runs = [
         subprocess.run([sys.executable, "-c", DIGEST_SCRIPT], capture_output=True, text=True, check=True,
@@ -205,6 +206,7 @@ def test_digests_are_stable_across_processes():
     assert runs[0] == runs[1] and len(runs[0]) > 100
 
 
+@pytest.mark.slow
 def test_a_million_node_chain_merges_without_recursion():
     x = ga.placeholder("x", (2,), "float64")
     h = x
@@ -293,6 +295,7 @@ json.dump(runs, sys.stdout)
 """
 
 
+@pytest.mark.subprocess
 def test_merge_is_the_same_wherever_the_graph_sits_among_the_ids():
     # In a new process: a graph from id 0 (swept by ids), one a little above it (swept by
     # offsets, its table padded down to id 0), and one far above it (a dict for a table).

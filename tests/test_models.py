@@ -139,6 +139,7 @@ def test_make_feed_scales_weights_by_fan_in():
     np.testing.assert_allclose(feed[b1].std(), 0.1, rtol=0.5)
 
 
+@pytest.mark.subprocess
 def test_models_reachable_as_ga_models_in_a_fresh_process():
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     code = "import graphaudit as ga; print(ga.models.seed_mlp.__name__)"

@@ -22,6 +22,7 @@ def png_size(path) -> tuple[int, int]:
     return struct.unpack(">II", path.read_bytes()[16:24])
 
 
+@pytest.mark.slow
 @needs_dot
 @pytest.mark.parametrize("build", [lambda: models.deep_chain(depth=16), lambda: models.residual_mlp(depth=16)],
                          ids=["deep_chain", "residual_mlp"])

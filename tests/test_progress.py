@@ -139,6 +139,8 @@ FRAMEWORK_TARGETS = {
 }
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 @pytest.mark.parametrize("frontend", FRAMEWORK_TARGETS)
 def test_a_framework_audit_at_a_terminal_shows_each_grad_call(frontend, tmp_path):
     module, source, calls, name = FRAMEWORK_TARGETS[frontend]
@@ -156,6 +158,8 @@ def test_a_framework_audit_at_a_terminal_shows_each_grad_call(frontend, tmp_path
     assert shown.endswith("\n")  # the bar's line is ended before anything else is printed
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_the_cli_draws_no_bar_off_a_terminal(tmp_path):
     pytest.importorskip("jax")
     (tmp_path / "model.py").write_text(JAX_TARGET)

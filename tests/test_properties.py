@@ -13,6 +13,7 @@ from __future__ import annotations
 import shutil
 
 import numpy as np
+import pytest
 from conftest import central_difference
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
@@ -108,6 +109,7 @@ def finite(values) -> bool:
     return all(np.all(np.isfinite(v)) and np.all(np.abs(v) < 1e6) for v in values)
 
 
+@pytest.mark.slow
 @given(st.data())
 def test_grad_matches_central_differences(data):
     cost, params, feed = random_graph(data, SMOOTH)
@@ -157,6 +159,7 @@ def test_separate_and_joint_merge_to_the_same_graph(data):
     assert forms["separate"]["nodes"] - report.duplicated["nodes"] == forms["separate_merged"]["nodes"]
 
 
+@pytest.mark.slow
 @settings(max_examples=60)
 @given(data=st.data())
 def test_pictures_are_valid_dot(tmp_path_factory, data):

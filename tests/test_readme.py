@@ -17,6 +17,7 @@ def test_the_readme_opens_with_the_two_commands():
 FRAMEWORKS = ("jax", "pytensor", "torch", "pymc", "egglog")  # optional: a block that imports one needs it
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("index", range(len(BLOCKS)))
 def test_readme_python_block_runs(index, tmp_path, monkeypatch):
     for framework in FRAMEWORKS:  # the PyTensor-3 environment of `make test` has no other framework

@@ -135,6 +135,8 @@ def test_a_limit_that_stops_saturation_is_reported():
     assert not report.semantic["saturation"]["associativity"]
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_the_json_is_the_same_whatever_the_hash_seed():
     script = ("import graphaudit as ga, json, sys; sys.path.insert(0, 'tests'); from test_semantic import two_ways; "
               "c, w = two_ways(); print(json.dumps(ga.audit(c, w, semantic=True).to_dict(timings=False)))")

@@ -49,6 +49,7 @@ def test_no_command_shows_help_and_exits_2(capsys):
     assert "usage: graphaudit" in err
 
 
+@pytest.mark.subprocess
 def test_python_m_graphaudit_help():
     result = subprocess.run(
         [sys.executable, "-m", "graphaudit", "--help"], capture_output=True, text=True, env=module_env(), timeout=60
@@ -59,6 +60,7 @@ def test_python_m_graphaudit_help():
     assert result.stderr == ""
 
 
+@pytest.mark.subprocess
 def test_python_m_graphaudit_bad_input(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "graphaudit", "audit", str(tmp_path / "missing.py") + ":build"],
@@ -99,6 +101,7 @@ def _missing_extra_cases():
     return cases
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("case", _missing_extra_cases())
 def test_a_missing_extra_is_one_line_naming_it(case, tmp_path):
     module, extra, argv = _missing_extra_cases()[case]
@@ -111,6 +114,7 @@ def test_a_missing_extra_is_one_line_naming_it(case, tmp_path):
     assert f"pip install 'graphaudit[{extra}]'" in result.stderr and module in result.stderr
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("unbuffered", [False, True], ids=["buffered", "unbuffered"])
 @pytest.mark.parametrize("argv", [["examples"], ["--help"], ["audit", "deep_chain", "--depth", "2", "--quiet"]],
                          ids=" ".join)
@@ -134,6 +138,7 @@ def test_a_reader_gone_away_ends_quietly(argv, unbuffered):
 HEAVY_COMMANDS = ("demo", "audit", "growth")  # examples.py is also the table of examples that targets read
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("argv", [["--help"], ["examples"], ["audit", "--help"], ["growth", "--help"]], ids=" ".join)
 def test_a_command_imports_only_its_own_module(argv):
     code = ("import sys\nfrom graphaudit.cli import main\nmain(sys.argv[1:])\n"

@@ -51,6 +51,7 @@ def test_audit_count_cannot_draw(tmp_path, capsys):
     assert "--count" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_semantic_flag_reaches_every_front_end(jax_model_file, torch_model_file, capsys):
     """--semantic is honoured by the framework front-ends too: the JSON then holds the semantic extra."""
     pytest.importorskip("egglog")
@@ -108,6 +109,7 @@ def target():
 """
 
 
+@pytest.mark.slow
 def test_loop_budget_reaches_the_pytensor_and_pymc_audits(tmp_path, capsys):
     pytest.importorskip("pymc")
     from graphaudit.frontends.common import DEFAULT_LOOP_BUDGET

@@ -16,6 +16,7 @@ BINARY = {"add": (ga.add, np.add), "sub": (ga.sub, np.subtract), "mul": (ga.mul,
           "div": (ga.div, np.divide), "maximum": (ga.maximum, np.maximum)}
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None)
 @given(
     name=st.sampled_from(sorted(BINARY)),

@@ -109,6 +109,7 @@ def test_integer_leaves_inside_a_pytree_are_left_alone_and_non_arrays_are_static
     assert state["train"] is True and state["step"].tolist() == [0, 1, 2]  # nothing the user passed changed
 
 
+@pytest.mark.slow
 def test_equinox_modules_are_audited_whole():
     eqx = pytest.importorskip("equinox")
     in_size, width, out_size, depth = 4, 5, 2, 2
@@ -128,6 +129,7 @@ def test_equinox_modules_are_audited_whole():
     assert_grads(report, eqx.filter_grad(loss)(model, x), loss, (model, x))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
 def test_half_precision_parameters_are_differentiated_costed_and_evaluated(dtype):
     n, d_in, d_out = 5, 3, 4

@@ -350,6 +350,8 @@ DETERMINISM = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_same_report_digests_and_dot_in_fresh_processes():
     script = DETERMINISM.format(examples=str(ROOT / "examples"))
     outputs = []

@@ -64,6 +64,7 @@ def test_params_become_hashable_stable_attrs():
     assert gj.hashable_param(jax.make_jaxpr(jnp.cos)(jnp.ones(3)).jaxpr) != gj.hashable_param(jaxprs[0])
 
 
+@pytest.mark.slow
 def test_pytree_params_are_flattened_and_named_by_path():
     fn, args, argnums = jax_transformer.build(batch=2, seq=4, d_model=8, heads=2, d_ff=16)
     report = gj.audit(fn, *args, argnums=argnums)
@@ -125,6 +126,7 @@ def test_jaxprs_have_their_own_canonical_text():
     assert gj.canonical_text([1, "a"]) == "list(int:1, str:'a')"  # other values: the common rules
 
 
+@pytest.mark.subprocess
 def test_importing_the_front_end_imports_no_jax():
     script = "import sys, graphaudit.frontends.jax as gj; gj.hashable_param({'k': 1}); print('jax' in sys.modules)"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}

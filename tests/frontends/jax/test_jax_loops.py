@@ -80,6 +80,7 @@ def test_lstm_matmul_flops_are_the_hand_counts(lstm):
     assert treatments(report) == {UNROLLED}
 
 
+@pytest.mark.slow
 def test_lstm_unrolled_evaluates_to_jax_grad(lstm):
     fn, args, report = lstm
     assert_grads(report, fn, args)
@@ -100,6 +101,7 @@ def test_lstm_report_says_how_each_loop_was_treated(lstm):
     assert f"  scan       {STEPS} steps  body {rows[0]['body'][:8]}  unrolled  (met " in text
 
 
+@pytest.mark.slow
 def test_lstm_whole_when_over_the_budget_costs_body_times_steps():
     fn, args, argnums = jax_lstm.build(3, 2, 3, 2, 2)
     report = gj.audit(fn, *args, argnums=argnums, loop_budget=0, xla=True)
@@ -136,6 +138,7 @@ def rnn_args():
             rng.standard_normal((B, H), dtype=np.float32), rng.standard_normal((T, B, D), dtype=np.float32))
 
 
+@pytest.mark.slow
 def test_a_scan_kept_whole_counts_its_products_as_body_times_steps():
     args = rnn_args()
     whole = gj.audit(rnn_loss, *args, argnums=(0, 1), loop_budget=1)
@@ -193,6 +196,7 @@ def test_a_cond_bounds_its_flops_and_its_matmul_flops_each_by_its_own_costliest_
 # --- fori_loop and cond ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_fori_loop_with_a_cond_on_the_counter_takes_the_known_branch():
     n, h, o, steps = 3, 4, 2, 5
 
@@ -219,6 +223,7 @@ def test_fori_loop_with_a_cond_on_the_counter_takes_the_known_branch():
     assert_grads(report, loss, args, argnums=(0, 1))
 
 
+@pytest.mark.slow
 def test_cond_on_data_is_costed_at_its_costliest_branch_an_upper_bound():
     n, d = 3, 4
     p = 2 * n * d * d

@@ -113,6 +113,7 @@ def dropout_loss(p, x, key):
     return jnp.sum((jnp.where(keep, jnp.tanh(x @ p["a"]), 0.0) @ p["b"]) ** 2)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("make_key", [jax.random.PRNGKey, jax.random.key], ids=["raw uint32 key", "typed key"])
 def test_random_draws_are_pure_functions_of_the_key_and_merge(make_key):
     rng = np.random.default_rng(2)

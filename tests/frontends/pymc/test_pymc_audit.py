@@ -78,6 +78,7 @@ def _point(model, seed=3):
     return {name: value + rng.uniform(-0.5, 0.5, np.shape(value)) for name, value in model.initial_point().items()}
 
 
+@pytest.mark.slow
 def test_gradients_evaluate_to_pytensors_own_in_both_forms(audited):
     _, model, report = audited
     point = _point(model)
@@ -168,6 +169,8 @@ def test_the_examples_print_their_reports(capsys):
     assert "Scan      4 steps" in out and "whole, body x trip count" in out
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_the_scan_models_report_is_the_same_whatever_the_hash_seed():
     code = ("import sys; sys.path.insert(0, 'examples'); import pymc_ar_scan\n"
             "from graphaudit.frontends.pymc import audit\n"

@@ -126,6 +126,8 @@ def test_audit_rejects_bad_arguments():
         gp.audit(loss, params, shapes={"x": (2, SMALL[0]), "y": (2,)}, repeats=0)
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_report_and_dot_are_the_same_in_a_fresh_process_with_another_hash_seed():
     code = (
         "import sys; sys.path.insert(0, 'tests/frontends/pytensor')\n"
@@ -141,6 +143,8 @@ def test_report_and_dot_are_the_same_in_a_fresh_process_with_another_hash_seed()
     assert runs[0].stdout == runs[1].stdout and "pytensor.Dot" in runs[0].stdout and "digraph" in runs[0].stdout
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_example_prints_the_seed_table_beside_the_audit():
     widths, batch = (6, 5, 4, 3, 2), 4
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -247,6 +251,7 @@ def test_a_malformed_pytensor_target_is_refused_in_one_line_naming_the_culprit(m
         gp.CLI.run(gp.CLI.recognise(((x @ wrt[0]).sum(), wrt[0]), "f"), options)
 
 
+@pytest.mark.subprocess
 def test_recognising_a_target_does_not_import_pytensor():
     code = ("import sys\nfrom graphaudit.frontends.pytensor import CLI\n"
             "print(CLI.recognise((1.0, [2.0]), 'f'), 'pytensor' in sys.modules)")

@@ -72,6 +72,7 @@ def _python(code, **env):
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment, timeout=120)
 
 
+@pytest.mark.subprocess
 def test_pytensor_is_imported_lazily_with_a_clear_message_when_missing():
     lazy = _python("import sys, graphaudit, graphaudit.frontends.pytensor; print('pytensor' in sys.modules)")
     assert lazy.returncode == 0 and lazy.stdout.strip() == "False", lazy.stderr

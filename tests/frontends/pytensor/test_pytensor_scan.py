@@ -48,6 +48,7 @@ def _feed(imported, extra=()):
     return {leaf: values[leaf.name] for leaf in imported.leaves}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", [rnn, two_taps])
 @pytest.mark.parametrize("budget", [WHOLE, UNROLLED])
 def test_scans_and_their_gradients_evaluate_as_pytensor_does(model, budget):
@@ -85,6 +86,7 @@ def test_a_scan_costs_its_body_times_its_steps_unrolled_or_not():
     assert whole.unrolled_nodes <= made <= whole.unrolled_nodes + 3 * STEPS
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("budget", [WHOLE, UNROLLED])
 def test_merge_makes_every_merge_of_the_merge_optimizer_through_scans(budget):
     cost, wrt = two_taps()

@@ -56,6 +56,7 @@ def test_seed_mlp_duplicated_matmul_flops_equal_the_hand_count(widths, batch):
     assert fx["separate"]["matmuls"] == layers + layers**2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["seed_mlp", "transformer", "convnet", "wgan_gp"])
 def test_merged_separate_equals_merged_joint(model):
     builds = {
@@ -100,6 +101,8 @@ def fresh_processes():
     return [json.loads(out.strip().splitlines()[-1]) for out in outputs]
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_full_size_seed_mlp_audits_without_allocating_its_weights(fresh_processes):
     """Peak RSS grows far less than the weights would take: fakes are traced, nothing is allocated."""
     widths, batch = tm.SEED_WIDTHS, 128
@@ -109,6 +112,8 @@ def test_full_size_seed_mlp_audits_without_allocating_its_weights(fresh_processe
         assert result["matmul_flops"] == input_gradient_flops(widths, batch)
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_same_report_whatever_the_hash_seed(fresh_processes):
     first, second = fresh_processes
     assert first["report"] == second["report"] and first["dot"] == second["dot"]
@@ -202,6 +207,7 @@ def test_cli_recognises_torch_targets_only():
         CLI.run(bad, options)
 
 
+@pytest.mark.subprocess
 def test_recognise_imports_no_torch():
     script = ("import sys; from graphaudit.frontends.torch import CLI; "
               "print(CLI.recognise((len, {'w': 1}), 't'), 'torch' in sys.modules)")

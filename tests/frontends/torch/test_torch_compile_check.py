@@ -49,6 +49,8 @@ def check():
     return compile_check(*tm.seed_mlp(WIDTHS, 4))
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_inductor_keeps_every_duplicated_product_with_trace_autograd_ops(check):
     rows = {row["graph"]: row for row in check["rows"]}
     traced = rows[INDUCTOR_TRACED]
@@ -59,6 +61,8 @@ def test_inductor_keeps_every_duplicated_product_with_trace_autograd_ops(check):
         assert rows[TRACED][form]["dots"] == traced[form]["dots"] == rows[EAGER][form]["dots"]
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_by_default_each_separate_call_runs_the_whole_compiled_backward(check):
     default = {row["graph"]: row for row in check["rows"]}[INDUCTOR_DEFAULT]
     backward = joint_products(LAYERS) - LAYERS
@@ -66,6 +70,8 @@ def test_by_default_each_separate_call_runs_the_whole_compiled_backward(check):
     assert default["separate"]["dots"] == LAYERS + 2 * LAYERS * backward
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_fx_cse_recovers_the_seed_mlp(check):
     rows = {row["graph"]: row for row in check["rows"]}
     for label in (FX_CSE, CSE_PASS):
@@ -75,6 +81,8 @@ def test_fx_cse_recovers_the_seed_mlp(check):
     assert rows[TRACED]["separate"]["nodes"] > rows[TRACED]["joint"]["nodes"]
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_verdict_and_section_lines(check):
     assert check["verdict"].startswith("torch.compile does not remove the duplicated work")
     assert "FX CSE recovers it" in check["verdict"]

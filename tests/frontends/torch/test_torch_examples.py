@@ -36,6 +36,7 @@ def test_seed_mlp_prints_the_hand_count(capsys):
     assert "merge(separate) == merge(joint): yes" in out and "8 separate grad calls" in out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("example, args, parameters", [
     ("torch_transformer", ["--d-model", "8", "--heads", "2", "--ff", "16", "--batch", "2", "--seq", "3"], 14),
     ("torch_convnet", ["--channels", "3", "--size", "4", "--batch", "2"], 10),

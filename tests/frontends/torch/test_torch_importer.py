@@ -47,6 +47,7 @@ def feed_of(report, model, *inputs, loss_fn):
     return {leaf: state[leaf.name].detach().numpy() for leaf in leaves}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", sorted(SMALL))
 def test_imported_forms_evaluate_to_eager_gradients(model):
     loss_fn, net, *inputs = SMALL[model]()

@@ -39,6 +39,7 @@ def _registry_kept():
         yield
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", [*BUILDS, "gpt2", "convnext", "gru", "mobilenet_v3"])
 def test_counted_from_the_joint_trace_equals_the_separate_trace(name):
     loss_fn, model, *inputs = BUILDS[name]() if name in BUILDS else zoo(name)
@@ -51,6 +52,7 @@ def test_counted_from_the_joint_trace_equals_the_separate_trace(name):
     assert duplicated == report.duplicated
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["seed_mlp", "transformer", "convnet", "gpt2"])
 def test_a_counted_audit_traces_the_joint_call_only_and_gives_the_built_figures(name):
     loss_fn, model, *inputs = BUILDS[name]() if name in BUILDS else zoo(name)

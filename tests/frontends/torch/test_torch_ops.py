@@ -325,6 +325,7 @@ def traced_ops(loss_fn, model, *inputs) -> set[str]:
             if n.op == "call_function" and isinstance(n.target, torch._ops.OpOverload)}
 
 
+@pytest.mark.slow
 def test_every_op_of_the_models_has_a_row():
     missing = {}
     for name, *program in model_programs():
@@ -333,6 +334,7 @@ def test_every_op_of_the_models_has_a_row():
     assert not missing, f"aten ops with no row in the table: {missing}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["seed MLP", "convnet", "transformer, dropout", "pooling", "recurrent",
                                   "activations"])
 def test_joint_matmul_flops_are_flop_counters_on_the_eager_grads(name):

@@ -133,6 +133,7 @@ def assert_eager(outputs, feed, eager, what):
         np.testing.assert_allclose(got, want.numpy(), rtol=1e-10, atol=1e-12, err_msg=f"{what}: gradient {i}")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(WRITES))
 def test_imported_forms_evaluate_to_eager_gradients(name):
     net, x, y = programs()[name]

@@ -48,6 +48,8 @@ def audited(name: str) -> tuple:
     return _reports[name]
 
 
+# slow, each test that reads audited(): whichever runs first audits the model
+@pytest.mark.slow
 @pytest.mark.parametrize("name", MODELS)
 def test_imported_forms_evaluate_to_eager_gradients(name):
     """Random draws (GPT-2's dropout) are seeded alike before eager's run and graphaudit's."""
@@ -59,12 +61,14 @@ def test_imported_forms_evaluate_to_eager_gradients(name):
         assert zoo.relative_error(values, eager) <= zoo.EQUAL, form
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", MODELS)
 def test_every_op_has_a_cost_rule(name):
     report = audited(name)[0]
     assert [form.cost.no_cost_rule for form in report.forms.values()] == [()] * len(report.forms)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", MODELS)
 def test_joint_products_are_flop_counters_op_by_op(name):
     """graphaudit's joint FLOPs by op = FlopCounterMode's, less the CPU attention kernels it counts as 0, plus
@@ -85,18 +89,19 @@ def test_a_grouped_grad_weight_is_counted_groups_times_by_flop_counter():
     ``2 * (2*6*8*8) * (1*3*3)``; the counter multiplies by all 6 input channels instead of 1."""
     conv = torch.nn.Conv2d(6, 6, 3, padding=1, groups=6, bias=False).double()
     x = torch.randn(2, 6, 8, 8, dtype=torch.float64)
-    with tm.op_registry_kept():
-        report = audit(lambda model, x: model(x).square().sum(), x, params=conv)
     with torch.utils.flop_counter.FlopCounterMode(display=False) as counter:
         torch.autograd.grad(conv(x).square().sum(), [conv.weight])
-    check = zoo.flop_check(report.forms["joint"].outputs, {str(k): v for k, v in
-                                                           counter.get_flop_counts()["Global"].items()})
+    with tm.op_registry_kept():  # the report's imported ops are read while they are registered
+        report = audit(lambda model, x: model(x).square().sum(), x, params=conv)
+        check = zoo.flop_check(report.forms["joint"].outputs, {str(k): v for k, v in
+                                                               counter.get_flop_counts()["Global"].items()})
     grad_weight = 2 * (2 * 6 * 8 * 8) * (1 * 3 * 3)
     assert check["grouped_grad_weight"] == (6 - 1) * grad_weight
     assert check["by_op"]["aten.convolution_backward"] == [grad_weight, 6 * grad_weight]
     assert check["by_op_equal"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", [*MODELS, "bert"])
 def test_merged_separate_form_is_the_merged_joint_form(name):
     assert audited(name)[0].merged_equals_joint is True

@@ -39,6 +39,7 @@ def traced_ops(name: str) -> set[str]:
             if n.op == "call_function" and isinstance(n.target, torch._ops.OpOverload)}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", MODELS)
 def test_every_traced_op_has_a_row_with_a_cost_rule(name):
     ops = traced_ops(name)
