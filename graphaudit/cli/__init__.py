@@ -27,6 +27,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "audit": ("graphaudit.cli.audit", "audit a built-in example or your own function (path/to/file.py:function)"),
     "growth": ("graphaudit.cli.growth",
                "audit a model at several depths and plot how each form grows (log-log, fitted exponents)"),
+    "check": ("graphaudit.cli.check", "fail (exit 1) when a target repeats more backward work than a budget; "
+                                      "for CI, with SARIF"),
     "examples": ("graphaudit.cli.examples", "list the built-in examples that 'audit' accepts"),
 }
 
