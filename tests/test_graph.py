@@ -291,7 +291,8 @@ def test_paused_gc_leaves_what_someone_else_froze_frozen():
         assert frozen > 0
         with paused_gc():
             pass
-        assert gc.get_freeze_count() == frozen
+        # not unfrozen (that would leave 0); a few frozen objects may die meanwhile (other threads free theirs)
+        assert frozen - 100 <= gc.get_freeze_count() <= frozen
     finally:
         gc.unfreeze()
 
