@@ -53,17 +53,24 @@ ENERGIES = {  # E(A(x), x), each through one linear algebra function of torch
 
 
 class Energy(torch.nn.Module):
-    """``E(x)`` through ``A(x) = W W^T + I + diag(c x^2)`` (symmetric positive definite for c >= 0), one per atom."""
+    """``E(x)`` through ``A(x) = W W^T + I + diag(c x^2)`` (symmetric positive definite for c >= 0), one per atom.
 
-    def __init__(self, energy):
+    ``written``: the diagonal added in place, through a view (the program then writes, and the importer reads
+    its functionalized trace)."""
+
+    def __init__(self, energy, written=False):
         super().__init__()
         generator = torch.Generator().manual_seed(0)
         self.W = torch.nn.Parameter(torch.randn(N, N, dtype=torch.float64, generator=generator) / 2)
         self.c = torch.nn.Parameter(torch.tensor(0.7, dtype=torch.float64))
-        self.energy = energy
+        self.energy, self.written = energy, written
 
     def forward(self, x):
-        A = self.W @ self.W.T + torch.eye(N, dtype=torch.float64) + torch.diag_embed(self.c * x * x)
+        if self.written:
+            A = (self.W @ self.W.T).expand(x.shape[0], N, N).clone()
+            A.diagonal(dim1=-2, dim2=-1).add_(1 + self.c * x * x)
+        else:
+            A = self.W @ self.W.T + torch.eye(N, dtype=torch.float64) + torch.diag_embed(self.c * x * x)
         return self.energy(A, x)
 
 
@@ -84,11 +91,12 @@ def positions():
             torch.randn(ATOMS, N, dtype=torch.float64, generator=generator))
 
 
+@pytest.mark.parametrize("written", [False, True], ids=["A built", "A written in place"])
 @pytest.mark.parametrize("name", sorted(ENERGIES))
-def test_force_loss_audits_and_its_forms_evaluate_to_eager_gradients(name):
-    model, (x, target) = Energy(ENERGIES[name]), positions()
+def test_force_loss_audits_and_its_forms_evaluate_to_eager_gradients(name, written):
+    model, (x, target) = Energy(ENERGIES[name], written), positions()
     report = audit(force_loss, x, target, params=model)
-    assert report.wrt == ["W", "c"]
+    assert report.wrt == ["W", "c"] and report.merged_equals_joint
     assert all(form.cost.no_cost_rule == () for form in report.forms.values())
     feed = named_leaves(force_loss, x, target, params=model)
     eager = torch.autograd.grad(force_loss(model, x, target), [model.W, model.c])
