@@ -101,7 +101,7 @@ def test_force_loss_audits_and_its_forms_evaluate_to_eager_gradients(name, writt
     feed = named_leaves(force_loss, x, target, params=model)
     eager = torch.autograd.grad(force_loss(model, x, target), [model.W, model.c])
     for form in ("separate", "joint", "separate_merged", "joint_merged"):
-        for wrt, got, want in zip(report.wrt, ga.evaluate(report.forms[form].outputs, feed), eager):
+        for wrt, got, want in zip(report.wrt, ga.evaluate(report.forms[form].outputs, feed), eager, strict=True):
             np.testing.assert_allclose(got, want.numpy(), rtol=1e-9, atol=1e-12, err_msg=f"{name} {form} {wrt}")
 
 
