@@ -62,7 +62,7 @@ class Op:
     impl: Callable[..., np.ndarray] | None
     vjp: Callable[[Node, Node, tuple[bool, ...]], list[Node | None]] | None
     cost: Callable[[Node], int] | None
-    kind: str  # "elementwise", "matmul", "reduction", "data", "source", "random", "imported"
+    kind: str  # "elementwise", "matmul", "reduction", "linalg", "data", "source", "random", "imported"
     pure: bool = True
     commutative: bool = False
     doc: str = ""

@@ -4,8 +4,10 @@
 Each ``aten.<name>.<overload>`` call becomes a node of op ``aten.<name>`` (:mod:`.aten` says how
 its arguments become inputs and attrs; :mod:`.ops` how it counts); a call with several
 results becomes one node per result that FX reads through ``getitem``. ``detach`` is
-dropped: its result is its input. Placeholders become the leaves given; tensor constants
-(``get_attr``), graphaudit constants.
+dropped: its result is its input. A call whose schema returns nothing (``_linalg_check_errors``,
+which raises on a singular matrix in eager PyTorch; ``_assert_async``; ``sym_constrain_range``)
+is dropped too: it computes no value, so nothing can read it, and it costs nothing.
+Placeholders become the leaves given; tensor constants (``get_attr``), graphaudit constants.
 
 The graph holds no writes: PyTorch's functionalization has turned each into its out-of-place
 op (``masked_fill`` for ``masked_fill_``) and, for a write through a view, a ``*_scatter``
@@ -107,6 +109,8 @@ class _Importer:
         if written:
             raise ValueError(f"torch import: {fx_node.name} ({target}) writes to its argument {written[0]}: "
                              "import the graph without writes (capture.functional)")
+        if not target._schema.returns:  # a check (_linalg_check_errors, _assert_async): no value to import
+            return
         custom = fx_node.meta.get("custom") or {}
         call = self.calls[custom[GRAD_CALL]] if GRAD_CALL in custom else None
         origin = self.first_of_seq.get(fx_node.meta.get("seq_nr", -1)) if call is not None else None

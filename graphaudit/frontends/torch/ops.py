@@ -21,6 +21,11 @@ Conventions (:mod:`graphaudit.analysis.cost`), and where aten needs more:
   nll_loss's total weight) cost nothing, result 0 carries the kernel; a backward kernel's
   results (``convolution_backward``, ``native_layer_norm_backward``, ...) each cost what
   computing that one result takes, since separate grad calls ask for one result each.
+- Linear algebra (kind ``"linalg"``: factorizations and solves, not products): LAPACK's dense counts, a
+  multiply-add 2 FLOPs as for matmul (LU ``2n^3/3``, Cholesky ``n^3/3``, inverse ``2n^3``, a triangular
+  solve ``n^2`` per right-hand side), per matrix times the batch; flop_registry has none. A kernel's
+  by-products (LU, pivots, ``info``) cost nothing; the checks that read ``info`` return nothing and are
+  not imported (:mod:`.importer`).
 - Elementwise ops one FLOP per output element; the ``*_backward`` of an activation the FLOPs
   of its formula per element, stated in its row; in-place variants (``add_``) as their value.
 - Views (``view``, ``t``, ``expand``, ``select``, ``split`` outputs, ...) write no bytes;
@@ -161,6 +166,76 @@ def pool_backward_flops(node: Node) -> int:
     return tensor_input(node, "grad_output").size * _window(node)
 
 
+# --- linear algebra ------------------------------------------------------------------------
+# LAPACK's dense counts (Golub & Van Loan, "Matrix Computations"; LAPACK Working Note 41), leading terms, with
+# a multiply-add 2 FLOPs as for matmul: per matrix (rounded down), times the batch (the leading dims).
+
+
+def lu_factor_flops(m: int, n: int) -> int:
+    """LU with partial pivoting of an m x n matrix: ``2mnk - (m+n)k^2 + 2k^3/3``, k = min(m, n) (2n^3/3 square)."""
+    k = min(m, n)
+    return (6 * m * n * k - 3 * (m + n) * k * k + 2 * k ** 3) // 3
+
+
+def cholesky_flops(m: int, n: int) -> int:
+    """Cholesky of an n x n matrix: ``n^3/3``."""
+    return n ** 3 // 3
+
+
+def inverse_flops(m: int, n: int) -> int:
+    """Inverse of an n x n matrix by LU: ``2n^3`` (LU 2n^3/3, then inverting from it 4n^3/3)."""
+    return 2 * n ** 3
+
+
+def cholesky_inverse_flops(m: int, n: int) -> int:
+    """Inverse from an n x n Cholesky factor: ``2n^3/3`` (the factor's inverse n^3/3, its product with its
+    transpose n^3/3)."""
+    return 2 * n ** 3 // 3
+
+
+def svd_flops(m: int, n: int, full_matrices: bool, compute_uv: bool) -> int:
+    """Golub-Reinsch SVD of an m x n matrix, m >= n (else its transpose): singular values ``4mn^2 - 4n^3/3``;
+    with U and V ``4m^2n + 8mn^2 + 9n^3``, thin U ``14mn^2 + 8n^3`` (G&VL's estimates: the QR sweeps iterate)."""
+    m, n = max(m, n), min(m, n)
+    if not compute_uv:
+        return (12 * m * n * n - 4 * n ** 3) // 3
+    return 4 * m * m * n + 8 * m * n * n + 9 * n ** 3 if full_matrices else 14 * m * n * n + 8 * n ** 3
+
+
+def per_matrix(name: str, formula: Callable[..., int], *attrs: str) -> Callable[[Node], int]:
+    """``formula(rows, columns, *attrs)`` of each matrix of tensor argument ``name``, times its batch."""
+
+    def cost(node: Node) -> int:
+        *batch, m, n = tensor_input(node, name).shape
+        return math.prod(batch) * formula(m, n, *(node.attr(a) for a in attrs))
+
+    cost.__doc__ = f"{formula.__name__} of each matrix of {name}, times its batch."
+    return cost
+
+
+def triangular_solves(count: int, name: str) -> Callable[[Node], int]:
+    """``count`` triangular solves with the n x n matrix ``name``, each ``n^2`` per right-hand side (n^2/2
+    multiply-adds): ``count * n`` per output element, the output holding the k solutions (batch broadcast)."""
+
+    def cost(node: Node) -> int:
+        return count * node.size * tensor_input(node, name).shape[-1]
+
+    cost.__doc__ = f"{count} triangular solves: {count} * out.size * {name}.shape[-1]."
+    return cost
+
+
+def solve_flops(node: Node) -> int:
+    """``linalg.solve``: LU of each matrix of A, then two triangular solves (L, then U) per column of B."""
+    *batch, n, _ = tensor_input(node, "A").shape
+    return math.prod(batch) * lu_factor_flops(n, n) + 2 * node.size * n
+
+
+def scatter_flops(node: Node) -> int:
+    """A scatter writes ``self`` with ``src``'s (or a value's) elements at ``index``: a copy; its ``reduce``
+    overloads combine each with what is there, one FLOP per index element."""
+    return tensor_input(node, "index").size if node.attr("reduce") is not None else 0
+
+
 # --- what reports print beside a product ------------------------------------------------------
 
 RESULTS = {  # the results of a multi-result backward kernel, by output index
@@ -198,9 +273,10 @@ where""".split()
 # in-place forms that autograd and nn modules dispatch (dropout's div_, LSTM cells' sigmoid_ and tanh_,
 # torchvision's activations built with inplace=True)
 INPLACE = "add_ div_ hardswish_ masked_fill_ mul_ relu_ sigmoid_ silu_ sub_ tanh_".split()
-REDUCTIONS = "amax amin any argmax argmin cumsum linalg_vector_norm logsumexp mean prod sum".split()
+# max and min by a dim give values and indices, each costing the pass that amax's or argmax's would
+REDUCTIONS = "amax amin any argmax argmin cumprod cumsum linalg_vector_norm logsumexp max mean min prod sum".split()
 SOURCES = """empty empty_like empty_strided full full_like new_empty new_full new_ones new_zeros ones ones_like
-scalar_tensor zeros zeros_like arange fill fill_ new_empty_strided""".split()
+scalar_tensor zeros zeros_like arange eye fill fill_ new_empty_strided""".split()
 RANDOM = "bernoulli bernoulli_ native_dropout normal rand rand_like randn randn_like uniform_".split()
 # Outputs that alias their input (no bytes written); detach is dropped by the importer, kept here for completeness.
 # The in-place ones (as_strided_, transpose_: nn.GRU's and channels_last layouts) change a tensor's strides only.
@@ -210,8 +286,8 @@ view""".split()
 # Data movement into a new buffer: bytes, no FLOPs. tril and triu keep or zero each element (a causal mask):
 # a masked copy, no arithmetic. A *_scatter (a write into a view, as functionalization imports it) writes its
 # whole output: its input with the view's elements replaced.
-COPIES = """_to_copy cat clone constant_pad_nd copy copy_ embedding flip gather index index_select lift_fresh_copy
-repeat roll select_backward slice_backward stack tril triu
+COPIES = """_to_copy cat clone constant_pad_nd copy copy_ diag_embed embedding flip gather index index_select
+lift_fresh_copy repeat roll diagonal_backward select_backward slice_backward stack tril triu
 as_strided_scatter diagonal_scatter select_scatter slice_scatter""".split()
 
 TABLE_ROWS: dict[str, ImportedOp] = {
@@ -276,6 +352,27 @@ TABLE_ROWS: dict[str, ImportedOp] = {
     "aten._adaptive_avg_pool2d_backward": ImportedOp("data", per_element_of(1, "self")),
     # embedding: a gather (a copy, in COPIES); its backward adds each grad_output row into the weight's
     "aten.embedding_dense_backward": ImportedOp("data", per_element_of(1, "grad_output")),
+    # linear algebra (the counts above). A kernel with several results costs on the one its callers read: the
+    # value (det's, a solve's, the inverse, the factor), slogdet's logabsdet (logdet and both backwards read it,
+    # not always the sign), linalg.lu's L, the SVD's S; LU, pivots, info and the other factors cost nothing. A
+    # program that reads only those (slogdet's sign, an SVD's U and Vh without S) would count the kernel as 0.
+    "aten.linalg_cholesky_ex": ImportedOp("linalg", by_output(per_matrix("self", cholesky_flops), no_flops)),
+    "aten.linalg_lu_factor_ex": ImportedOp("linalg", _first_output(per_matrix("A", lu_factor_flops))),
+    "aten.linalg_lu": ImportedOp("linalg", by_output(no_flops, per_matrix("A", lu_factor_flops), no_flops)),
+    "aten._linalg_det": ImportedOp("linalg", _first_output(per_matrix("A", lu_factor_flops))),  # prod(diag(U))
+    "aten._linalg_slogdet": ImportedOp("linalg", by_output(
+        no_flops, per_matrix("A", lu_factor_flops), no_flops, no_flops)),  # sum(log|diag(U)|)
+    "aten.linalg_inv_ex": ImportedOp("linalg", by_output(per_matrix("A", inverse_flops), no_flops)),
+    "aten.cholesky_inverse": ImportedOp("linalg", per_matrix("self", cholesky_inverse_flops)),
+    "aten._linalg_solve_ex": ImportedOp("linalg", by_output(solve_flops, no_flops, no_flops, no_flops)),
+    "aten.linalg_lu_solve": ImportedOp("linalg", triangular_solves(2, "LU")),  # with L, then U (pivots: free)
+    "aten.cholesky_solve": ImportedOp("linalg", triangular_solves(2, "input2")),  # with L, then L^T
+    "aten.linalg_solve_triangular": ImportedOp("linalg", triangular_solves(1, "self")),
+    "aten.triangular_solve": ImportedOp("linalg", by_output(triangular_solves(1, "A"), no_flops)),  # A's copy: 0
+    "aten._linalg_svd": ImportedOp("linalg", by_output(
+        no_flops, per_matrix("A", svd_flops, "full_matrices", "compute_uv"), no_flops)),
+    "aten.lu_unpack": ImportedOp("data", no_flops),  # P from the pivots, L and U masked copies of LU
+    "aten.scatter": ImportedOp("data", scatter_flops),
     # random draws: one per output element (the importer keeps them apart: they are impure)
     **{f"aten.{p}": ImportedOp("random", elementwise_cost) for p in RANDOM},
     # sources: write their output, no arithmetic
