@@ -216,7 +216,7 @@ def imported_call(target, args, kwargs):
         return list(result) if isinstance(result, tuple) else [result]
 
     leaves = [placeholder(f"t{i}", tuple(t.shape), numpy_dtype(t.dtype)) for i, t in enumerate(tensors)]
-    outputs, _ = from_fx(make_fx(call)(*tensors), leaves, [])
+    outputs, _, _ = from_fx(make_fx(call)(*tensors), leaves, [])
     return outputs, {leaf: t.numpy() for leaf, t in zip(leaves, tensors)}, call(*tensors)
 
 
