@@ -138,9 +138,12 @@ def test_measure_times_the_forms_and_checks_they_agree():
     report = ga.audit(model.loss, model.params, measure=True, feed=model.make_feed(), repeats=2)
     measured = report.to_dict()["measured"]
     assert measured["repeats"] == 2
-    assert measured["separate_seconds"] > 0 and measured["joint_seconds"] > 0
+    assert list(measured["seconds"]) == ["separate", "joint", "separate_merged"]
+    assert all(seconds > 0 for seconds in measured["seconds"].values())
+    assert measured["versus"] == {"separate": "joint", "separate_merged": "joint"}
     assert measured["max_abs_difference"] == 0.0
-    assert report.to_dict(timings=False)["measured"]["separate_seconds"] is None
+    assert set(report.to_dict(timings=False)["measured"]["seconds"].values()) == {None}
+    assert "numpy run time (median of 2): separate " in report.to_text()
     assert "numpy run time" in report.to_text()
 
 

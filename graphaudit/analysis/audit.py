@@ -10,7 +10,7 @@ from the separate form, broken down by op, by grad call and by forward node.
 from __future__ import annotations
 
 import dataclasses
-import statistics
+import functools
 import time
 from collections.abc import Mapping, Sequence
 
@@ -28,6 +28,7 @@ from graphaudit.analysis.merge import MergeResult, merge
 from graphaudit.core.ops import get_op
 from graphaudit.analysis.report import Form, Report
 from graphaudit.analysis.semantic_work import removed_positions, semantic_work
+from graphaudit.analysis.timing import Run, measure
 from graphaudit.core.source import Source, recorded_sources
 from graphaudit.errors import culprit
 
@@ -329,23 +330,6 @@ def _measure(forms: dict[str, Form], feed: Mapping, repeats: int) -> dict:
     """Median numpy run time of each form, and how far separate and joint gradients differ."""
     if repeats < 1:
         raise ValueError(f"audit: repeats must be >= 1, got {repeats}")
-    seconds: dict[str, float] = {}
-    values: dict[str, list[np.ndarray]] = {}
-    for name in ("separate", "joint", "separate_merged"):
-        runs = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            values[name] = evaluate(forms[name].outputs, feed)
-            runs.append(time.perf_counter() - start)
-        seconds[name] = statistics.median(runs)
-    difference = max(
-        (float(np.max(np.abs(a - b), initial=0.0)) for a, b in zip(values["separate"], values["joint"])), default=0.0
-    )
-    return {
-        "repeats": repeats,
-        "separate_seconds": seconds["separate"],
-        "joint_seconds": seconds["joint"],
-        "separate_merged_seconds": seconds["separate_merged"],
-        "separate_over_joint": seconds["separate"] / seconds["joint"],
-        "max_abs_difference": difference,
-    }
+    runs = {name: Run(functools.partial(evaluate, forms[name].outputs, feed), versus=versus)
+            for name, versus in (("separate", "joint"), ("joint", None), ("separate_merged", "joint"))}
+    return measure("numpy run time", runs, repeats)

@@ -19,6 +19,7 @@ from graphaudit.core.describe import seconds_text, shape_text, si
 from graphaudit.core.graph import Node
 from graphaudit.core.source import Source
 from graphaudit.analysis.merge import MergeResult
+from graphaudit.analysis.timing import measured_lines
 from graphaudit.analysis.schema import ReportData
 
 
@@ -123,9 +124,7 @@ class Report:
         With ``timings=False`` every measured time is None: what is left is the same in every
         run, so two runs can be compared byte for byte.
         """
-        measured = self.measured
-        if measured is not None and not timings:
-            measured = {k: (v if k in ("repeats", "max_abs_difference") else None) for k, v in measured.items()}
+        measured = self.measured if timings else _without_timings(self.measured)
         data = {
             "kind": self.kind,
             "wrt": list(self.wrt),
@@ -186,12 +185,7 @@ class Report:
                 + (" (" + ", ".join(f"{op} x{e['nodes']}" for op, e in own["by_op"].items()) + ")" if own["nodes"] else "")
             )
         if self.measured is not None:
-            m = self.measured
-            lines.append(
-                f"numpy run time (median of {m['repeats']}): separate {seconds_text(m['separate_seconds'])}, "
-                f"joint {seconds_text(m['joint_seconds'])} ({m['separate_over_joint']:.2f}x), merged separate "
-                f"{seconds_text(m['separate_merged_seconds'])}; max |separate - joint| = {m['max_abs_difference']:.3g}"
-            )
+            lines += measured_lines(self.measured)
         if self.semantic is not None:
             lines += self.semantic_lines()
         if self.framework is not None:

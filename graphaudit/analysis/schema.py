@@ -126,13 +126,13 @@ class MergedDifference(TypedDict):
 
 
 class Measured(TypedDict):
-    """Median numpy run time of each form (``audit(..., measure=True)``)."""
+    """Median run times of each form, one shape for every audit (:mod:`graphaudit.analysis.timing`):
+    numpy's evaluation of graphaudit's forms, eager PyTorch, jitted JAX."""
 
+    what: str  # what was timed, in words: "numpy run time", "eager step ...", "jitted run time on cpu:0 ..."
     repeats: int
-    separate_seconds: float | None
-    joint_seconds: float | None
-    separate_merged_seconds: float | None
-    separate_over_joint: float | None
+    seconds: dict[str, float | None]  # median seconds of each run, by run: "separate", "joint", ...
+    versus: dict[str, str]  # the run each run is compared with in the text
     max_abs_difference: float  # between the separate and joint gradients
 
 

@@ -23,9 +23,8 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from graphaudit.frontends import require
-from graphaudit.frontends.common import CliFrontend, TargetError, attach_section, failures_in
-from graphaudit.frontends.pytensor.audit import REPEATS, PyTensorSection
-from graphaudit.frontends.pytensor.audit import audit as pytensor_audit
+from graphaudit.frontends.common import AuditOptions, BuiltForms, CliFrontend, TargetError, audit_forms, failures_in
+from graphaudit.frontends.pytensor.audit import REPEATS, PyTensorForms, PyTensorSection
 from graphaudit.frontends.pytensor.scan import DEFAULT_BUDGET
 from graphaudit.analysis.report import Report
 
@@ -71,13 +70,18 @@ def audit(
     hold at most ``loop_budget`` nodes, else imported whole; ``semantic=True`` adds what equality
     saturation finds beyond value numbering.
     """
-    pm = require("pymc", "pymc")
+    options = AuditOptions(commutative=commutative, semantic=semantic, repeats=repeats, compile_check=compile_check,
+                           loop_budget=loop_budget)
     target = model_gradient(model, jacobian=jacobian)
-    report = pytensor_audit(target.cost, target.wrt, shapes=target.shapes, compile_check=compile_check,
-                            repeats=repeats, mode=mode, commutative=commutative, semantic=semantic,
-                            loop_budget=loop_budget)
-    section = PyMCSection(report.framework, pymc_version=pm.__version__, value_variables=target.shapes)
-    return attach_section(report, section)
+    return audit_forms(PyMCForms(target.cost, target.wrt, target.shapes, mode), options)
+
+
+class PyMCForms(PyTensorForms):
+    """PyTensor's forms of the model's log density, and a section that says which model it was."""
+
+    def section(self, built: BuiltForms, report: Report) -> PyMCSection:
+        return PyMCSection(super().section(built, report), pymc_version=require("pymc", "pymc").__version__,
+                           value_variables=self.shapes)
 
 
 class PyMCSection(PyTensorSection):

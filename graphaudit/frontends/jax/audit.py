@@ -16,16 +16,16 @@ import numpy as np
 
 from graphaudit.analysis.advice import AdviceWords
 from graphaudit import progress
-from graphaudit.analysis.audit import compare_forms
+from graphaudit.analysis.timing import Run
 from graphaudit.analysis.cost import Cost, total_cost
 from graphaudit.core.describe import seconds_text, si
 from graphaudit.frontends import require
 from graphaudit.frontends.common import (
-    CliFrontend, FrameworkSection, TargetError, a_type, attach_section, failures_in, loop_heading,
+    AuditOptions, BuiltForms, CliFrontend, FrameworkSection, TargetError, a_type, audit_forms, failures_in,
+    loop_heading,
 )
 from graphaudit.frontends.jax.arguments import FlatFunction, Group
-from graphaudit.frontends.jax.compiled import measure as measure_forms
-from graphaudit.frontends.jax.compiled import xla_check
+from graphaudit.frontends.jax.compiled import timed_runs, xla_check
 from graphaudit.frontends.jax.importer import count_equations, from_jaxpr
 from graphaudit.frontends.jax.loops import (
     COSTLIEST_BRANCH, DEFAULT_BUDGET, ONE_ITERATION, LoopRecord, unrolled_size)
@@ -66,60 +66,76 @@ def audit(
     jax = require("jax", "jax")
     if not callable(fn):
         raise TypeError(f"audit: fn must be a function, got {type(fn).__name__}")
-    if repeats < 1:
-        raise ValueError(f"audit: repeats must be >= 1, got {repeats}")
+    options = AuditOptions(commutative=commutative, semantic=semantic, repeats=repeats, measure=measure,
+                           compile_check=xla, loop_budget=loop_budget)
     flat = FlatFunction(fn, args, _normalise_argnums(argnums, len(args)), has_aux=has_aux, group=group)
     if not flat.wrt:
         raise ValueError(f"audit: the arguments {argnums} hold no arrays to differentiate")
     if measure and any(isinstance(leaf, jax.ShapeDtypeStruct) for leaf in flat.leaves):
         raise ValueError("audit: measure=True needs arrays, not jax.ShapeDtypeStruct, to run the gradients on")
-    wrt_names = [flat.names[i] for i in flat.wrt]
+    return audit_forms(JaxForms(flat, grouped=group is not None), options, finish=jax.block_until_ready)
 
-    start = time.perf_counter()
-    joint_traced = jax.make_jaxpr(flat.joint())(*flat.leaves)
-    joint_seconds = time.perf_counter() - start
-    inputs = flat.nodes(joint_traced)
 
-    start = time.perf_counter()
-    separate_traced = []
-    for index, members in enumerate(flat.groups):
-        separate_traced.append(jax.make_jaxpr(flat.separate(index))(*flat.leaves))
-        progress.step("jax.grad traces", index + 1, len(flat.groups), ", ".join(wrt_names[members]))
-    trace_seconds = time.perf_counter() - start
-    unrolled = sum(map(unrolled_size, [*separate_traced, joint_traced]))
-    unroll = unrolled <= loop_budget
-    loops: dict[str, list[LoopRecord]] = {"separate": [], "joint": []}
+class JaxForms:
+    """One ``jax.grad`` trace per differentiated leaf (or group of leaves) and one joint trace, imported
+    (:func:`graphaudit.frontends.common.audit_forms`'s front-end)."""
 
-    start = time.perf_counter()
-    separate: list[Node] = []
-    for members, traced in zip(flat.groups, separate_traced):
-        separate += from_jaxpr(traced, inputs, call=GradCall(wrt_names[members]), unroll=unroll,
-                               loops=loops["separate"])
-    import_seconds = time.perf_counter() - start
-    start = time.perf_counter()
-    joint = from_jaxpr(joint_traced, inputs, call=GradCall(wrt_names), unroll=unroll, loops=loops["joint"])
-    joint_import = time.perf_counter() - start
+    def __init__(self, flat: FlatFunction, grouped: bool):
+        self.flat, self.grouped = flat, grouped
 
-    report = compare_forms(separate, joint, wrt=wrt_names, build_seconds=(trace_seconds, joint_seconds),
-                           commutative=commutative, semantic=semantic)
-    section = JaxSection(
-        name="JAX",
-        version=jax.__version__,
-        traces={"separate": len(flat.groups), "joint": 1},
-        jaxpr_equations={"separate": sum(map(count_equations, separate_traced)),
-                         "joint": count_equations(joint_traced)},
-        import_seconds={"separate": import_seconds, "joint": joint_import},
-        retraced_forward=_retraced_forward(report),
-        intentional_recomputation=_recomputation(report),
-        loops=_loop_rows(loops, unroll, unrolled, loop_budget),
-    )
-    if group is not None:
-        section["groups"] = [wrt_names[members] for members in flat.groups]
-    if xla:
-        section["compile_check"] = xla_check(flat, [var.aval for var in joint_traced.jaxpr.invars])
-    if measure:
-        section["measured"] = measure_forms(flat, repeats)
-    return attach_section(report, section)
+    def build(self, options: AuditOptions) -> BuiltForms:
+        jax, flat = require("jax", "jax"), self.flat
+        wrt_names = [flat.names[i] for i in flat.wrt]
+        start = time.perf_counter()
+        joint_traced = jax.make_jaxpr(flat.joint())(*flat.leaves)
+        joint_seconds = time.perf_counter() - start
+        inputs = flat.nodes(joint_traced)
+
+        start = time.perf_counter()
+        separate_traced = []
+        for index, members in enumerate(flat.groups):
+            separate_traced.append(jax.make_jaxpr(flat.separate(index))(*flat.leaves))
+            progress.step("jax.grad traces", index + 1, len(flat.groups), ", ".join(wrt_names[members]))
+        trace_seconds = time.perf_counter() - start
+        unrolled = sum(map(unrolled_size, [*separate_traced, joint_traced]))
+        unroll = unrolled <= options.loop_budget
+        loops: dict[str, list[LoopRecord]] = {"separate": [], "joint": []}
+
+        start = time.perf_counter()
+        separate: list[Node] = []
+        for members, traced in zip(flat.groups, separate_traced):
+            separate += from_jaxpr(traced, inputs, call=GradCall(wrt_names[members]), unroll=unroll,
+                                   loops=loops["separate"])
+        import_seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        joint = from_jaxpr(joint_traced, inputs, call=GradCall(wrt_names), unroll=unroll, loops=loops["joint"])
+        joint_import = time.perf_counter() - start
+
+        self.avals = [var.aval for var in joint_traced.jaxpr.invars]
+        self.figures = {
+            "traces": {"separate": len(flat.groups), "joint": 1},
+            "jaxpr_equations": {"separate": sum(map(count_equations, separate_traced)),
+                                "joint": count_equations(joint_traced)},
+            "import_seconds": {"separate": import_seconds, "joint": joint_import},
+            "loops": _loop_rows(loops, unroll, unrolled, options.loop_budget),
+        }
+        return BuiltForms(wrt_names, joint, separate, build_seconds=(trace_seconds, joint_seconds))
+
+    def section(self, built: BuiltForms, report: Report) -> JaxSection:
+        figures = self.figures
+        section = JaxSection(name="JAX", version=require("jax", "jax").__version__, traces=figures["traces"],
+                             jaxpr_equations=figures["jaxpr_equations"], import_seconds=figures["import_seconds"],
+                             retraced_forward=_retraced_forward(report),
+                             intentional_recomputation=_recomputation(report), loops=figures["loops"])
+        if self.grouped:
+            section["groups"] = [built.wrt[members] for members in self.flat.groups]
+        return section
+
+    def compile_check(self, built: BuiltForms, report: Report) -> dict[str, Any]:
+        return xla_check(self.flat, self.avals)
+
+    def timed_runs(self) -> tuple[str, dict[str, Run], dict[str, Any]]:
+        return timed_runs(self.flat)
 
 
 def _loop_rows(loops: dict[str, list[LoopRecord]], unroll: bool, unrolled: int, budget: int) -> dict[str, Any]:
@@ -187,9 +203,7 @@ class JaxSection(FrameworkSection):
     duplicate); ``compile_check`` (only with ``xla=True``: ``backend``, ``title`` and
     ``rows``, each ``graph`` and per form the optimised HLO's instructions as ``nodes``, its
     dot and convolution ops as ``dots``, XLA's ``flops`` and the compile ``seconds``: first
-    as compiled, then with XLA's CSE pass disabled); ``measured`` (only with
-    ``measure=True``: the ``device`` the arguments were put on, once, and median jitted run
-    times); ``loops``: whether scans were ``unrolled``,
+    as compiled, then with XLA's CSE pass disabled); ``loops``: whether scans were ``unrolled``,
     the ``unrolled_nodes`` that unrolling makes against the ``budget``, and ``rows``, one per
     distinct loop: ``primitive``, ``length`` (steps, or branches), ``treatment``, ``body``
     digest, and how often the ``separate`` and ``joint`` forms met it; ``groups`` (only with
@@ -241,7 +255,7 @@ class JaxSection(FrameworkSection):
         return lines
 
     def closing_lines(self) -> list[str]:
-        """The traces, the re-traced forward pass, what ``jax.checkpoint`` recomputes, and the run times."""
+        """The traces, the re-traced forward pass, and what ``jax.checkpoint`` recomputes."""
         eqs, traces = self["jaxpr_equations"], self["traces"]
         lines = [
             "",
@@ -261,21 +275,6 @@ class JaxSection(FrameworkSection):
                 f"joint {remat['joint']['nodes']} nodes {si(remat['joint']['flops'], 'FLOP')}, separate merged "
                 f"{remat['separate_merged']['nodes']} nodes; copies that separate calls rebuilt: "
                 f"{remat['duplicated']['nodes']} nodes {si(remat['duplicated']['flops'], 'FLOP')}"
-            )
-        measured = self.get("measured")
-        if measured is not None:
-            joint_seconds = measured["joint_seconds"]
-
-            def versus(seconds: float | None) -> str:
-                ratio = f" ({seconds / joint_seconds:.2f}x)" if seconds is not None and joint_seconds else ""
-                return seconds_text(seconds) + ratio
-
-            lines.append(
-                f"jitted run time on {measured['device']}, arguments put on it once (median of "
-                f"{measured['repeats']}): joint {seconds_text(joint_seconds)}, "
-                f"separate grads in one jit {versus(measured['separate_one_jit_seconds'])}, separately jitted "
-                f"grads in turn {versus(measured['separately_jitted_seconds'])}; max |separate - joint| = "
-                f"{measured['max_abs_difference']:.3g}"
             )
         return lines
 

@@ -2,19 +2,17 @@
 
 :func:`xla_check` compiles the separate grads in one ``jit`` and the joint grad, with and
 without XLA's CSE pass, and counts what the optimised HLO keeps (:func:`hlo_counts`);
-:func:`measure` times the jitted forms on arguments put on the device once.
+:func:`timed_runs` gives the jitted forms to time, on arguments put on the device once.
 """
 
 from __future__ import annotations
 
 import re
-import statistics
 import time
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
+from graphaudit.analysis.timing import Run
 from graphaudit.frontends import require
 from graphaudit.frontends.jax.arguments import FlatFunction
 
@@ -91,13 +89,12 @@ def xla_check(flat: FlatFunction, avals: list[Any]) -> dict[str, Any]:
     return {"backend": backend, "title": f"XLA ({backend}): separate grads in one jit vs the joint grad", "rows": rows}
 
 
-def measure(flat: FlatFunction, repeats: int) -> dict[str, Any]:
-    """Median wall time of the jitted separate-in-one-jit, joint, and separately jitted grads.
+def timed_runs(flat: FlatFunction) -> tuple[str, dict[str, Run], dict[str, Any]]:
+    """The jitted separate grads in one jit, the joint grad, and the separately jitted grads in turn.
 
     The arguments are put on the default device once, before any timing: handed host
     arrays, every call would copy them over first, and on an accelerator that copy can
-    take longer than the gradients. The three run in turn within each repeat, so that a
-    change in the machine's load shifts them alike; a first, untimed run of each compiles it.
+    take longer than the gradients. The first, untimed run of each compiles it.
     """
     jax = require("jax", "jax")
     device = jax.devices()[0]
@@ -105,20 +102,9 @@ def measure(flat: FlatFunction, repeats: int) -> dict[str, Any]:
     in_one, joint = jax.jit(flat.separate_in_one), jax.jit(flat.joint())
     each = [jax.jit(flat.separate(group)) for group in range(len(flat.groups))]
     runs = {
-        "separate_one_jit_seconds": lambda: in_one(*leaves),
-        "joint_seconds": lambda: joint(*leaves),
-        "separately_jitted_seconds": lambda: [g(*leaves) for g in each],
+        "joint": Run(lambda: joint(*leaves), versus=None),
+        "separate": Run(lambda: in_one(*leaves)),
+        "separately jitted": Run(lambda: [g(*leaves) for g in each]),
     }
-    results = {key: jax.block_until_ready(run()) for key, run in runs.items()}
-    times: dict[str, list[float]] = {key: [] for key in runs}
-    for _ in range(repeats):
-        for key, run in runs.items():
-            start = time.perf_counter()
-            jax.block_until_ready(run())
-            times[key].append(time.perf_counter() - start)
-    difference = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b)), initial=0.0))
-                     for a, b in zip(results["separate_one_jit_seconds"], results["joint_seconds"]))
-    return {"repeats": repeats, "device": f"{device.platform}:{device.id} ({device.device_kind})",
-            **{key: statistics.median(t) for key, t in times.items()}, "max_abs_difference": difference}
-
-
+    where = f"{device.platform}:{device.id} ({device.device_kind})"
+    return f"jitted run time on {where}, arguments put on it once", runs, {"device": where}

@@ -18,12 +18,12 @@ from typing import Any, NamedTuple
 
 from graphaudit.analysis.advice import AdviceWords
 from graphaudit import progress
-from graphaudit.analysis.audit import compare_forms
+from graphaudit.analysis.timing import Run, spread, time_in_turn
 from graphaudit.analysis.cost import is_matmul
 from graphaudit.core.describe import forward_names
 from graphaudit.frontends.common import (
-    UNROLLED, CliFrontend, FrameworkSection, TargetError, a_type, attach_section, failures_in,
-    loop_heading, spread, target_wrt,
+    UNROLLED, AuditOptions, BuiltForms, CliFrontend, FrameworkSection, TargetError, a_type, audit_forms,
+    failures_in, loop_heading, target_wrt,
 )
 from graphaudit.frontends.pytensor.importer import _as_list, _dtype, _Importer
 from graphaudit.frontends.pytensor.ops import FAMILIES, PREFIX, _pytensor
@@ -136,17 +136,13 @@ def mode_name(mode) -> str:
 
 
 def build_both(cost, wrt: list, repeats: int) -> tuple[list, list, dict[str, Any]]:
-    """Build the separate and the joint grads ``repeats`` times each, alternating, timing each build.
+    """Build the separate and the joint grads ``repeats`` times each, in turn, timing each build.
 
-    Returns the first separate form, the first joint form, and the build-time statistics
-    (seconds: a :func:`spread` per form). A plain loop, like the seed's: the garbage
-    collector runs when it runs, and its pauses are part of the cost of building.
+    Returns a separate form, a joint form, and the build-time statistics (seconds: a
+    :func:`~graphaudit.analysis.timing.spread` per form). A plain loop, like the seed's: the
+    garbage collector runs when it runs, and its pauses are part of the cost of building.
     """
     pt = _pytensor()
-    if repeats < 1:
-        raise ValueError(f"audit: repeats must be >= 1, got {repeats}")
-    times = {"separate": [], "joint": []}
-    kept: dict[str, list] = {}
     names = [p.name or f"wrt[{i}]" for i, p in enumerate(wrt)]
     made, calls = itertools.count(1), (repeats + 1) * (len(wrt) + 1)  # each form built once more, to warm up
 
@@ -155,19 +151,9 @@ def build_both(cost, wrt: list, repeats: int) -> tuple[list, list, dict[str, Any
         progress.step("pytensor.grad calls", next(made), calls, name)
         return grads
 
-    def build(form):
-        if form == "separate":
-            return [grad([p], name)[0] for p, name in zip(wrt, names)]
-        return list(grad(wrt, "joint"))
-
-    for form in ("joint", "separate"):  # warm-up, untimed: the first grad call in a process pays for imports
-        build(form)
-    for rep in range(repeats):
-        for form in (("joint", "separate") if rep % 2 == 0 else ("separate", "joint")):
-            start = time.perf_counter()
-            grads = build(form)
-            times[form].append(time.perf_counter() - start)
-            kept.setdefault(form, grads)
+    runs = {"joint": Run(lambda: list(grad(wrt, "joint"))),
+            "separate": Run(lambda: [grad([p], name)[0] for p, name in zip(wrt, names)])}
+    times, built = time_in_turn(runs, repeats)
     stats = {form: spread(times[form]) for form in ("joint", "separate")}
     build_seconds = {
         "repeats": repeats,
@@ -175,7 +161,7 @@ def build_both(cost, wrt: list, repeats: int) -> tuple[list, list, dict[str, Any
         **stats,
         "separate_over_joint": stats["separate"]["median"] / stats["joint"]["median"],
     }
-    return kept["separate"], kept["joint"], build_seconds
+    return built["separate"], built["joint"], build_seconds
 
 
 def audit(
@@ -203,32 +189,44 @@ def audit(
     imported whole, costing body x steps (:mod:`.scan`); ``report.framework["loops"]`` says which.
     ``semantic=True`` (needs egglog) adds what equality saturation finds beyond value numbering (``report.semantic``).
     """
-    pt = _pytensor()
-    (cost,), _ = _as_list(cost, "audit: cost")
-    if getattr(cost.type, "ndim", None) != 0 or _dtype(cost).kind != "f":
-        raise ValueError(f"audit: cost must be a floating-point scalar, got {cost.type} ({cost})")
-    targets, _ = _as_list(wrt, "audit: wrt")
-    if not targets:
-        raise ValueError("audit: wrt is empty; pass at least one variable")
-    separate_vars, joint_vars, build_seconds = build_both(cost, targets, repeats)
+    options = AuditOptions(commutative=commutative, semantic=semantic, repeats=repeats, compile_check=compile_check,
+                           loop_budget=loop_budget)
+    return audit_forms(PyTensorForms(cost, wrt, shapes, mode), options)
 
-    parameters = [t for t in targets if t.owner is None]
-    forms = _import_forms(_Importer(shapes, parameters), cost, targets, separate_vars, joint_vars)
-    if any(forms.loops.values()) and forms.unrolled_nodes <= loop_budget:  # one decision for both forms
-        forms = _import_forms(_Importer(shapes, parameters, unroll=True), cost, targets, separate_vars, joint_vars)
-    importer, cost_node, wrt_names, separate, joint = forms.importer, forms.cost, forms.wrt, forms.separate, forms.joint
 
-    report = compare_forms(
-        separate, joint, wrt=wrt_names, names=_forward_names(cost_node),
-        build_seconds=(build_seconds["separate"]["median"], build_seconds["joint"]["median"]),
-        commutative=commutative, semantic=semantic,
-    )
-    section = PyTensorSection(name="PyTensor", version=pt.__version__, build_seconds=build_seconds)
-    if importer.loops:
-        section["loops"] = _loop_rows(forms, loop_budget)
-    if compile_check:
-        section["compile_check"] = _compile_check(report, importer, separate_vars, joint_vars, mode)
-    return attach_section(report, section)
+class PyTensorForms:
+    """``pytensor.grad`` per parameter and one joint call, built ``repeats`` times each and imported
+    (:func:`graphaudit.frontends.common.audit_forms`'s front-end)."""
+
+    def __init__(self, cost, wrt, shapes: Mapping | None, mode):
+        (cost,), _ = _as_list(cost, "audit: cost")
+        if getattr(cost.type, "ndim", None) != 0 or _dtype(cost).kind != "f":
+            raise ValueError(f"audit: cost must be a floating-point scalar, got {cost.type} ({cost})")
+        targets, _ = _as_list(wrt, "audit: wrt")
+        if not targets:
+            raise ValueError("audit: wrt is empty; pass at least one variable")
+        self.cost, self.targets, self.shapes, self.mode = cost, targets, shapes, mode
+
+    def build(self, options: AuditOptions) -> BuiltForms:
+        cost, targets = self.cost, self.targets
+        self.separate_vars, self.joint_vars, self.build_seconds = build_both(cost, targets, options.repeats)
+        parameters = [t for t in targets if t.owner is None]
+        forms = _import_forms(_Importer(self.shapes, parameters), cost, targets, self.separate_vars, self.joint_vars)
+        if any(forms.loops.values()) and forms.unrolled_nodes <= options.loop_budget:  # one decision for both forms
+            forms = _import_forms(_Importer(self.shapes, parameters, unroll=True), cost, targets,
+                                  self.separate_vars, self.joint_vars)
+        self.forms, self.loop_budget = forms, options.loop_budget
+        medians = (self.build_seconds["separate"]["median"], self.build_seconds["joint"]["median"])
+        return BuiltForms(forms.wrt, forms.joint, forms.separate, _forward_names(forms.cost), build_seconds=medians)
+
+    def section(self, built: BuiltForms, report: Report) -> PyTensorSection:
+        section = PyTensorSection(name="PyTensor", version=_pytensor().__version__, build_seconds=self.build_seconds)
+        if self.forms.importer.loops:
+            section["loops"] = _loop_rows(self.forms, self.loop_budget)
+        return section
+
+    def compile_check(self, built: BuiltForms, report: Report) -> dict[str, Any]:
+        return _compile_check(report, self.forms.importer, self.separate_vars, self.joint_vars, self.mode)
 
 
 class _Forms(NamedTuple):

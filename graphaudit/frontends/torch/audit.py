@@ -10,17 +10,18 @@ figures go in a :class:`TorchSection`.
 
 from __future__ import annotations
 
-import statistics
 import sys
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
-from graphaudit.analysis.audit import audit_graph, compare_forms, count_forms
+from graphaudit.analysis.audit import audit_graph
+from graphaudit.analysis.timing import Run
 from graphaudit.core.describe import seconds_text
 from graphaudit.frontends import require
 from graphaudit.frontends.common import (
-    CliFrontend, FrameworkSection, TargetError, a_type, attach_section, failures_in,
+    AuditOptions, BuiltForms, CliFrontend, FrameworkSection, TargetError, a_type, attach_section, audit_forms,
+    failures_in,
 )
 import graphaudit.frontends.torch.capture as capturing
 from graphaudit.frontends.torch.aten import numpy_dtype, op_key
@@ -50,57 +51,82 @@ def audit(
     *example_inputs)`` returns a scalar. The inputs may be real, meta or fake tensors:
     auditing allocates none of the model's tensors. ``compile_check=True`` adds what FX CSE
     and inductor keep of the separate grads; ``measure=True`` (real tensors only) times the
-    two forms in eager PyTorch, median of ``repeats``. The report's ``framework`` is a
-    :class:`TorchSection`. ``semantic=True`` (needs egglog) adds what equality saturation finds
-    beyond value numbering (``report.semantic``).
+    two forms in eager PyTorch, median of ``repeats`` (``report.measured``). The report's
+    ``framework`` is a :class:`TorchSection`. ``semantic=True`` (needs egglog) adds what
+    equality saturation finds beyond value numbering (``report.semantic``).
 
     ``materialize=False`` traces the forward and the joint call only, and counts the separate
     form from the joint form (:func:`graphaudit.count_forms`): the same figures in about the
     time of one trace, whatever the number of parameters. What only the built separate form
     has (its pictures, ``compile_check``, ``measure``, ``semantic``) is refused.
     """
-    torch = supported_torch()
+    supported_torch()
     if not callable(loss_fn):
         raise TypeError(f"audit: loss_fn must be a function, got {type(loss_fn).__name__}")
-    if repeats < 1:
-        raise ValueError(f"audit: repeats must be >= 1, got {repeats}")
-    if not materialize:
-        refused = [name for name, on in (("compile_check", compile_check), ("measure", measure),
-                                         ("semantic", semantic)) if on]
-        if refused:
-            raise ValueError(f"audit: {refused[0]}=True needs the separate form built; drop materialize=False")
-    start = time.perf_counter()
-    captured = capturing.capture(loss_fn, params, example_inputs, separate_calls=materialize)
-    trace_seconds = time.perf_counter() - start
-    named = captured.named
-    if measure or compile_check:
-        _check_real(named, "measure=True" if measure else "compile_check=True")
+    options = AuditOptions(commutative=commutative, semantic=semantic, repeats=repeats, measure=measure,
+                           compile_check=compile_check, materialize=materialize)
+    return audit_forms(TorchForms(loss_fn, params, example_inputs), options)
 
-    start = time.perf_counter()
-    wrt = list(named.params)
-    calls = [GradCall([name]) for name in wrt] + [GradCall(wrt)]
-    outputs, names, sources = from_fx(captured.graph, _leaves(named), calls)
-    import_seconds = time.perf_counter() - start
 
-    if materialize:
-        report = compare_forms(outputs[: len(wrt)], outputs[len(wrt):], wrt=wrt, names=names, sources=sources,
-                               commutative=commutative, semantic=semantic)
-    else:
-        report = count_forms(outputs, wrt=wrt, names=names, sources=sources, commutative=commutative)
-    section = TorchSection(
-        name="PyTorch",
-        version=torch.__version__,
-        parameters=len(wrt),
-        fx_nodes=_fx_counts(captured.traced, len(wrt), materialize),
-        trace_seconds=trace_seconds,
-        import_seconds=import_seconds,
-    )
-    if compile_check:
+class TorchForms:
+    """The user's program traced once on fake tensors: the forward, one ``autograd.grad`` per parameter
+    (unless counted) and one joint call (:func:`graphaudit.frontends.common.audit_forms`'s front-end)."""
+
+    def __init__(self, loss_fn: Callable, params: Any, inputs: tuple):
+        self.loss_fn, self.params, self.inputs = loss_fn, params, inputs
+
+    def build(self, options: AuditOptions) -> BuiltForms:
+        start = time.perf_counter()
+        captured = capturing.capture(self.loss_fn, self.params, self.inputs, separate_calls=options.materialize)
+        self.trace_seconds = time.perf_counter() - start
+        self.named = captured.named
+        if options.measure or options.compile_check:
+            _check_real(self.named, "measure=True" if options.measure else "compile_check=True")
+        start = time.perf_counter()
+        wrt = list(self.named.params)
+        calls = [GradCall([name]) for name in wrt] + [GradCall(wrt)]  # the trace tags the joint call len(wrt)
+        outputs, names, sources = from_fx(captured.graph, _leaves(self.named), calls)
+        self.import_seconds = time.perf_counter() - start
+        self.fx_nodes = _fx_counts(captured.traced, len(wrt), options.materialize)
+        separate = outputs[: len(wrt)] if options.materialize else None
+        return BuiltForms(wrt, outputs[-len(wrt):], separate, names, sources)
+
+    def section(self, built: BuiltForms, report: Report) -> TorchSection:
+        return TorchSection(name="PyTorch", version=supported_torch().__version__, parameters=len(built.wrt),
+                            fx_nodes=self.fx_nodes, trace_seconds=self.trace_seconds,
+                            import_seconds=self.import_seconds)
+
+    def compile_check(self, built: BuiltForms, report: Report) -> dict[str, Any]:
         checker = require("graphaudit.frontends.torch.compile_check", "torch")
-        section["compile_check"] = checker.compile_check(loss_fn, params, *example_inputs)
-    if measure:
-        section["measured"] = _measure(loss_fn, params, named, example_inputs, repeats)
-    return attach_section(report, section)
+        return checker.compile_check(self.loss_fn, self.params, *self.inputs)
+
+    def timed_runs(self) -> tuple[str, dict[str, Run], dict[str, Any]]:
+        """A step (forward and grads) of each form in eager PyTorch, and its backward alone.
+
+        The parameters are read, never written (detached aliases that require grad); buffers are
+        cloned, so a BatchNorm updates copies.
+        """
+        named = self.named
+        wrt = [p.detach().requires_grad_(True) for p in named.params.values()]
+        values = (wrt, [t.detach().clone() for t in named.fixed.values()], list(named.inputs.values()))
+        names = list(named.params)
+
+        def forward():
+            return capturing.run_loss(self.loss_fn, self.params, named, values, self.inputs)
+
+        def separate(loss):
+            return [g for p, n in zip(wrt, names) for g in capturing.grad(loss, [p], [n], retain_graph=True)]
+
+        def joint(loss):
+            return capturing.grad(loss, wrt, names, retain_graph=False)
+
+        runs = {
+            "separate": Run(lambda: separate(forward())),
+            "joint": Run(lambda: joint(forward()), versus=None),
+            "separate backward": Run(separate, setup=forward, versus="joint backward"),
+            "joint backward": Run(joint, setup=forward, versus=None),
+        }
+        return "eager step (forward and grads; backward alone)", runs, {}
 
 
 def audit_function(fn: Callable, *example_inputs: Any, params: Any, commutative: bool = False) -> Report:
@@ -174,42 +200,6 @@ def _check_real(named: capturing.Named, option: str) -> None:
                 raise ValueError(f"audit: {option} runs the program on real tensors, but {name} is a {where} tensor")
 
 
-def _measure(loss_fn: Callable, params: Any, named: capturing.Named, inputs: tuple, repeats: int) -> dict[str, Any]:
-    """Median eager time of a step (forward and grads) of each form, the two run in turn; and its backward alone.
-
-    The parameters are read, never written (detached aliases that require grad); buffers are
-    cloned, so a BatchNorm updates copies. A first untimed run of each warms up.
-    """
-    wrt = [p.detach().requires_grad_(True) for p in named.params.values()]
-    values = (wrt, [t.detach().clone() for t in named.fixed.values()], list(named.inputs.values()))
-    names = list(named.params)
-
-    def step(form: str) -> tuple[float, float, list]:
-        start = time.perf_counter()
-        loss = capturing.run_loss(loss_fn, params, named, values, inputs)
-        middle = time.perf_counter()
-        if form == "joint":
-            grads = capturing.grad(loss, wrt, names, retain_graph=False)
-        else:
-            grads = [g for p, n in zip(wrt, names) for g in capturing.grad(loss, [p], [n], retain_graph=True)]
-        end = time.perf_counter()
-        return end - start, end - middle, grads
-
-    forms = ("separate", "joint")
-    results = {form: step(form)[2] for form in forms}
-    times: dict[str, list[tuple[float, float]]] = {form: [] for form in forms}
-    for _ in range(repeats):
-        for form in forms:
-            total, backward, _ = step(form)
-            times[form].append((total, backward))
-    difference = max(float((a - b).abs().max()) for a, b in zip(results["separate"], results["joint"]))
-    measured: dict[str, Any] = {"repeats": repeats, "max_abs_difference": difference}
-    for form in forms:
-        measured[f"{form}_seconds"] = statistics.median(t for t, _ in times[form])
-        measured[f"{form}_backward_seconds"] = statistics.median(b for _, b in times[form])
-    return measured
-
-
 # --- the report's PyTorch section ------------------------------------------------------------------
 
 
@@ -223,8 +213,7 @@ class TorchSection(FrameworkSection):
     aten calls as ``nodes`` and its products as ``matmuls``; both forms count the one
     forward); ``trace_seconds`` (``make_fx`` of the whole program) and ``import_seconds``;
     ``compile_check`` (only with ``compile_check=True``: the rows of :mod:`.compile_check`
-    and its ``verdict``); ``measured`` (only with ``measure=True``: median eager seconds of a
-    step of each form and of its backward alone, and ``max_abs_difference`` of the gradients).
+    and its ``verdict``). The eager run times (``measure=True``) are the report's ``measured``.
     """
 
     def lines(self) -> list[str]:
@@ -240,7 +229,7 @@ class TorchSection(FrameworkSection):
         return AdviceWords("one `torch.autograd.grad(loss, list(model.parameters()))`")
 
     def closing_lines(self) -> list[str]:
-        """The trace, and the eager run times."""
+        """The trace: what was traced, what it held, and how long it took."""
         fx = self["fx_nodes"]
         took = f"{seconds_text(self['trace_seconds'])}; imported in {seconds_text(self['import_seconds'])}"
         if "original" in fx:  # audit_function: the user's function as it is
@@ -260,21 +249,7 @@ class TorchSection(FrameworkSection):
             if self["parameters"] >= MANY_PARAMETERS:
                 lines.append(f"(with {self['parameters']} parameters, audit(..., materialize=False), CLI --count, "
                              "counts the separate calls from the joint call's trace: the same figures, one trace)")
-        measured = self.get("measured")
-        if measured is not None:
-            joint, joint_backward = measured["joint_seconds"], measured["joint_backward_seconds"]
-            lines.append(
-                f"eager step (median of {measured['repeats']}): separate {seconds_text(measured['separate_seconds'])}"
-                f" vs joint {seconds_text(joint)} ({_ratio(measured['separate_seconds'], joint)}); backward alone "
-                f"{seconds_text(measured['separate_backward_seconds'])} vs {seconds_text(joint_backward)} "
-                f"({_ratio(measured['separate_backward_seconds'], joint_backward)}); max |separate - joint| = "
-                f"{measured['max_abs_difference']:.3g}"
-            )
         return lines
-
-
-def _ratio(a: float, b: float) -> str:
-    return f"{a / b:.2f}x" if b else "-"
 
 
 # --- the command line ----------------------------------------------------------------------------

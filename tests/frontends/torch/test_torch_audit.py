@@ -126,12 +126,14 @@ def test_section_measure_and_text():
     section = report.framework
     assert isinstance(section, TorchSection) and section["name"] == "PyTorch"
     assert section["version"] == torch.__version__ and section["parameters"] == 8
-    measured = section["measured"]
-    assert measured["repeats"] == 2 and measured["max_abs_difference"] < 1e-6
-    assert 0 < measured["joint_backward_seconds"] <= measured["joint_seconds"]
+    measured = report.measured
+    assert "measured" not in section and measured["repeats"] == 2 and measured["max_abs_difference"] < 1e-6
+    assert list(measured["seconds"]) == ["separate", "joint", "separate backward", "joint backward"]
+    assert all(seconds > 0 for seconds in measured["seconds"].values())
+    assert measured["versus"] == {"separate": "joint", "separate backward": "joint backward"}
     text = report.to_text()
-    assert "eager step (median of 2)" in text and "8 autograd.grad calls" in text
-    assert json.loads(report.to_json(timings=False))["framework"]["measured"]["separate_seconds"] is None
+    assert "eager step (forward and grads; backward alone) (median of 2)" in text and "8 autograd.grad calls" in text
+    assert set(json.loads(report.to_json(timings=False))["measured"]["seconds"].values()) == {None}
 
 
 def test_compile_check_goes_in_the_section(monkeypatch):

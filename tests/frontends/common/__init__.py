@@ -1,0 +1,1 @@
+"""frontends/common/: what every front-end shares."""
