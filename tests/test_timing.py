@@ -60,15 +60,6 @@ def test_setup_runs_before_each_call_untimed_and_hands_its_result_over(clock):
     assert times == {"backward": [0.5, 0.5]} and seen == [0, 1, 2]
 
 
-def test_finish_is_inside_the_timed_span(clock):
-    def finish(result):
-        clock.spend(1.0)  # waiting for an asynchronous result (JAX's block_until_ready)
-        return result
-
-    times, _ = time_in_turn({"x": Run(lambda: 7)}, repeats=2, finish=finish)
-    assert times == {"x": [1.0, 1.0]}
-
-
 def test_repeats_below_one_are_refused():
     with pytest.raises(ValueError, match="repeats must be >= 1, got 0"):
         time_in_turn({"x": Run(lambda: 0)}, repeats=0)

@@ -30,19 +30,16 @@ class Run(NamedTuple):
     versus: str | None = "joint"
 
 
-def time_in_turn(runs: Mapping[str, Run], repeats: int,
-                 finish: Callable[[Any], Any] = lambda result: result) -> tuple[dict[str, list[float]], dict[str, Any]]:
-    """Each run's ``repeats`` timed seconds, and its result (from the warm-up run).
-
-    ``finish`` waits for a result to be computed (JAX's ``block_until_ready``) inside the timed span.
-    """
+def time_in_turn(runs: Mapping[str, Run], repeats: int) -> tuple[dict[str, list[float]], dict[str, Any]]:
+    """Each run's ``repeats`` timed seconds, and its result (from the warm-up run). A run that computes
+    asynchronously (JAX) waits for its result itself, inside the timed span."""
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
 
     def once(run: Run) -> tuple[float, Any]:
         argument = () if run.setup is None else (run.setup(),)
         start = time.perf_counter()
-        result = finish(run.call(*argument))
+        result = run.call(*argument)
         return time.perf_counter() - start, result
 
     results = {name: once(run)[1] for name, run in runs.items()}
@@ -61,12 +58,12 @@ def max_abs_difference(left: Sequence[Any], right: Sequence[Any]) -> float:
 
 
 def measure(what: str, runs: Mapping[str, Run], repeats: int, compare: tuple[str, str] = ("separate", "joint"),
-            finish: Callable[[Any], Any] = lambda result: result, **facts: Any) -> dict[str, Any]:
+            **facts: Any) -> dict[str, Any]:
     """Time ``runs`` in turn and give the report's ``measured``: ``what`` was timed, ``repeats``, the median
     ``seconds`` of each run, ``versus`` (the run each is compared with in the text), the
     ``max_abs_difference`` between the results of the two runs ``compare`` names, and any ``facts``
     (the device)."""
-    times, results = time_in_turn(runs, repeats, finish)
+    times, results = time_in_turn(runs, repeats)
     left, right = compare
     return {
         "what": what,

@@ -10,9 +10,8 @@ from graphaudit import progress
 from graphaudit.cli.examples import add_size_options, example_lines
 from graphaudit.cli.options import add_analysis_options, analysis_options, check_options
 from graphaudit.cli.outputs import check_outputs, render, write_text
-from graphaudit.cli.targets import frontend_examples, frontend_returns, load_target
+from graphaudit.cli.targets import audit_target, frontend_examples, frontend_returns, load_target
 from graphaudit.cli.usage import Subcommands, UsageError
-from graphaudit.frontends.common import TargetError
 
 FILES = ("json", "png", "svg", "dot", "html")  # the --flag PATH outputs, checked before the audit
 DRAWINGS = ("png", "svg", "dot", "html", "model_explorer")  # outputs that need the separate form built
@@ -77,11 +76,8 @@ def run(args: argparse.Namespace) -> int:
                          "--model-explorer) or --measure'd")
     if args.model_explorer and not Path(args.model_explorer).parent.is_dir():
         raise UsageError(f"--model-explorer {args.model_explorer}: folder {Path(args.model_explorer).parent} does not exist")
-    try:
-        with progress.showing(progress.Progress(enabled=False if args.quiet else None)):
-            report = frontend.run(loaded, options)
-    except TargetError as exc:
-        raise UsageError(str(exc)) from exc
+    with progress.showing(progress.Progress(enabled=False if args.quiet else None)):
+        report = audit_target(frontend, loaded, options, args.target)
 
     json_to_stdout = args.json == "-"
     notes = sys.stderr if json_to_stdout else sys.stdout

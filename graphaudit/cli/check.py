@@ -8,9 +8,8 @@ from pathlib import Path
 from graphaudit.analysis.guard import check, parse_budget
 from graphaudit.cli.examples import add_size_options, example_lines
 from graphaudit.cli.options import add_analysis_options, analysis_options, check_options
-from graphaudit.cli.targets import frontend_examples, load_target
+from graphaudit.cli.targets import audit_target, frontend_examples, load_target
 from graphaudit.cli.usage import Subcommands, UsageError
-from graphaudit.frontends.common import TargetError
 
 DEFAULT_BUDGET = "0"  # no repeated work at all
 
@@ -48,10 +47,7 @@ def run(args: argparse.Namespace) -> int:
     frontend, loaded = load_target(args)
     options = analysis_options(args)
     check_options(frontend, options, args.target)
-    try:
-        report = frontend.run(loaded, options)
-    except TargetError as exc:
-        raise UsageError(str(exc)) from exc
+    report = audit_target(frontend, loaded, options, args.target)
     result = check(report, budget)
     if not result.within:
         for line in result.findings:

@@ -12,7 +12,7 @@ from graphaudit import progress
 from graphaudit.cli.examples import EXAMPLES, add_size_options, example_sizes
 from graphaudit.cli.options import analysis_options
 from graphaudit.cli.outputs import check_outputs, write_text
-from graphaudit.cli.targets import load_function, recognise, split_target, user_code
+from graphaudit.cli.targets import audit_target, load_function, recognise, split_target, user_code
 from graphaudit.cli.usage import Subcommands, UsageError, depth_list
 from graphaudit.frontends import nodes
 
@@ -82,6 +82,6 @@ def builder(args: argparse.Namespace) -> Callable[[int], Any]:
         frontend, loaded = recognise(result, target)
         if isinstance(loaded, nodes.NodesTarget):
             return loaded.cost, loaded.wrt
-        return frontend.run(loaded, analysis_options())
+        return audit_target(frontend, loaded, analysis_options(), f"{target}({depth})")
 
     return build_target

@@ -3,25 +3,28 @@
 Each row is an option as the front-ends name it in ``CliFrontend.options`` ("loop_budget" is
 ``--loop-budget``). From the table come the ``add_argument`` calls, the help's "which
 targets" (read from the front-ends' declarations, so a new front-end edits nothing here),
-the options handed to a front-end's ``run``, and the one-line refusal of an option that the
+the one ``AuditOptions`` a front-end's audit takes, and the one-line refusal of an option that the
 target's front-end does not honour.
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping
+import operator
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 from graphaudit.cli.usage import UsageError, positive_int, whole_number
 from graphaudit.frontends import cli_frontends
-from graphaudit.frontends.common import DEFAULT_LOOP_BUDGET, CliFrontend
+from graphaudit.frontends.common import DEFAULT_LOOP_BUDGET, AuditOptions, CliFrontend
 
 
 class AnalysisOption(NamedTuple):
     name: str  # as CliFrontend.options names it
     help: str  # what it does; which targets honour it is added from the front-ends' declarations
     argparse: Mapping[str, Any]  # the rest of add_argument: action, type, metavar, choices
+    field: str | None = None  # the AuditOptions field it sets; None: a front-end's own option, handed over as given
+    value: Callable[[Any], Any] = lambda given: given  # the field's value, from the option's
 
     @property
     def flag(self) -> str:
@@ -30,25 +33,26 @@ class AnalysisOption(NamedTuple):
 
 ANALYSIS_OPTIONS = (
     AnalysisOption("measure", "also run each form and time it (needs a feed: the built-in examples make one; a "
-                   "graphaudit function target returns (cost, wrt, feed))", {"action": "store_true"}),
+                   "graphaudit function target returns (cost, wrt, feed))", {"action": "store_true"}, "measure"),
     AnalysisOption("repeats", "runs (or builds) of each form that are timed (default: the front-end's)",
-                   {"type": positive_int}),
+                   {"type": positive_int}, "repeats"),
     AnalysisOption("xla", "also compile the separate grads (in one jit) and the joint grad with XLA and count "
-                   "the instructions and dots of the optimised HLO", {"action": "store_true"}),
+                   "the instructions and dots of the optimised HLO", {"action": "store_true"}, "compile_check"),
     AnalysisOption("compile_check", "also count what the framework's own optimisers keep of each form",
-                   {"action": "store_true"}),
+                   {"action": "store_true"}, "compile_check"),
     AnalysisOption("commutative", "let merging treat a+b and b+a (and a*b, b*a, ...) as equal",
-                   {"action": "store_true"}),
+                   {"action": "store_true"}, "commutative"),
     AnalysisOption("semantic", "also find duplicates written differently (x @ w and (w.T @ x.T).T, ...) by "
-                   "equality saturation; needs egglog: pip install 'graphaudit[egraph]'", {"action": "store_true"}),
+                   "equality saturation; needs egglog: pip install 'graphaudit[egraph]'", {"action": "store_true"},
+                   "semantic"),
     AnalysisOption("loop_budget", "unroll loops (scans) for the analysis when all the forms unrolled hold at "
                    f"most NODES nodes, else import each loop whole (default: {DEFAULT_LOOP_BUDGET})",
-                   {"type": whole_number, "metavar": "NODES"}),
+                   {"type": whole_number, "metavar": "NODES"}, "loop_budget"),
     AnalysisOption("group", "one separate grad call per module (a layer's weight and bias together, the leaves "
                    "under one parent in the pytree) instead of one per leaf", {"choices": ("module",)}),
     AnalysisOption("count", "count the separate form instead of building it (audit(..., materialize=False)): "
                    "same numbers, for graphs whose separate form is too big to build; no pictures, no --measure",
-                   {"action": "store_true"}),
+                   {"action": "store_true"}, "materialize", operator.not_),
 )
 
 
@@ -63,7 +67,7 @@ def add_analysis_options(parser: argparse.ArgumentParser) -> None:
 
 
 def analysis_options(args: argparse.Namespace | None = None) -> dict[str, Any]:
-    """The options by name, as a front-end's ``run`` takes them (all unset without ``args``)."""
+    """The options by name, as given (all unset without ``args``)."""
     return {option.name: None if args is None else getattr(args, option.name) for option in ANALYSIS_OPTIONS}
 
 
@@ -86,3 +90,22 @@ def check_options(frontend: CliFrontend, options: Mapping[str, Any], target: str
             continue
         raise UsageError(f"{option.flag} applies to {honoured_by(option.name)} targets only; "
                          f"{target} is a {frontend.name} target")
+
+
+def audit_options(frontend: CliFrontend, options: Mapping[str, Any]) -> tuple[AuditOptions, dict[str, Any]]:
+    """The options given, made into the one :class:`AuditOptions` every front-end's audit takes (``--repeats``
+    unset: the front-end's default), and the options given that are the front-end's own."""
+    fields: dict[str, Any] = {"repeats": frontend.repeats}
+    own: dict[str, Any] = {}
+    for option in ANALYSIS_OPTIONS:
+        given = options[option.name]
+        if given is None or given is False:
+            continue
+        if option.field is None:
+            own[option.name] = given
+        else:
+            fields[option.field] = option.value(given)
+    try:
+        return AuditOptions(**fields), own
+    except ValueError as exc:
+        raise UsageError(str(exc).removeprefix("audit: ")) from exc

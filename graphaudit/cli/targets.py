@@ -14,14 +14,15 @@ import inspect
 import re
 import sys
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from graphaudit.cli.examples import EXAMPLES, example_sizes
-from graphaudit.cli.options import honoured_options
+from graphaudit.cli.options import audit_options, honoured_options
 from graphaudit.cli.usage import UsageError
-from graphaudit.errors import MissingExtraError
+from graphaudit.analysis.report import Report
+from graphaudit.errors import GraphauditError, MissingExtraError
 from graphaudit.frontends import cli_frontends, nodes
 from graphaudit.frontends.common import CliFrontend, TargetError, a_type
 
@@ -141,3 +142,24 @@ def recognise(result: Any, target: str) -> tuple[CliFrontend, Any]:
     if isinstance(result, (tuple, list)) and len(result) in (2, 3):
         got += f" whose first item is {a_type(result[0])}"
     raise UsageError(f"{target} must return {expected}; got {got}")
+
+
+def audit_target(frontend: CliFrontend, target: Any, options: Mapping[str, Any], name: str) -> Report:
+    """Audit a recognised target with the options given; a failure inside the framework in one line."""
+    settings, own = audit_options(frontend, options)
+    with failures_in(frontend.name, name):
+        return frontend.audit(target, settings, own)
+
+
+@contextlib.contextmanager
+def failures_in(framework: str, target_name: str) -> Iterator[None]:
+    """A framework's own failure on a target (bad arguments, a trace or compile that fails) as one
+    UsageError line; graphaudit's own errors and a missing framework pass through as they are."""
+    try:
+        yield
+    except TargetError as exc:  # the front-end's own one line
+        raise UsageError(str(exc)) from exc
+    except (MissingExtraError, GraphauditError, UsageError):
+        raise
+    except Exception as exc:
+        raise UsageError(f"auditing {target_name} with {framework} failed: {type(exc).__name__}: {exc}") from exc

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from graphaudit.analysis.audit import audit
-from graphaudit.frontends.common import CliFrontend, TargetError, a_type, target_wrt
+from graphaudit.frontends.common import AuditOptions, CliFrontend, TargetError, a_type, target_wrt
 from graphaudit.core.graph import Node
 from graphaudit.analysis.report import Report
 
@@ -36,16 +36,14 @@ def recognise(result: Any, name: str) -> NodesTarget | None:
     return NodesTarget(cost, wrt, feed, name)
 
 
-def run(target: NodesTarget, options: Mapping[str, Any]) -> Report:
+def audit_target(target: NodesTarget, options: AuditOptions, own: Mapping[str, Any]) -> Report:
     """:func:`graphaudit.audit` of the target, with the command line's options."""
-    if options["measure"] and target.feed is None:
+    if options.measure and target.feed is None:
         raise TargetError(
             f"--measure needs a feed: make {target.name} return (cost, wrt, feed), feed a dict {{node: array}}"
         )
-    return audit(
-        target.cost, target.wrt, measure=options["measure"], feed=target.feed, commutative=options["commutative"],
-        repeats=options["repeats"] or 5, materialize=not options["count"], semantic=options["semantic"],
-    )
+    return audit(target.cost, target.wrt, measure=options.measure, feed=target.feed, commutative=options.commutative,
+                 repeats=options.repeats, materialize=options.materialize, semantic=options.semantic)
 
 
 CLI = CliFrontend(
@@ -53,6 +51,6 @@ CLI = CliFrontend(
     returns="(cost, wrt) or (cost, wrt, feed)",
     options=frozenset({"measure", "repeats", "commutative", "count", "semantic"}),
     recognise=recognise,
-    run=run,
+    audit=audit_target,
     example="seed_mlp",
 )

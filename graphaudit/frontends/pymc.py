@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from graphaudit.frontends import require
-from graphaudit.frontends.common import AuditOptions, BuiltForms, CliFrontend, TargetError, audit_forms, failures_in
+from graphaudit.frontends.common import AuditOptions, BuiltForms, CliFrontend, TargetError, audit_forms
 from graphaudit.frontends.pytensor.audit import REPEATS, PyTensorForms, PyTensorSection
 from graphaudit.frontends.pytensor.scan import DEFAULT_BUDGET
 from graphaudit.analysis.report import Report
@@ -113,13 +113,10 @@ def recognise(result: Any, name: str) -> ModelTarget | None:
     return ModelTarget(result, name)
 
 
-def run(target: ModelTarget, options: Mapping[str, Any]) -> Report:
-    """:func:`audit` of the model with the command line's options; PyMC's or PyTensor's failures in one line."""
-    repeats = REPEATS if options["repeats"] is None else options["repeats"]
-    with failures_in("PyMC", target.name):
-        return audit(target.model, compile_check=options["compile_check"], repeats=repeats,
-                     commutative=options["commutative"], semantic=options["semantic"],
-                     loop_budget=DEFAULT_BUDGET if options.get("loop_budget") is None else options["loop_budget"])
+def audit_target(target: ModelTarget, options: AuditOptions, own: Mapping[str, Any]) -> Report:
+    """:func:`audit` of the model with the command line's options."""
+    gradient = model_gradient(target.model)
+    return audit_forms(PyMCForms(gradient.cost, gradient.wrt, gradient.shapes, None), options)
 
 
 CLI = CliFrontend(
@@ -127,7 +124,8 @@ CLI = CliFrontend(
     returns="a pymc.Model (its logp is differentiated w.r.t. its value variables)",
     options=frozenset({"commutative", "semantic", "repeats", "compile_check", "loop_budget"}),
     recognise=recognise,
-    run=run,
+    audit=audit_target,
+    repeats=REPEATS,
     example="examples/pymc_eight_schools.py:model",
     module="pymc",
     extra="pymc",

@@ -16,7 +16,7 @@ import pytest
 import graphaudit as ga
 import graphaudit.frontends
 from cli.helpers import assert_one_line_error, example_targets, run
-from graphaudit.frontends.common import CliFrontend
+from graphaudit.frontends.common import AuditOptions, CliFrontend
 
 TOY_TARGET = """
 import graphaudit as ga
@@ -43,14 +43,14 @@ def toy(monkeypatch, tmp_path):
     def recognise(result, target):
         return result["toy"] if isinstance(result, dict) and "toy" in result else None
 
-    def run_toy(target, options):
-        received.append(dict(options))
+    def audit_toy(target, options, own):
+        received.append((options, dict(own)))
         cost, wrt = target
-        return ga.audit(cost, wrt, commutative=options["commutative"])
+        return ga.audit(cost, wrt, commutative=options.commutative)
 
     module = types.ModuleType("toy_frontend")
     module.CLI = CliFrontend(name="Toy", returns="a dict {'toy': (cost, wrt)}", options=frozenset({"commutative", "group"}),
-                             recognise=recognise, run=run_toy, example="toy.py:target")
+                             recognise=recognise, audit=audit_toy, example="toy.py:target")
     monkeypatch.setitem(sys.modules, "toy_frontend", module)
     monkeypatch.setattr(graphaudit.frontends, "CLI_FRONTENDS", ("toy_frontend", *graphaudit.frontends.CLI_FRONTENDS))
     (tmp_path / "toy.py").write_text(TOY_TARGET)
@@ -74,8 +74,7 @@ def test_the_new_front_end_audits_its_target_with_the_options_given(toy, capsys)
     code, out, err = run(["audit", f"{path}:target", "--commutative", "--group", "module", "--json", "-",
                           "--no-timings"], capsys)
     assert code == 0, err
-    assert received == [{"measure": False, "repeats": None, "xla": False, "compile_check": False, "commutative": True,
-                         "semantic": False, "loop_budget": None, "group": "module", "count": False}]
+    assert received == [(AuditOptions(commutative=True), {"group": "module"})]
     expected = ga.audit(*toy_graph(), commutative=True).to_json(timings=False)
     assert without_lines(json.loads(out)) == without_lines(json.loads(expected))
 

@@ -22,11 +22,11 @@ from graphaudit.frontends.common.driver import AuditOptions, BuiltForms, Framewo
 from graphaudit.frontends.common.loops import DEFAULT_LOOP_BUDGET, UNROLLED, WHOLE, loop_heading
 from graphaudit.frontends.common.section import FrameworkSection, attach_section
 from graphaudit.frontends.common.table import UNKNOWN, ImportedOp, OpTable
-from graphaudit.frontends.common.target import CliFrontend, TargetError, a_type, failures_in, target_wrt
+from graphaudit.frontends.common.target import CliFrontend, TargetError, a_type, target_wrt
 
 __all__ = [
     "ADDRESS", "ATTR_OUTPUT", "DEFAULT_LOOP_BUDGET", "TEXT_RULES", "UNKNOWN", "UNROLLED", "WHOLE", "AuditOptions",
     "BuiltForms", "CliFrontend", "FrameworkForms", "FrameworkSection", "ImportedOp", "Opaque", "OpTable",
-    "TargetError", "a_type", "attach_section", "audit_forms", "canonical_text", "failures_in", "hashable_param",
+    "TargetError", "a_type", "attach_section", "audit_forms", "canonical_text", "hashable_param",
     "imported_node", "loop_heading", "target_wrt",
 ]

@@ -11,7 +11,7 @@ front-end gives only what its framework does, as a :class:`FrameworkForms`.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from graphaudit.analysis.audit import compare_forms, count_forms
@@ -88,12 +88,8 @@ class FrameworkForms(Protocol):
         them), and facts to keep with the times (the device)."""
 
 
-def audit_forms(frontend: FrameworkForms, options: AuditOptions,
-                finish: Callable[[Any], Any] = lambda result: result) -> Report:
-    """Audit ``frontend``'s forms: build, compare (or count), section, compile check, measure.
-
-    ``finish`` waits for a run's result inside the timed span (JAX's ``block_until_ready``).
-    """
+def audit_forms(frontend: FrameworkForms, options: AuditOptions) -> Report:
+    """Audit ``frontend``'s forms: build, compare (or count), section, compile check, measure."""
     built = frontend.build(options)
     if built.separate is None:
         report = count_forms(built.joint, wrt=built.wrt, names=built.names, sources=built.sources,
@@ -108,5 +104,5 @@ def audit_forms(frontend: FrameworkForms, options: AuditOptions,
     measured = None
     if options.measure:
         what, runs, facts = frontend.timed_runs()
-        measured = measure(what, runs, options.repeats, finish=finish, **facts)
+        measured = measure(what, runs, options.repeats, **facts)
     return dataclasses.replace(report, framework=section, measured=measured)

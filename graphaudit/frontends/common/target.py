@@ -7,14 +7,12 @@ declarations and restates none of them, so a new front-end edits no CLI file.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from graphaudit.analysis.report import Report
-from graphaudit.errors import GraphauditError
-from graphaudit.frontends import MissingFrameworkError
+from graphaudit.frontends.common.driver import AuditOptions
 
 
 def a_type(value: Any) -> str:
@@ -25,18 +23,6 @@ def a_type(value: Any) -> str:
 
 class TargetError(ValueError):
     """A command-line target that a front-end cannot audit, said in one line that names the culprit."""
-
-
-@contextlib.contextmanager
-def failures_in(framework: str, target_name: str):
-    """A framework's own failure on a target (bad arguments, a trace or compile that fails) as one
-    TargetError line; graphaudit's own errors and a missing framework pass through as they are."""
-    try:
-        yield
-    except (MissingFrameworkError, GraphauditError):
-        raise
-    except Exception as exc:
-        raise TargetError(f"auditing {target_name} with {framework} failed: {type(exc).__name__}: {exc}") from exc
 
 
 def target_wrt(wrt: Any, kind: type, noun: str, name: str, returns: str) -> Any:
@@ -61,10 +47,10 @@ class CliFrontend:
     """How ``graphaudit audit file.py:function`` reaches a front-end.
 
     The command line calls the target function, then asks each front-end in turn whether
-    it ``recognise``\\ s what the function returned; the first that does ``run``\\ s it with
-    the command line's analysis options. An option given that the front-end does not list
-    in ``options`` is refused with one line, never silently ignored. ``--help`` shows each
-    front-end's ``example``.
+    it ``recognise``\\ s what the function returned; the first that does ``audit``\\ s it with
+    the command line's analysis options, which the command line makes into one
+    :class:`AuditOptions`. An option given that the front-end does not list in ``options`` is
+    refused with one line, never silently ignored. ``--help`` shows each front-end's ``example``.
     """
 
     name: str  # how messages name the front-end's targets: "JAX"
@@ -73,10 +59,11 @@ class CliFrontend:
     # what the function returned -> this front-end's target; None: not this front-end's;
     # TargetError: this front-end's, but malformed
     recognise: Callable[[Any, str], Any | None]
-    # audit the target, the options by name; TargetError when the framework fails on it
-    run: Callable[[Any, Mapping[str, Any]], Report]
+    # audit the target with the options, and the options given that are the front-end's own (JAX's group)
+    audit: Callable[[Any, AuditOptions, Mapping[str, Any]], Report]
     example: str  # a target of it in this repository, for --help: "examples/jax_seed_mlp.py:target"
     # the framework's module and the graphaudit extra that installs it ("" for graphaudit's own graphs):
     # a target file that cannot import it is told which extra to install
     module: str = ""
     extra: str = ""
+    repeats: int = 5  # runs (builds) of each form that are timed when --repeats is not given

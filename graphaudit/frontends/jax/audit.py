@@ -21,8 +21,7 @@ from graphaudit.analysis.cost import Cost, total_cost
 from graphaudit.core.describe import seconds_text, si
 from graphaudit.frontends import require
 from graphaudit.frontends.common import (
-    AuditOptions, BuiltForms, CliFrontend, FrameworkSection, TargetError, a_type, audit_forms, failures_in,
-    loop_heading,
+    AuditOptions, BuiltForms, CliFrontend, FrameworkSection, TargetError, a_type, audit_forms, loop_heading,
 )
 from graphaudit.frontends.jax.arguments import FlatFunction, Group
 from graphaudit.frontends.jax.compiled import timed_runs, xla_check
@@ -63,28 +62,29 @@ def audit(
     nodes, else imported whole. The report's ``framework`` is a :class:`JaxSection`, which
     says how each loop was treated. ``semantic=True`` (needs egglog) adds what equality saturation finds beyond value numbering (``report.semantic``).
     """
-    jax = require("jax", "jax")
-    if not callable(fn):
-        raise TypeError(f"audit: fn must be a function, got {type(fn).__name__}")
     options = AuditOptions(commutative=commutative, semantic=semantic, repeats=repeats, measure=measure,
                            compile_check=xla, loop_budget=loop_budget)
-    flat = FlatFunction(fn, args, _normalise_argnums(argnums, len(args)), has_aux=has_aux, group=group)
-    if not flat.wrt:
-        raise ValueError(f"audit: the arguments {argnums} hold no arrays to differentiate")
-    if measure and any(isinstance(leaf, jax.ShapeDtypeStruct) for leaf in flat.leaves):
-        raise ValueError("audit: measure=True needs arrays, not jax.ShapeDtypeStruct, to run the gradients on")
-    return audit_forms(JaxForms(flat, grouped=group is not None), options, finish=jax.block_until_ready)
+    return audit_forms(JaxForms(fn, args, argnums, has_aux=has_aux, group=group), options)
 
 
 class JaxForms:
     """One ``jax.grad`` trace per differentiated leaf (or group of leaves) and one joint trace, imported
     (:func:`graphaudit.frontends.common.audit_forms`'s front-end)."""
 
-    def __init__(self, flat: FlatFunction, grouped: bool):
-        self.flat, self.grouped = flat, grouped
+    def __init__(self, fn: Callable, args: tuple, argnums: int | Sequence[int], has_aux: bool = False,
+                 group: Group = None):
+        require("jax", "jax")
+        if not callable(fn):
+            raise TypeError(f"audit: fn must be a function, got {type(fn).__name__}")
+        self.flat = FlatFunction(fn, args, _normalise_argnums(argnums, len(args)), has_aux=has_aux, group=group)
+        if not self.flat.wrt:
+            raise ValueError(f"audit: the arguments {argnums} hold no arrays to differentiate")
+        self.grouped = group is not None
 
     def build(self, options: AuditOptions) -> BuiltForms:
         jax, flat = require("jax", "jax"), self.flat
+        if options.measure and any(isinstance(leaf, jax.ShapeDtypeStruct) for leaf in flat.leaves):
+            raise ValueError("audit: measure=True needs arrays, not jax.ShapeDtypeStruct, to run the gradients on")
         wrt_names = [flat.names[i] for i in flat.wrt]
         start = time.perf_counter()
         joint_traced = jax.make_jaxpr(flat.joint())(*flat.leaves)
@@ -310,15 +310,9 @@ def recognise(result: Any, name: str) -> JaxTarget | None:
     return JaxTarget(fn, tuple(arguments), argnums, name)
 
 
-def run(target: JaxTarget, options: Mapping[str, Any]) -> Report:
-    """:func:`audit` of the target with the command line's options; a failure inside JAX in one line."""
-    with failures_in("JAX", target.name):
-        return audit(
-            target.fn, *target.args, argnums=target.argnums, xla=options["xla"], measure=options["measure"],
-            commutative=options["commutative"], semantic=options["semantic"], repeats=options["repeats"] or 5,
-            loop_budget=DEFAULT_BUDGET if options.get("loop_budget") is None else options["loop_budget"],
-            group=options.get("group"),
-        )
+def audit_target(target: JaxTarget, options: AuditOptions, own: Mapping[str, Any]) -> Report:
+    """:func:`audit` of the target with the command line's options (``group`` is JAX's own)."""
+    return audit_forms(JaxForms(target.fn, target.args, target.argnums, group=own.get("group")), options)
 
 
 CLI = CliFrontend(
@@ -326,7 +320,7 @@ CLI = CliFrontend(
     returns="(fn, args, argnums) for a JAX function",
     options=frozenset({"xla", "measure", "repeats", "commutative", "semantic", "loop_budget", "group"}),
     recognise=recognise,
-    run=run,
+    audit=audit_target,
     example="examples/jax_seed_mlp.py:target",
     module="jax",
     extra="jax",

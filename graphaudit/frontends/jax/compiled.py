@@ -101,10 +101,11 @@ def timed_runs(flat: FlatFunction) -> tuple[str, dict[str, Run], dict[str, Any]]
     leaves = jax.block_until_ready(jax.device_put(list(flat.leaves), device))
     in_one, joint = jax.jit(flat.separate_in_one), jax.jit(flat.joint())
     each = [jax.jit(flat.separate(group)) for group in range(len(flat.groups))]
+    done = jax.block_until_ready  # a jitted call returns before its result is computed
     runs = {
-        "joint": Run(lambda: joint(*leaves), versus=None),
-        "separate": Run(lambda: in_one(*leaves)),
-        "separately jitted": Run(lambda: [g(*leaves) for g in each]),
+        "joint": Run(lambda: done(joint(*leaves)), versus=None),
+        "separate": Run(lambda: done(in_one(*leaves))),
+        "separately jitted": Run(lambda: done([g(*leaves) for g in each])),
     }
     where = f"{device.platform}:{device.id} ({device.device_kind})"
     return f"jitted run time on {where}, arguments put on it once", runs, {"device": where}

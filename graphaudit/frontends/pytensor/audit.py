@@ -23,7 +23,7 @@ from graphaudit.analysis.cost import is_matmul
 from graphaudit.core.describe import forward_names
 from graphaudit.frontends.common import (
     UNROLLED, AuditOptions, BuiltForms, CliFrontend, FrameworkSection, TargetError, a_type, audit_forms,
-    failures_in, loop_heading, target_wrt,
+    loop_heading, target_wrt,
 )
 from graphaudit.frontends.pytensor.importer import _as_list, _dtype, _Importer
 from graphaudit.frontends.pytensor.ops import FAMILIES, PREFIX, _pytensor
@@ -394,13 +394,9 @@ def recognise(result: Any, name: str) -> PyTensorTarget | None:
     return PyTensorTarget(cost, wrt if isinstance(wrt, list) else [wrt], shapes, name)
 
 
-def run(target: PyTensorTarget, options: Mapping[str, Any]) -> Report:
-    """:func:`audit` of the target with the command line's options; PyTensor's own failures in one line."""
-    repeats = REPEATS if options["repeats"] is None else options["repeats"]
-    with failures_in("PyTensor", target.name):
-        return audit(target.cost, target.wrt, shapes=target.shapes, compile_check=options["compile_check"],
-                     repeats=repeats, commutative=options["commutative"], semantic=options["semantic"],
-                     loop_budget=DEFAULT_BUDGET if options.get("loop_budget") is None else options["loop_budget"])
+def audit_target(target: PyTensorTarget, options: AuditOptions, own: Mapping[str, Any]) -> Report:
+    """:func:`audit` of the target with the command line's options."""
+    return audit_forms(PyTensorForms(target.cost, target.wrt, target.shapes, None), options)
 
 
 CLI = CliFrontend(
@@ -408,7 +404,8 @@ CLI = CliFrontend(
     returns="(cost, wrt) or (cost, wrt, shapes) for PyTensor variables",
     options=frozenset({"commutative", "semantic", "repeats", "compile_check", "loop_budget"}),
     recognise=recognise,
-    run=run,
+    audit=audit_target,
+    repeats=REPEATS,
     example="examples/pytensor_seed.py:target",
     module="pytensor",
     extra="pytensor",

@@ -21,7 +21,6 @@ from graphaudit.core.describe import seconds_text
 from graphaudit.frontends import require
 from graphaudit.frontends.common import (
     AuditOptions, BuiltForms, CliFrontend, FrameworkSection, TargetError, a_type, attach_section, audit_forms,
-    failures_in,
 )
 import graphaudit.frontends.torch.capture as capturing
 from graphaudit.frontends.torch.aten import numpy_dtype, op_key
@@ -60,9 +59,6 @@ def audit(
     time of one trace, whatever the number of parameters. What only the built separate form
     has (its pictures, ``compile_check``, ``measure``, ``semantic``) is refused.
     """
-    supported_torch()
-    if not callable(loss_fn):
-        raise TypeError(f"audit: loss_fn must be a function, got {type(loss_fn).__name__}")
     options = AuditOptions(commutative=commutative, semantic=semantic, repeats=repeats, measure=measure,
                            compile_check=compile_check, materialize=materialize)
     return audit_forms(TorchForms(loss_fn, params, example_inputs), options)
@@ -73,6 +69,9 @@ class TorchForms:
     (unless counted) and one joint call (:func:`graphaudit.frontends.common.audit_forms`'s front-end)."""
 
     def __init__(self, loss_fn: Callable, params: Any, inputs: tuple):
+        supported_torch()
+        if not callable(loss_fn):
+            raise TypeError(f"audit: loss_fn must be a function, got {type(loss_fn).__name__}")
         self.loss_fn, self.params, self.inputs = loss_fn, params, inputs
 
     def build(self, options: AuditOptions) -> BuiltForms:
@@ -288,12 +287,9 @@ def recognise(result: Any, name: str) -> TorchTarget | None:
     return TorchTarget(loss_fn, params, tuple(inputs), name)
 
 
-def run(target: TorchTarget, options: Mapping[str, Any]) -> Report:
-    """:func:`audit` of the target with the command line's options; a failure inside PyTorch in one line."""
-    with failures_in("PyTorch", target.name):
-        return audit(target.loss_fn, *target.inputs, params=target.params, compile_check=options["compile_check"],
-                     measure=options["measure"], commutative=options["commutative"], semantic=options["semantic"],
-                     repeats=options["repeats"] or 5, materialize=not options.get("count", False))
+def audit_target(target: TorchTarget, options: AuditOptions, own: Mapping[str, Any]) -> Report:
+    """:func:`audit` of a command-line target."""
+    return audit_forms(TorchForms(target.loss_fn, target.params, target.inputs), options)
 
 
 CLI = CliFrontend(
@@ -301,7 +297,7 @@ CLI = CliFrontend(
     returns="(loss_fn, params, *inputs) for PyTorch",
     options=frozenset({"measure", "repeats", "commutative", "semantic", "compile_check", "count"}),
     recognise=recognise,
-    run=run,
+    audit=audit_target,
     example="examples/torch_seed_mlp.py:target",
     module="torch",
     extra="torch",

@@ -23,6 +23,9 @@ jax = pytest.importorskip("jax")
 jnp = pytest.importorskip("jax.numpy")
 
 import graphaudit as ga  # noqa: E402
+from graphaudit.cli.options import analysis_options  # noqa: E402
+from graphaudit.cli.targets import audit_target  # noqa: E402
+from graphaudit.cli.usage import UsageError  # noqa: E402
 from graphaudit.errors import ShapeError  # noqa: E402
 from graphaudit.frontends import MissingFrameworkError  # noqa: E402
 from graphaudit.frontends import jax as gj  # noqa: E402
@@ -309,21 +312,21 @@ def test_cli_recognises_only_jax_targets():
 
 
 def test_cli_runs_with_the_options_and_says_what_failed_in_jax(monkeypatch):
-    options = {"xla": True, "measure": False, "repeats": None, "commutative": True, "count": False, "semantic": False}
+    options = {**analysis_options(), "xla": True, "commutative": True}
     fn = lambda w: jnp.sum(jnp.tanh(w) * w)  # noqa: E731
-    report = gj.CLI.run(gj.CLI.recognise((fn, (np.ones(3, np.float32),), 0), "f.py:t"), options)
+    report = audit_target(gj.CLI, gj.CLI.recognise((fn, (np.ones(3, np.float32),), 0), "f.py:t"), options, "f.py:t")
     assert report.commutative is True and "compile_check" in report.framework
     broken = gj.CLI.recognise((lambda w: jnp.sum(w @ w), (np.ones((2, 3), np.float32),), 0), "f.py:broken")
-    with pytest.raises(TargetError, match=r"^auditing f.py:broken with JAX failed: TypeError: ") as failed:
-        gj.CLI.run(broken, options)
+    with pytest.raises(UsageError, match=r"^auditing f.py:broken with JAX failed: TypeError: ") as failed:
+        audit_target(gj.CLI, broken, options, "f.py:broken")
     assert isinstance(failed.value.__cause__, TypeError)
     for passing in (MissingFrameworkError("no jax"), ShapeError("bad shapes")):
         def raising(*args, error=passing, **kwargs):
             raise error
 
-        monkeypatch.setattr(jax_audit, "audit", raising)
+        monkeypatch.setattr(jax_audit, "audit_forms", raising)
         with pytest.raises(type(passing)):
-            gj.CLI.run(broken, options)
+            audit_target(gj.CLI, broken, options, "f.py:broken")
 
 
 # --- determinism, examples -------------------------------------------------------------------------

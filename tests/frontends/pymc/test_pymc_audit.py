@@ -20,6 +20,8 @@ import pytest
 from conftest import ROOT
 
 import graphaudit as ga
+from graphaudit.cli.options import analysis_options
+from graphaudit.cli.targets import audit_target
 
 pm = pytest.importorskip("pymc")
 pytensor = pytest.importorskip("pytensor")
@@ -154,7 +156,7 @@ def test_the_command_line_target_is_a_model():
     model = logistic_regression()
     target = gpm.CLI.recognise(model, "models.py:model")
     assert target is not None and gpm.CLI.recognise((1, 2), "x") is None
-    report = gpm.CLI.run(target, {"repeats": 1, "compile_check": False, "commutative": False, "semantic": False})
+    report = audit_target(gpm.CLI, target, {**analysis_options(), "repeats": 1}, "models.py:model")
     assert report.wrt == ["beta", "alpha"]
     with pytest.raises(TypeError, match="expected a pymc.Model"):
         gpm.audit("not a model")

@@ -16,6 +16,9 @@ from conftest import ROOT
 
 import graphaudit as ga
 from graphaudit.cli import main
+from graphaudit.cli.options import analysis_options
+from graphaudit.cli.targets import audit_target
+from graphaudit.cli.usage import UsageError
 from graphaudit.frontends.common import FrameworkSection
 
 pytensor = pytest.importorskip("pytensor")
@@ -243,14 +246,14 @@ def test_a_malformed_pytensor_target_is_refused_in_one_line_naming_the_culprit(m
         gp.CLI.recognise((cost, []), "f")
     with pytest.raises(ValueError, match=r"^f: shapes is a list, not a dict"):
         gp.CLI.recognise((cost, wrt, [4, 6]), "f")
-    options = {"commutative": False, "compile_check": False, "repeats": 1, "semantic": False}
+    options = {**analysis_options(), "repeats": 1}
     not_scalar = gp.CLI.recognise((wrt[0] * 2, wrt), "f")
-    with pytest.raises(ValueError, match=r"^auditing f with PyTensor failed: ValueError: audit: cost must be") as error:
-        gp.CLI.run(not_scalar, options)
+    with pytest.raises(UsageError, match=r"^auditing f with PyTensor failed: ValueError: audit: cost must be") as error:
+        audit_target(gp.CLI, not_scalar, options, "f")
     assert isinstance(error.value.__cause__, ValueError)
     x = pt.matrix("x")  # a shape graphaudit cannot know: graphaudit's own error, unchanged
     with pytest.raises(ga.ShapeError, match="shape of input 'x'"):
-        gp.CLI.run(gp.CLI.recognise(((x @ wrt[0]).sum(), wrt[0]), "f"), options)
+        audit_target(gp.CLI, gp.CLI.recognise(((x @ wrt[0]).sum(), wrt[0]), "f"), options, "f")
 
 
 @pytest.mark.subprocess

@@ -16,6 +16,9 @@ torch = pytest.importorskip("torch")
 import torch_models as tm  # noqa: E402
 
 from graphaudit.frontends import MissingFrameworkError  # noqa: E402
+from graphaudit.cli.options import analysis_options  # noqa: E402
+from graphaudit.cli.targets import audit_target  # noqa: E402
+from graphaudit.cli.usage import UsageError  # noqa: E402
 from graphaudit.frontends.common import TargetError  # noqa: E402
 from graphaudit.frontends.torch import CLI, TorchSection, audit  # noqa: E402
 from graphaudit.frontends.torch.audit import TorchTarget  # noqa: E402
@@ -202,11 +205,11 @@ def test_cli_recognises_torch_targets_only():
     with pytest.raises(TargetError, match=r"returned \(Sequential model, loss_fn, \.\.\.\): its first item is a "
                                           r"model where the loss function belongs; return \(loss_fn, params"):
         CLI.recognise((net, loss_fn, *inputs), "m.py:target")
-    options = {"compile_check": False, "measure": False, "commutative": False, "repeats": None, "semantic": False}
-    assert CLI.run(target, options).merged_equals_joint
+    options = analysis_options()
+    assert audit_target(CLI, target, options, "m.py:target").merged_equals_joint
     bad = TorchTarget(lambda m, x: m(x), net, (torch.ones(2, 9),), "m.py:target")
-    with pytest.raises(TargetError, match="auditing m.py:target with PyTorch failed: RuntimeError"):
-        CLI.run(bad, options)
+    with pytest.raises(UsageError, match="auditing m.py:target with PyTorch failed: RuntimeError"):
+        audit_target(CLI, bad, options, "m.py:target")
 
 
 @pytest.mark.subprocess

@@ -79,9 +79,11 @@ def test_the_command_lines_count_flag_reaches_the_torch_audit():
 
     loss_fn, model, *inputs = BUILDS["seed_mlp"]()
     target = CLI.recognise((loss_fn, model, *inputs), "m.py:target")
-    options = {"compile_check": False, "measure": False, "commutative": False, "repeats": None, "semantic": False,
-               "count": True}
-    assert "count" in CLI.options and CLI.run(target, options).materialized is False
+    from graphaudit.cli.options import analysis_options
+    from graphaudit.cli.targets import audit_target
+
+    options = {**analysis_options(), "count": True}
+    assert "count" in CLI.options and audit_target(CLI, target, options, "m.py:target").materialized is False
 
 
 def test_the_report_suggests_counting_when_there_are_many_parameters():
