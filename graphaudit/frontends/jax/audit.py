@@ -21,13 +21,13 @@ from graphaudit.analysis.cost import Cost, total_cost
 from graphaudit.core.describe import seconds_text, si
 from graphaudit.frontends import require
 from graphaudit.frontends.common import (
-    AuditOptions, BuiltForms, CliFrontend, FrameworkSection, TargetError, a_type, audit_forms, loop_heading,
+    AuditOptions, BuiltForms, CliFrontend, FrameworkSection, TargetError, a_type, audit_forms,
 )
 from graphaudit.frontends.jax.arguments import FlatFunction, Group
 from graphaudit.frontends.jax.compiled import timed_runs, xla_check
 from graphaudit.frontends.jax.importer import count_equations, from_jaxpr
-from graphaudit.frontends.jax.loops import (
-    COSTLIEST_BRANCH, DEFAULT_BUDGET, ONE_ITERATION, LoopRecord, unrolled_size)
+from graphaudit.frontends.common.loops import LoopRecord, loop_lines, loop_rows, unrolls
+from graphaudit.frontends.jax.loops import DEFAULT_BUDGET, unrolled_size
 from graphaudit.frontends.jax.ops import ATTR_REMAT
 from graphaudit.core.graph import GradCall, Node, topological_order
 from graphaudit.analysis.report import Report
@@ -98,7 +98,7 @@ class JaxForms:
             progress.step("jax.grad traces", index + 1, len(flat.groups), ", ".join(wrt_names[members]))
         trace_seconds = time.perf_counter() - start
         unrolled = sum(map(unrolled_size, [*separate_traced, joint_traced]))
-        unroll = unrolled <= options.loop_budget
+        unroll = unrolls(unrolled, options.loop_budget)
         loops: dict[str, list[LoopRecord]] = {"separate": [], "joint": []}
 
         start = time.perf_counter()
@@ -117,7 +117,7 @@ class JaxForms:
             "jaxpr_equations": {"separate": sum(map(count_equations, separate_traced)),
                                 "joint": count_equations(joint_traced)},
             "import_seconds": {"separate": import_seconds, "joint": joint_import},
-            "loops": _loop_rows(loops, unroll, unrolled, options.loop_budget),
+            "loops": loop_rows(loops, unroll, unrolled, options.loop_budget),
         }
         return BuiltForms(wrt_names, joint, separate, build_seconds=(trace_seconds, joint_seconds))
 
@@ -136,17 +136,6 @@ class JaxForms:
 
     def timed_runs(self) -> tuple[str, dict[str, Run], dict[str, Any]]:
         return timed_runs(self.flat)
-
-
-def _loop_rows(loops: dict[str, list[LoopRecord]], unroll: bool, unrolled: int, budget: int) -> dict[str, Any]:
-    """How each distinct loop was treated, and how often each form met it; rows in a fixed order."""
-    counts: dict[LoopRecord, dict[str, int]] = {}
-    for form, records in loops.items():
-        for record in records:
-            counts.setdefault(record, {"separate": 0, "joint": 0})[form] += 1
-    rows = [{**record._asdict(), **seen} for record, seen in counts.items()]
-    rows.sort(key=lambda row: (row["primitive"], row["body"], row["treatment"], row["length"] or 0))
-    return {"unrolled": unroll, "unrolled_nodes": unrolled, "budget": budget, "rows": rows}
 
 
 def _normalise_argnums(argnums: int | Sequence[int], count: int) -> tuple[int, ...]:
@@ -213,7 +202,7 @@ class JaxSection(FrameworkSection):
     def lines(self) -> list[str]:
         """How loops were costed (right under the figures they affect), XLA's table, then in one
         line whether XLA got the duplicated products back."""
-        lines = self.loop_lines() + super().lines()
+        lines = loop_lines(self.get("loops"), "scans") + super().lines()
         check = self.get("compile_check")
         if check is not None:
             compiled, without_cse = check["rows"]
@@ -237,22 +226,6 @@ class JaxSection(FrameworkSection):
                 recovered = "XLA's CSE, when the separate grads sit in one `jit`"
         return AdviceWords("one `jax.grad(loss, argnums=(0, 1, ...))` (or `jax.grad` of the whole parameter pytree)",
                            recovered_by=recovered)
-
-    def loop_lines(self) -> list[str]:
-        loops = self.get("loops")
-        if not loops or not loops["rows"]:
-            return []
-        lines = loop_heading(loops, "scans")
-        for row in loops["rows"]:
-            size = {"scan": f"{row['length']} steps", "cond": f"{row['length']} branches"}.get(row["primitive"], "")
-            lines.append(f"  {row['primitive']:<6}{size:>12}  body {row['body'][:8]}  {row['treatment']}  "
-                         f"(met {row['separate']}x in the separate form, {row['joint']}x in the joint)")
-        for treatment, words in ((COSTLIEST_BRANCH, "upper bounds: conds costed at their costliest branch "
-                                                    "(matmul FLOPs: the branch with the most)"),
-                                 (ONE_ITERATION, "lower bounds: while loops costed for one iteration")):
-            if any(row["treatment"] == treatment for row in loops["rows"]):
-                lines.append(f"  the FLOPs and matmul FLOPs above are {words}")
-        return lines
 
     def closing_lines(self) -> list[str]:
         """The traces, the re-traced forward pass, and what ``jax.checkpoint`` recomputes."""

@@ -22,12 +22,13 @@ from graphaudit.analysis.timing import Run, spread, time_in_turn
 from graphaudit.analysis.cost import is_matmul
 from graphaudit.core.describe import forward_names
 from graphaudit.frontends.common import (
-    UNROLLED, AuditOptions, BuiltForms, CliFrontend, FrameworkSection, TargetError, a_type, audit_forms,
-    loop_heading, target_wrt,
+    AuditOptions, BuiltForms, CliFrontend, FrameworkSection, TargetError, a_type, audit_forms,
+    target_wrt,
 )
 from graphaudit.frontends.pytensor.importer import _as_list, _dtype, _Importer
 from graphaudit.frontends.pytensor.ops import FAMILIES, PREFIX, _pytensor
-from graphaudit.frontends.pytensor.scan import DEFAULT_BUDGET, WHILE, Loop
+from graphaudit.frontends.common.loops import LoopRecord, Treatment, loop_lines, loop_rows, unrolls
+from graphaudit.frontends.pytensor.scan import DEFAULT_BUDGET
 from graphaudit.core.graph import GradCall, Node, topological_order
 from graphaudit.analysis.report import Report
 
@@ -212,7 +213,7 @@ class PyTensorForms:
         self.separate_vars, self.joint_vars, self.build_seconds = build_both(cost, targets, options.repeats)
         parameters = [t for t in targets if t.owner is None]
         forms = _import_forms(_Importer(self.shapes, parameters), cost, targets, self.separate_vars, self.joint_vars)
-        if any(forms.loops.values()) and forms.unrolled_nodes <= options.loop_budget:  # one decision for both forms
+        if any(forms.loops.values()) and unrolls(forms.unrolled_nodes, options.loop_budget):  # one decision for both forms
             forms = _import_forms(_Importer(self.shapes, parameters, unroll=True), cost, targets,
                                   self.separate_vars, self.joint_vars)
         self.forms, self.loop_budget = forms, options.loop_budget
@@ -238,7 +239,7 @@ class _Forms(NamedTuple):
     wrt: list[str]
     separate: list[Node]
     joint: list[Node]
-    loops: dict[str, list[Loop]]
+    loops: dict[str, list[LoopRecord]]
     unrolled_nodes: int
 
 
@@ -260,18 +261,9 @@ def _import_forms(importer: _Importer, cost, targets, separate_vars, joint_vars)
 
 
 def _loop_rows(forms: _Forms, budget: int) -> dict[str, Any]:
-    """How each distinct Scan was treated, and how often each form holds it (the forward Scans: both);
-    the JAX front-end's shape (:func:`graphaudit.frontends.jax.audit`)."""
-    counts: dict[Loop, dict[str, int]] = {}
-    for where, records in forms.loops.items():
-        for record in records:
-            seen = counts.setdefault(record, {"separate": 0, "joint": 0})
-            for form in (("separate", "joint") if where == "forward" else (where,)):
-                seen[form] += 1
-    rows = [{"primitive": "Scan", **record._asdict(), **seen} for record, seen in counts.items()]
-    rows.sort(key=lambda row: (row["body"], row["treatment"], row["length"]))
-    unrolled = any(row["treatment"] == UNROLLED for row in rows)
-    return {"unrolled": unrolled, "unrolled_nodes": forms.unrolled_nodes, "budget": budget, "rows": rows}
+    """How each distinct Scan was treated, and how often each form holds it (the forward Scans: both)."""
+    unrolled = any(record.treatment == Treatment.UNROLLED for met in forms.loops.values() for record in met)
+    return loop_rows(forms.loops, unrolled, forms.unrolled_nodes, budget)
 
 
 def _forward_names(cost_node: Node) -> dict[Node, str]:
@@ -330,7 +322,7 @@ class PyTensorSection(FrameworkSection):
     """
 
     def lines(self) -> list[str]:
-        lines = super().lines() + self.loop_lines()
+        lines = super().lines() + loop_lines(self.get("loops"), "Scans")
         if "compile_check" in self:
             check = self["compile_check"]
             missed, merges = check["merges_graphaudit_missed"], check["merge_optimizer_merges"]
@@ -347,21 +339,6 @@ class PyTensorSection(FrameworkSection):
             if row["graph"].startswith("PyTensor compile") and row["separate"]["nodes"] <= row["joint"]["nodes"]:
                 recovered = "PyTensor's MergeOptimizer, when the separate grads sit in one `pytensor.function`"
         return AdviceWords("one `pytensor.grad(cost, wrt=[...])`", recovered_by=recovered)
-
-    def loop_lines(self) -> list[str]:
-        """How Scans were treated, in the JAX front-end's words (:class:`graphaudit.frontends.jax.audit.JaxSection`)."""
-        loops = self.get("loops")
-        if not loops or not loops["rows"]:
-            return []
-        lines = loop_heading(loops, "Scans")
-        for row in loops["rows"]:
-            lines.append(f"  Scan {row['length']:>6} steps  body {row['body'][:8]} ({row['body_nodes']} nodes, "
-                         f"{row['body_flops']} FLOPs, {row['body_matmul_flops']} in matmuls)  {row['treatment']}  "
-                         f"(met {row['separate']}x in the separate form, {row['joint']}x in the joint)")
-        if any(row["treatment"] == WHILE for row in loops["rows"]):
-            lines.append("  the FLOPs and matmul FLOPs above are upper bounds: while loops costed for n_steps "
-                         "iterations")
-        return lines
 
 
 # --- the command line ------------------------------------------------------------------------------

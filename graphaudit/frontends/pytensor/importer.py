@@ -24,7 +24,8 @@ import numpy as np
 from graphaudit.errors import ShapeError
 from graphaudit.frontends.common import imported_node
 from graphaudit.frontends.pytensor.indexing import first_index, index_form
-from graphaudit.frontends.pytensor.scan import DEFAULT_BUDGET, Loop, import_scan, is_scan, unrolled_size
+from graphaudit.frontends.common.loops import LoopRecord, unrolls
+from graphaudit.frontends.pytensor.scan import DEFAULT_BUDGET, import_scan, is_scan, unrolled_size
 from graphaudit.frontends.pytensor.ops import _pytensor, evaluated_by_pytensor, imported_op, keep_template
 from graphaudit.frontends.pytensor.shapes import _Shapes, _shape_rule, _UnknownValue
 from graphaudit.core.graph import GradCall, Node, building, constant, topological_order
@@ -64,7 +65,7 @@ class Imported:
     (inputs and shared variables) in the order first met. ``no_cost_rule`` counts, by op, the
     nodes whose FLOPs graphaudit cannot count; ``evaluated_by_pytensor`` names the ops that
     :func:`graphaudit.evaluate` runs through PyTensor's own ``perform``; ``loops`` says how
-    each Scan was imported (:class:`~graphaudit.frontends.pytensor.scan.Loop`), ``unrolled_nodes``
+    each Scan was imported (:class:`~graphaudit.frontends.common.loops.LoopRecord`), ``unrolled_nodes``
     about how many nodes the import makes with every Scan unrolled.
     """
 
@@ -73,7 +74,7 @@ class Imported:
     leaves: list[Node]
     no_cost_rule: dict[str, int] = field(default_factory=dict)
     evaluated_by_pytensor: list[str] = field(default_factory=list)
-    loops: list[Loop] = field(default_factory=list)
+    loops: list[LoopRecord] = field(default_factory=list)
     unrolled_nodes: int = 0
 
     def node(self, variable) -> Node:
@@ -108,7 +109,7 @@ class _Importer:
     def __init__(self, shapes: Mapping | None, parameters: Sequence = (), unroll: bool = False):
         self.pt = _pytensor()
         self.unroll = unroll  # whether Scans are unrolled (:mod:`.scan`), else imported whole
-        self.loops: list[Loop] = []
+        self.loops: list[LoopRecord] = []
         self.nodes: dict[Any, Node] = {}
         self.values: dict[Any, np.ndarray] = {}  # known small integer values (shape arithmetic)
         self.leaves: list[Node] = []
@@ -401,6 +402,6 @@ def from_pytensor(outputs, *, shapes: Mapping | None = None, parameters: Sequenc
         importer = _Importer(shapes, parameters, unroll)
         nodes = importer.import_outputs(variables)
         importer.check_shape_keys()
-        if unroll or not importer.loops or importer.unrolled_size(nodes) > loop_budget:
+        if unroll or not importer.loops or not unrolls(importer.unrolled_size(nodes), loop_budget):
             break
     return importer.result(nodes)
