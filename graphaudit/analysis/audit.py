@@ -14,8 +14,6 @@ import functools
 import time
 from collections.abc import Mapping, Sequence
 
-import numpy as np
-
 from graphaudit.analysis.cost import MergedNodeCosts, merge_costs, node_bytes, node_flops
 from graphaudit.analysis.counting import count_separate
 from graphaudit.analysis.joint_counting import separate_from_joint

@@ -24,7 +24,8 @@ from typing import Any, NamedTuple
 
 from graphaudit.frontends import require
 from graphaudit.frontends.common import AuditOptions, BuiltForms, CliFrontend, TargetError, audit_forms
-from graphaudit.frontends.pytensor.audit import REPEATS, PyTensorForms, PyTensorSection
+from graphaudit.frontends.pytensor.audit import REPEATS, PyTensorForms
+from graphaudit.frontends.pytensor.section import PyTensorSection
 from graphaudit.frontends.pytensor.scan import DEFAULT_BUDGET
 from graphaudit.analysis.report import Report
 

@@ -16,10 +16,12 @@ JAX itself is imported on first use, never by importing this package.
 
 from graphaudit.frontends.common import Opaque, canonical_text, hashable_param
 from graphaudit.frontends.jax.arguments import named_leaves
-from graphaudit.frontends.jax.audit import CLI, JaxSection, audit
+from graphaudit.frontends.jax.audit import audit
 from graphaudit.frontends.jax.compiled import hlo_counts
 from graphaudit.frontends.jax.importer import count_equations, evaluate, from_jaxpr
 from graphaudit.frontends.jax.loops import unrolled_size
+from graphaudit.frontends.jax.section import JaxSection
+from graphaudit.frontends.jax.target import CLI
 
 __all__ = [
     "CLI",

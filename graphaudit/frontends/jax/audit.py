@@ -9,28 +9,25 @@ a :class:`JaxSection`, which says in the report's text what they mean.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
-from graphaudit.analysis.advice import AdviceWords
 from graphaudit import progress
 from graphaudit.analysis.timing import Run
 from graphaudit.analysis.cost import Cost, total_cost
-from graphaudit.core.describe import seconds_text, si
 from graphaudit.frontends import require
-from graphaudit.frontends.common import (
-    AuditOptions, BuiltForms, CliFrontend, FrameworkSection, TargetError, a_type, audit_forms,
-)
+from graphaudit.frontends.common import AuditOptions, BuiltForms, audit_forms
 from graphaudit.frontends.jax.arguments import FlatFunction, Group
 from graphaudit.frontends.jax.compiled import timed_runs, xla_check
 from graphaudit.frontends.jax.importer import count_equations, from_jaxpr
-from graphaudit.frontends.common.loops import LoopRecord, loop_lines, loop_rows, unrolls
+from graphaudit.frontends.common.loops import LoopRecord, loop_rows, unrolls
 from graphaudit.frontends.jax.loops import DEFAULT_BUDGET, unrolled_size
 from graphaudit.frontends.jax.ops import ATTR_REMAT
 from graphaudit.core.graph import GradCall, Node, topological_order
 from graphaudit.analysis.report import Report
+from graphaudit.frontends.jax.section import JaxSection
 
 
 def audit(
@@ -177,124 +174,3 @@ def _recomputation(report: Report) -> dict[str, dict[str, int]]:
     order = topological_order(report.forms["separate"].outputs)
     result["duplicated"] = _cost_figures(total_cost(n for n in order if n in duplicates and _is_recomputed(n)))
     return result
-
-
-# --- the report's JAX section ----------------------------------------------------------------
-
-
-class JaxSection(FrameworkSection):
-    """JAX's figures in a report (``report.framework``; ``to_dict()["framework"]``).
-
-    ``name`` and ``version``; ``traces`` and ``jaxpr_equations`` (primitive equations, per
-    form); ``import_seconds``; ``retraced_forward`` (the forward work that the separate
-    traces repeat: ``nodes``, ``flops``, ``matmul_flops``); ``intentional_recomputation``
-    (what ``jax.checkpoint`` recomputes, per form, and the copies of it that separate calls
-    duplicate); ``compile_check`` (only with ``xla=True``: ``backend``, ``title`` and
-    ``rows``, each ``graph`` and per form the optimised HLO's instructions as ``nodes``, its
-    dot and convolution ops as ``dots``, XLA's ``flops`` and the compile ``seconds``: first
-    as compiled, then with XLA's CSE pass disabled); ``loops``: whether scans were ``unrolled``,
-    the ``unrolled_nodes`` that unrolling makes against the ``budget``, and ``rows``, one per
-    distinct loop: ``primitive``, ``length`` (steps, or branches), ``treatment``, ``body``
-    digest, and how often the ``separate`` and ``joint`` forms met it; ``groups`` (only with
-    ``group=``): the parameters of each separate grad call.
-    """
-
-    def lines(self) -> list[str]:
-        """How loops were costed (right under the figures they affect), XLA's table, then in one
-        line whether XLA got the duplicated products back."""
-        lines = loop_lines(self.get("loops"), "scans") + super().lines()
-        check = self.get("compile_check")
-        if check is not None:
-            compiled, without_cse = check["rows"]
-            sep, joint = compiled["separate"]["dots"], compiled["joint"]["dots"]
-            verdict = ("XLA recovers the duplicated products" if sep <= joint
-                       else f"XLA keeps {sep - joint} duplicated products")
-            lines.append(
-                f"after XLA ({check['backend']}): separate {sep} dots vs joint {joint} dots: {verdict} "
-                f"(without its CSE pass: separate {without_cse['separate']['dots']} dots)"
-            )
-        return lines
-
-    def advice_words(self) -> AdviceWords:
-        """``jax.grad`` over every argument (or the whole pytree); XLA recovers the work only inside one
-        ``jit``, which the compile check (``xla=True``) shows when it ran."""
-        check = self.get("compile_check")
-        recovered = None
-        if check is not None:
-            compiled = check["rows"][0]
-            if compiled["separate"]["dots"] <= compiled["joint"]["dots"]:
-                recovered = "XLA's CSE, when the separate grads sit in one `jit`"
-        return AdviceWords("one `jax.grad(loss, argnums=(0, 1, ...))` (or `jax.grad` of the whole parameter pytree)",
-                           recovered_by=recovered)
-
-    def closing_lines(self) -> list[str]:
-        """The traces, the re-traced forward pass, and what ``jax.checkpoint`` recomputes."""
-        eqs, traces = self["jaxpr_equations"], self["traces"]
-        lines = [
-            "",
-            f"JAX {self['version']}: {traces['separate']} jax.grad traces, "
-            f"{'one per group of parameters' if self.get('groups') else 'one per parameter'} "
-            f"({eqs['separate']} primitive equations in all), vs one joint trace ({eqs['joint']} equations)",
-        ]
-        forward = self["retraced_forward"]
-        lines.append(
-            f"re-traced forward pass (every separate trace repeats it): {forward['nodes']} duplicated nodes, "
-            f"{si(forward['flops'], 'FLOP')} ({si(forward['matmul_flops'], 'FLOP')} in matmuls)"
-        )
-        remat = self["intentional_recomputation"]
-        if remat["joint"]["nodes"] or remat["separate"]["nodes"]:
-            lines.append(
-                "intentional recomputation (jax.checkpoint), kept apart from the duplicated work: "
-                f"joint {remat['joint']['nodes']} nodes {si(remat['joint']['flops'], 'FLOP')}, separate merged "
-                f"{remat['separate_merged']['nodes']} nodes; copies that separate calls rebuilt: "
-                f"{remat['duplicated']['nodes']} nodes {si(remat['duplicated']['flops'], 'FLOP')}"
-            )
-        return lines
-
-
-# --- the command line ------------------------------------------------------------------------------
-
-
-class JaxTarget(NamedTuple):
-    """What a JAX target function returns: ``fn(*args)`` is a scalar; differentiate ``argnums``."""
-
-    fn: Callable[..., Any]
-    args: tuple
-    argnums: int | tuple[int, ...]
-    name: str  # the target as the command line names it: path/to/file.py:function
-
-
-def recognise(result: Any, name: str) -> JaxTarget | None:
-    """``result`` as a target when it is ``(fn, args, argnums)`` with ``fn`` callable; None otherwise.
-
-    Checks ``args`` is a tuple or list and ``argnums`` an int or a non-empty tuple of ints.
-    """
-    if not isinstance(result, (tuple, list)) or len(result) != 3 or not callable(result[0]):
-        return None
-    fn, arguments, argnums = result
-    if not isinstance(arguments, (tuple, list)):
-        raise TargetError(f"{name} returned (fn, args, argnums), but args is {a_type(arguments)}, not a tuple or list")
-    if isinstance(argnums, (tuple, list)):
-        if not argnums or not all(isinstance(a, int) and not isinstance(a, bool) for a in argnums):
-            raise TargetError(f"{name}: argnums must be an int or a non-empty tuple of ints, got {argnums!r}")
-        argnums = tuple(argnums)
-    elif not isinstance(argnums, int) or isinstance(argnums, bool):
-        raise TargetError(f"{name}: argnums must be an int or a non-empty tuple of ints, got {a_type(argnums)}")
-    return JaxTarget(fn, tuple(arguments), argnums, name)
-
-
-def audit_target(target: JaxTarget, options: AuditOptions, own: Mapping[str, Any]) -> Report:
-    """:func:`audit` of the target with the command line's options (``group`` is JAX's own)."""
-    return audit_forms(JaxForms(target.fn, target.args, target.argnums, group=own.get("group")), options)
-
-
-CLI = CliFrontend(
-    name="JAX",
-    returns="(fn, args, argnums) for a JAX function",
-    options=frozenset({"xla", "measure", "repeats", "commutative", "semantic", "loop_budget", "group"}),
-    recognise=recognise,
-    audit=audit_target,
-    example="examples/jax_seed_mlp.py:target",
-    module="jax",
-    extra="jax",
-)

@@ -11,25 +11,22 @@ rewrites, on both forms (node and dot counts beside graphaudit's).
 from __future__ import annotations
 
 import itertools
-import sys
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from graphaudit.analysis.advice import AdviceWords
 from graphaudit import progress
 from graphaudit.analysis.timing import Run, spread, time_in_turn
 from graphaudit.core.describe import forward_names
-from graphaudit.frontends.common import (
-    AuditOptions, BuiltForms, CliFrontend, FrameworkSection, TargetError, a_type, audit_forms,
-    target_wrt,
-)
+from graphaudit.frontends.common import AuditOptions, BuiltForms, audit_forms
 from graphaudit.frontends.pytensor.importer import _as_list, _dtype, _Importer
 from graphaudit.frontends.pytensor.compile_check import compile_check
 from graphaudit.frontends.pytensor.ops import PREFIX, _pytensor
-from graphaudit.frontends.common.loops import LoopRecord, Treatment, loop_lines, loop_rows, unrolls
+from graphaudit.frontends.common.loops import LoopRecord, Treatment, loop_rows, unrolls
 from graphaudit.frontends.pytensor.scan import DEFAULT_BUDGET
 from graphaudit.core.graph import GradCall, Node, topological_order
 from graphaudit.analysis.report import Report
+from graphaudit.frontends.pytensor.section import PyTensorSection
+
 
 REPEATS = 20  # builds of each form, by default
 
@@ -171,82 +168,3 @@ def _forward_names(cost_node: Node) -> dict[Node, str]:
     """Forward nodes named like ``Elemwise{sigmoid}_2`` (the op without ``pytensor.``), by op and position."""
     names = forward_names(topological_order([cost_node]))
     return {node: name.removeprefix(PREFIX) for node, name in names.items()}
-
-
-class PyTensorSection(FrameworkSection):
-    """PyTensor's part of a report: build times, the compile check, and MergeOptimizer's merges.
-
-    ``compile_check`` adds ``merge_optimizer_merges`` (per form, the Apply nodes PyTensor's
-    ``MergeOptimizer`` merged away) and ``merges_graphaudit_missed`` (how many of those
-    graphaudit's merge did not make; 0 is the cross-check passing). ``loops`` (as the JAX
-    front-end's): ``unrolled`` (whether Scans were), ``unrolled_nodes`` against the ``budget``, and
-    ``rows``, one per distinct Scan: ``length`` (steps), ``treatment``, ``body`` (digest),
-    ``body_nodes``, ``body_flops``, and how often the ``separate`` and ``joint`` forms hold it.
-    """
-
-    def lines(self) -> list[str]:
-        lines = super().lines() + loop_lines(self.get("loops"), "Scans")
-        if "compile_check" in self:
-            check = self["compile_check"]
-            missed, merges = check["merges_graphaudit_missed"], check["merge_optimizer_merges"]
-            lines.append("  MergeOptimizer's merges that graphaudit's merge does not make: "
-                         + ", ".join(f"{form} {missed[form]} of {merges[form]}" for form in missed))
-        return lines
-
-
-    def advice_words(self) -> AdviceWords:
-        """``pytensor.grad`` over the list; a compiled function's MergeOptimizer recovers the work when the
-        compile check (``compile_check=True``) shows the separate form compiling to the joint's size."""
-        recovered = None
-        for row in self.get("compile_check", {}).get("rows", []):
-            if row["graph"].startswith("PyTensor compile") and row["separate"]["nodes"] <= row["joint"]["nodes"]:
-                recovered = "PyTensor's MergeOptimizer, when the separate grads sit in one `pytensor.function`"
-        return AdviceWords("one `pytensor.grad(cost, wrt=[...])`", recovered_by=recovered)
-
-
-# --- the command line ------------------------------------------------------------------------------
-
-
-class PyTensorTarget(NamedTuple):
-    """What a target function returned: differentiate scalar ``cost`` w.r.t. ``wrt``, inputs of ``shapes``."""
-
-    cost: Any
-    wrt: list
-    shapes: Mapping | None
-    name: str
-
-
-def recognise(result: Any, name: str) -> PyTensorTarget | None:
-    """``result`` as a target when it is a 2- or 3-tuple whose first item is a PyTensor variable; None otherwise.
-
-    PyTensor is not imported to tell: a function that built PyTensor variables has imported it.
-    """
-    pytensor = sys.modules.get("pytensor")
-    if pytensor is None or not isinstance(result, (tuple, list)) or len(result) not in (2, 3):
-        return None
-    variable = pytensor.graph.basic.Variable
-    if not isinstance(result[0], variable):
-        return None
-    cost, wrt, shapes = (*result, None) if len(result) == 2 else result
-    wrt = target_wrt(wrt, variable, "PyTensor variable", name, CLI.returns)
-    if shapes is not None and not isinstance(shapes, Mapping):
-        raise TargetError(f"{name}: shapes is {a_type(shapes)}, not a dict {{variable or name: shape}}")
-    return PyTensorTarget(cost, wrt if isinstance(wrt, list) else [wrt], shapes, name)
-
-
-def audit_target(target: PyTensorTarget, options: AuditOptions, own: Mapping[str, Any]) -> Report:
-    """:func:`audit` of the target with the command line's options."""
-    return audit_forms(PyTensorForms(target.cost, target.wrt, target.shapes, None), options)
-
-
-CLI = CliFrontend(
-    name="PyTensor",
-    returns="(cost, wrt) or (cost, wrt, shapes) for PyTensor variables",
-    options=frozenset({"commutative", "semantic", "repeats", "compile_check", "loop_budget"}),
-    recognise=recognise,
-    audit=audit_target,
-    repeats=REPEATS,
-    example="examples/pytensor_seed.py:target",
-    module="pytensor",
-    extra="pytensor",
-)

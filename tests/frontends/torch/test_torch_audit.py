@@ -21,7 +21,7 @@ from graphaudit.cli.targets import audit_target  # noqa: E402
 from graphaudit.cli.usage import UsageError  # noqa: E402
 from graphaudit.frontends.common import TargetError  # noqa: E402
 from graphaudit.frontends.torch import CLI, TorchSection, audit  # noqa: E402
-from graphaudit.frontends.torch.audit import TorchTarget  # noqa: E402
+from graphaudit.frontends.torch.target import TorchTarget  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
