@@ -42,6 +42,7 @@ def audit(
     loop_budget: int = DEFAULT_BUDGET,
     has_aux: bool = False,
     group: Group = None,
+    materialize: bool = True,
 ) -> Report:
     """Audit one ``jax.grad`` trace per differentiated leaf against one joint ``jax.grad`` trace.
 
@@ -60,7 +61,7 @@ def audit(
     says how each loop was treated. ``semantic=True`` (needs egglog) adds what equality saturation finds beyond value numbering (``report.semantic``).
     """
     options = AuditOptions(commutative=commutative, semantic=semantic, repeats=repeats, measure=measure,
-                           compile_check=xla, loop_budget=loop_budget)
+                           compile_check=xla, loop_budget=loop_budget, materialize=materialize)
     return audit_forms(JaxForms(fn, args, argnums, has_aux=has_aux, group=group), options)
 
 
@@ -82,6 +83,8 @@ class JaxForms:
         jax, flat = require("jax", "jax"), self.flat
         if options.measure and any(isinstance(leaf, jax.ShapeDtypeStruct) for leaf in flat.leaves):
             raise ValueError("audit: measure=True needs arrays, not jax.ShapeDtypeStruct, to run the gradients on")
+        if not options.materialize and self.grouped:
+            raise ValueError("audit: group= needs the separate form built; drop materialize=False")
         wrt_names = [flat.names[i] for i in flat.wrt]
         start = time.perf_counter()
         joint_traced = jax.make_jaxpr(flat.joint())(*flat.leaves)
@@ -89,8 +92,8 @@ class JaxForms:
         inputs = flat.nodes(joint_traced)
 
         start = time.perf_counter()
-        separate_traced = []
-        for index, members in enumerate(flat.groups):
+        separate_traced = []  # counted (materialize=False): none traced
+        for index, members in enumerate(flat.groups if options.materialize else ()):
             separate_traced.append(jax.make_jaxpr(flat.separate(index))(*flat.leaves))
             progress.step("jax.grad traces", index + 1, len(flat.groups), ", ".join(wrt_names[members]))
         trace_seconds = time.perf_counter() - start
@@ -108,14 +111,20 @@ class JaxForms:
         joint = from_jaxpr(joint_traced, inputs, call=GradCall(wrt_names), unroll=unroll, loops=loops["joint"])
         joint_import = time.perf_counter() - start
 
+        if not options.materialize and loops["joint"] and not unroll:
+            raise ValueError(f"audit: materialize=False counts loops unrolled only, and these would make {unrolled} "
+                             f"nodes, over loop_budget={options.loop_budget}; raise loop_budget or drop "
+                             "materialize=False")
         self.avals = [var.aval for var in joint_traced.jaxpr.invars]
         self.figures = {
-            "traces": {"separate": len(flat.groups), "joint": 1},
-            "jaxpr_equations": {"separate": sum(map(count_equations, separate_traced)),
+            "traces": {"separate": len(separate_traced), "joint": 1},
+            "jaxpr_equations": {"separate": sum(map(count_equations, separate_traced)) if options.materialize else None,
                                 "joint": count_equations(joint_traced)},
             "import_seconds": {"separate": import_seconds, "joint": joint_import},
             "loops": loop_rows(loops, unroll, unrolled, options.loop_budget),
         }
+        if not options.materialize:
+            return BuiltForms(wrt_names, joint, None, build_seconds=(None, joint_seconds), retraced_forward=True)
         return BuiltForms(wrt_names, joint, separate, build_seconds=(trace_seconds, joint_seconds))
 
     def section(self, built: BuiltForms, report: Report) -> JaxSection:
@@ -124,6 +133,11 @@ class JaxForms:
                              jaxpr_equations=figures["jaxpr_equations"], import_seconds=figures["import_seconds"],
                              retraced_forward=_retraced_forward(report),
                              intentional_recomputation=_recomputation(report), loops=figures["loops"])
+        if not report.materialized:
+            section["counted"] = len(built.wrt)
+            # Each separate trace runs its own copy of a loop, whose body (transposed for one leaf only)
+            # the joint trace does not hold: with loops, counted figures are estimates (see the tests).
+            section["counted_exact"] = not figures["loops"]["rows"]
         if self.grouped:
             section["groups"] = [built.wrt[members] for members in self.flat.groups]
         return section
@@ -154,7 +168,11 @@ def _cost_figures(cost: Cost) -> dict[str, int]:
 
 
 def _retraced_forward(report: Report) -> dict[str, int]:
-    """The forward nodes that merging removes from the separate form: the re-traced forward passes."""
+    """The forward nodes that merging removes from the separate form: the re-traced forward passes
+    (of a counted separate form: the forward's share of the duplicated work, counted alike)."""
+    if not report.materialized:
+        forward = report.duplicated["by_call"].get("forward", {"nodes": 0, "flops": 0, "matmul_flops": 0})
+        return {key: forward[key] for key in ("nodes", "flops", "matmul_flops")}
     order = topological_order(report.forms["separate"].outputs)
     duplicates = report.merges["separate"].duplicates
     return _cost_figures(total_cost(n for n in order if n.call is None and n in duplicates))
@@ -164,12 +182,16 @@ def _is_recomputed(node: Node) -> bool:
     return node.attr(ATTR_REMAT, False) is True
 
 
-def _recomputation(report: Report) -> dict[str, dict[str, int]]:
-    """Nodes ``jax.checkpoint`` recomputes, per form, and their copies that separate calls duplicate."""
-    result = {
+def _recomputation(report: Report) -> dict[str, dict[str, int] | None]:
+    """Nodes ``jax.checkpoint`` recomputes, per form, and their copies that separate calls duplicate
+    (a counted separate form has no nodes to look at: its two figures are None)."""
+    forms = ("separate", "joint", "separate_merged") if report.materialized else ("joint", "separate_merged")
+    result: dict[str, dict[str, int] | None] = {
         form: _cost_figures(total_cost(n for n in topological_order(report.forms[form].outputs) if _is_recomputed(n)))
-        for form in ("separate", "joint", "separate_merged")
+        for form in forms
     }
+    if not report.materialized:
+        return {"separate": None, **result, "duplicated": None}
     duplicates = report.merges["separate"].duplicates
     order = topological_order(report.forms["separate"].outputs)
     result["duplicated"] = _cost_figures(total_cost(n for n in order if n in duplicates and _is_recomputed(n)))

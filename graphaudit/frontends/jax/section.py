@@ -9,6 +9,9 @@ from graphaudit.frontends.common import FrameworkSection
 from graphaudit.frontends.common.loops import loop_lines
 
 
+MANY_LEAVES = 20  # from here on, the report suggests counting: most of the time is the separate traces
+
+
 class JaxSection(FrameworkSection):
     """JAX's figures in a report (``report.framework``; ``to_dict()["framework"]``).
 
@@ -23,7 +26,9 @@ class JaxSection(FrameworkSection):
     the ``unrolled_nodes`` that unrolling makes against the ``budget``, and ``rows``, one per
     distinct loop: ``primitive``, ``length`` (steps, or branches), ``treatment``, ``body``
     digest, and how often the ``separate`` and ``joint`` forms met it; ``groups`` (only with
-    ``group=``): the parameters of each separate grad call.
+    ``group=``): the parameters of each separate grad call; ``counted`` (only with ``materialize=False``:
+    the separate traces counted from the joint one, not traced) and ``counted_exact`` (False when the
+    program has loops: then the counted figures are estimates).
     """
 
     def lines(self) -> list[str]:
@@ -57,19 +62,38 @@ class JaxSection(FrameworkSection):
     def closing_lines(self) -> list[str]:
         """The traces, the re-traced forward pass, and what ``jax.checkpoint`` recomputes."""
         eqs, traces = self["jaxpr_equations"], self["traces"]
-        lines = [
-            "",
-            f"JAX {self['version']}: {traces['separate']} jax.grad traces, "
-            f"{'one per group of parameters' if self.get('groups') else 'one per parameter'} "
-            f"({eqs['separate']} primitive equations in all), vs one joint trace ({eqs['joint']} equations)",
-        ]
+        if "counted" in self:  # materialize=False: only the joint grad was traced
+            lines = ["", f"JAX {self['version']}: one joint jax.grad trace ({eqs['joint']} equations); the "
+                         f"{self['counted']} separate jax.grad traces counted from it, not traced (each re-traces "
+                         "the forward its gradient reads)"]
+            if not self["counted_exact"]:
+                lines.append("the separate form's figures above are estimates: it holds loops, and a separate trace's "
+                             "loop (its body transposed for its own leaves) is not in the joint trace; audit with "
+                             "materialize=True for exact figures")
+        else:
+            lines = [
+                "",
+                f"JAX {self['version']}: {traces['separate']} jax.grad traces, "
+                f"{'one per group of parameters' if self.get('groups') else 'one per parameter'} "
+                f"({eqs['separate']} primitive equations in all), vs one joint trace ({eqs['joint']} equations)",
+            ]
+            if traces["separate"] >= MANY_LEAVES:
+                lines.append(f"(with {traces['separate']} traces, audit(..., materialize=False), CLI --count, counts "
+                             "the separate traces from the joint trace: the same figures, one trace)")
         forward = self["retraced_forward"]
         lines.append(
             f"re-traced forward pass (every separate trace repeats it): {forward['nodes']} duplicated nodes, "
             f"{si(forward['flops'], 'FLOP')} ({si(forward['matmul_flops'], 'FLOP')} in matmuls)"
         )
         remat = self["intentional_recomputation"]
-        if remat["joint"]["nodes"] or remat["separate"]["nodes"]:
+        if remat["separate"] is None and remat["joint"]["nodes"]:
+            lines.append(
+                "intentional recomputation (jax.checkpoint), kept apart from the duplicated work: joint "
+                f"{remat['joint']['nodes']} nodes {si(remat['joint']['flops'], 'FLOP')}; the separate form was "
+                "counted, so its copies of recomputed nodes are counted with the duplicated work, not apart "
+                "(audit with materialize=True to see them apart)"
+            )
+        elif remat["joint"]["nodes"] or (remat["separate"] or {}).get("nodes"):
             lines.append(
                 "intentional recomputation (jax.checkpoint), kept apart from the duplicated work: "
                 f"joint {remat['joint']['nodes']} nodes {si(remat['joint']['flops'], 'FLOP')}, separate merged "

@@ -46,7 +46,7 @@ def audit_target(target: JaxTarget, options: AuditOptions, own: Mapping[str, Any
 CLI = CliFrontend(
     name="JAX",
     returns="(fn, args, argnums) for a JAX function",
-    options=frozenset({"xla", "measure", "repeats", "commutative", "semantic", "loop_budget", "group"}),
+    options=frozenset({"xla", "measure", "repeats", "commutative", "semantic", "loop_budget", "group", "count"}),
     recognise=recognise,
     audit=audit_target,
     example="examples/jax_seed_mlp.py:target",
