@@ -26,7 +26,7 @@ runs them one eager JAX call at a time.
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -96,8 +96,9 @@ class _Importer:
     """
 
     def __init__(self, call: GradCall | None, unroll: bool, loops: list[LoopRecord],
-                 sources: EquationSources | None = None):
+                 sources: EquationSources | None = None, call_of: Callable[[str], GradCall | None] | None = None):
         self.call = call
+        self.call_of = call_of
         self.unroll = unroll
         self.loops = loops
         self.sources = sources
@@ -134,7 +135,11 @@ class _Importer:
             env[var] = node
         for eqn in jaxpr.eqns:
             stack = str(eqn.source_info.name_stack)
-            eqn_backward = stack.startswith("transpose(") if backward is None else backward
+            if backward is None and self.call_of is not None:  # each top-level equation names its call
+                self.call = self.call_of(stack)
+                eqn_backward = self.call is not None
+            else:
+                eqn_backward = stack.startswith("transpose(") if backward is None else backward
             eqn_remat = remat or REMAT_STACK in stack
             inputs_of = [self.atom(env, v) for v in eqn.invars]
             name = eqn.primitive.name
@@ -186,6 +191,7 @@ def from_jaxpr(
     unroll: bool = True,
     loops: list[LoopRecord] | None = None,
     sources: EquationSources | None = None,
+    call_of: Callable[[str], GradCall | None] | None = None,
 ) -> list[Node]:
     """The nodes of a (closed) jaxpr's outputs.
 
@@ -197,7 +203,9 @@ def from_jaxpr(
     :func:`~.loops.unrolled_size` says how big unrolling would make the graph); a
     :class:`~.loops.LoopRecord` per loop met is appended to ``loops`` when given. ``sources``
     (one :class:`~.sources.EquationSources` for all the traces of an audit) collects each
-    node's line and gives backward nodes their forward node as ``origin``.
+    node's line and gives backward nodes their forward node as ``origin``. ``call_of`` maps a
+    top-level equation's name stack to the grad call that made it (None: forward), instead of
+    ``transpose(...)`` meaning ``call`` (:func:`~.function.audit_function`'s user calls).
     """
     jax_core = require("jax.extend.core", "jax")
     if isinstance(closed_jaxpr, jax_core.ClosedJaxpr):
@@ -221,7 +229,7 @@ def from_jaxpr(
     with building():  # constants and literals are leaves, never backward nodes; equations say their call
         if sources is not None:
             sources.new_trace(jaxpr)
-        importer = _Importer(call, unroll, loops if loops is not None else [], sources)
+        importer = _Importer(call, unroll, loops if loops is not None else [], sources, call_of)
         return importer.run(jaxpr, consts, inputs, backward=None, remat=False)
 
 
