@@ -24,6 +24,7 @@ frame outside JAX must be the user's, not graphaudit's.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -70,7 +71,7 @@ class EquationSources:
         for position, code in enumerate(codes):
             filename = code.co_filename
             if is_library_file(filename):
-                if os.path.abspath(filename).startswith(_GRAPHAUDIT):
+                if _is_graphaudits(filename):
                     return None  # graphaudit traced it, not the user
                 continue
             line = type(traceback).code_addr2line(code, offsets[position])
@@ -134,13 +135,19 @@ class EquationSources:
         return inherited.pop() if len(inherited) == 1 else None
 
 
+@functools.lru_cache(maxsize=None)
+def _is_graphaudits(filename: str) -> bool:
+    return os.path.abspath(filename).startswith(_GRAPHAUDIT)
+
+
 def live_equations(jaxpr: Any, used: Sequence[bool]) -> set[int]:
     """The ids of ``jaxpr``'s equations (and those of the calls it inlines) that its ``used`` outputs
     need, or that have effects: the rest is dead code a trace keeps (the loss beside its gradient)."""
-    needed = {var for var, wanted in zip(jaxpr.outvars, used) if wanted and not _is_literal(var)}
+    literal = require("jax.extend.core", "jax").Literal
+    needed = {var for var, wanted in zip(jaxpr.outvars, used) if wanted and not isinstance(var, literal)}
     live: set[int] = set()
     for eqn in reversed(jaxpr.eqns):
-        wanted = [not _is_literal(var) and var in needed for var in eqn.outvars]
+        wanted = [not isinstance(var, literal) and var in needed for var in eqn.outvars]
         if not (any(wanted) or eqn.effects):
             continue
         live.add(id(eqn))
@@ -148,9 +155,5 @@ def live_equations(jaxpr: Any, used: Sequence[bool]) -> set[int]:
         if key in eqn.params:
             sub = eqn.params[key]
             live |= live_equations(getattr(sub, "jaxpr", sub), wanted)
-        needed.update(var for var in eqn.invars if not _is_literal(var))
+        needed.update(var for var in eqn.invars if not isinstance(var, literal))
     return live
-
-
-def _is_literal(atom: Any) -> bool:
-    return isinstance(atom, require("jax.extend.core", "jax").Literal)
