@@ -25,6 +25,7 @@ from graphaudit.frontends.jax.importer import count_equations, from_jaxpr
 from graphaudit.frontends.common.loops import LoopRecord, loop_rows, unrolls
 from graphaudit.frontends.jax.loops import DEFAULT_BUDGET, unrolled_size
 from graphaudit.frontends.jax.ops import ATTR_REMAT
+from graphaudit.frontends.jax.sources import EquationSources
 from graphaudit.core.graph import GradCall, Node, topological_order
 from graphaudit.analysis.report import Report
 from graphaudit.frontends.jax.section import JaxSection
@@ -103,12 +104,14 @@ class JaxForms:
 
         start = time.perf_counter()
         separate: list[Node] = []
+        sources = EquationSources()
         for members, traced in zip(flat.groups, separate_traced):
             separate += from_jaxpr(traced, inputs, call=GradCall(wrt_names[members]), unroll=unroll,
-                                   loops=loops["separate"])
+                                   loops=loops["separate"], sources=sources)
         import_seconds = time.perf_counter() - start
         start = time.perf_counter()
-        joint = from_jaxpr(joint_traced, inputs, call=GradCall(wrt_names), unroll=unroll, loops=loops["joint"])
+        joint = from_jaxpr(joint_traced, inputs, call=GradCall(wrt_names), unroll=unroll, loops=loops["joint"],
+                           sources=sources)
         joint_import = time.perf_counter() - start
 
         if not options.materialize and loops["joint"] and not unroll:
@@ -124,8 +127,10 @@ class JaxForms:
             "loops": loop_rows(loops, unroll, unrolled, options.loop_budget),
         }
         if not options.materialize:
-            return BuiltForms(wrt_names, joint, None, build_seconds=(None, joint_seconds), retraced_forward=True)
-        return BuiltForms(wrt_names, joint, separate, build_seconds=(trace_seconds, joint_seconds))
+            return BuiltForms(wrt_names, joint, None, sources=sources.sources, build_seconds=(None, joint_seconds),
+                              retraced_forward=True)
+        return BuiltForms(wrt_names, joint, separate, sources=sources.sources,
+                          build_seconds=(trace_seconds, joint_seconds))
 
     def section(self, built: BuiltForms, report: Report) -> JaxSection:
         figures = self.figures

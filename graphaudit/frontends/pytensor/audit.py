@@ -23,6 +23,7 @@ from graphaudit.frontends.pytensor.compile_check import compile_check
 from graphaudit.frontends.pytensor.ops import PREFIX, _pytensor
 from graphaudit.frontends.common.loops import LoopRecord, Treatment, loop_rows, unrolls
 from graphaudit.frontends.pytensor.scan import DEFAULT_BUDGET
+from graphaudit.frontends.pytensor.sources import grad_origins, variable_sources
 from graphaudit.core.graph import GradCall, Node, topological_order
 from graphaudit.analysis.report import Report
 from graphaudit.frontends.pytensor.section import PyTensorSection
@@ -46,7 +47,8 @@ def build_both(cost, wrt: list, repeats: int) -> tuple[list, list, dict[str, Any
     made, calls = itertools.count(1), (repeats + 1) * (len(wrt) + 1)  # each form built once more, to warm up
 
     def grad(wrt_now: list, name: str) -> list:
-        grads = pt.grad(cost, wrt_now)
+        with grad_origins():
+            grads = pt.grad(cost, wrt_now)
         progress.step("pytensor.grad calls", next(made), calls, name)
         return grads
 
@@ -116,7 +118,8 @@ class PyTensorForms:
                                   self.separate_vars, self.joint_vars)
         self.forms, self.loop_budget = forms, options.loop_budget
         medians = (self.build_seconds["separate"]["median"], self.build_seconds["joint"]["median"])
-        return BuiltForms(forms.wrt, forms.joint, forms.separate, _forward_names(forms.cost), build_seconds=medians)
+        return BuiltForms(forms.wrt, forms.joint, forms.separate, _forward_names(forms.cost),
+                          variable_sources(forms.importer.nodes), build_seconds=medians)
 
     def section(self, built: BuiltForms, report: Report) -> PyTensorSection:
         section = PyTensorSection(name="PyTensor", version=_pytensor().__version__, build_seconds=self.build_seconds)

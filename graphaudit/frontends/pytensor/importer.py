@@ -27,6 +27,7 @@ from graphaudit.frontends.pytensor.indexing import first_index, index_form
 from graphaudit.frontends.common.loops import LoopRecord, unrolls
 from graphaudit.frontends.pytensor.scan import DEFAULT_BUDGET, import_scan, is_scan, unrolled_size
 from graphaudit.frontends.pytensor.ops import _pytensor, evaluated_by_pytensor, imported_op, keep_template
+from graphaudit.frontends.pytensor.sources import origin_of
 from graphaudit.frontends.pytensor.shapes import _Shapes, _shape_rule, _UnknownValue
 from graphaudit.core.graph import GradCall, Node, building, constant, topological_order
 from graphaudit.core.ops import get_op
@@ -280,9 +281,10 @@ class _Importer:
         inputs = tuple(self.nodes[i] for i in variables)
         shapes = self._output_shapes(apply, name, variables, inputs, idx_list)
         several = len(apply.outputs) > 1
+        origin = origin_of(apply, self.nodes) if call is not None else None
         for position, (output, shape) in enumerate(zip(apply.outputs, shapes)):
             self.nodes[output] = imported_node(name, inputs, attrs, shape, _dtype(output), call=call,
-                                               output=position if several else None)
+                                               output=position if several else None, origin=origin)
         self._known_values(apply, variables, inputs)
 
     def _output_shapes(self, apply, name: str, variables, inputs: tuple[Node, ...], idx_list):
