@@ -29,7 +29,7 @@ import numpy as np
 
 from graphaudit.errors import EvaluationError
 from graphaudit.frontends import require
-from graphaudit.frontends.common import ATTR_OUTPUT, UNKNOWN, ImportedOp, OpTable, hashable_param
+from graphaudit.frontends.common import ATTR_OUTPUT, UNKNOWN, ImportedOp, Opaque, OpTable, hashable_param
 from graphaudit.frontends.pytensor.indexing import python_index
 from graphaudit.core.graph import Node
 from graphaudit.core.ops import OPS, get_op, no_flops, per_element, reduction_cost
@@ -78,15 +78,12 @@ def _is_op(value: Any) -> bool:
     return isinstance(value, (pt.graph.op.Op, pt.scalar.ScalarOp))
 
 
-_INSTANCES: dict[Any, int] = {}  # ops without __props__ compare by identity: give each a stable number
-
-
 def _props(op) -> tuple[tuple[str, Any], ...]:
+    """An op's parameters as attrs: its ``__props__``; an op without them by a digest of its state, the same
+    whatever was imported before it and in every process (two instances with equal state compute alike)."""
     props = getattr(type(op), "__props__", None)
     if props is None:
-        if op not in _INSTANCES:
-            _INSTANCES[op] = len(_INSTANCES) + 1
-        return (("instance", _INSTANCES[op]),)
+        return (("instance", Opaque(op).digest),)
     return tuple((p, _hashable(getattr(op, p))) for p in props)
 
 
