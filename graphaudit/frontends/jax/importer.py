@@ -88,7 +88,7 @@ def aval_shape(aval: Any, where: str) -> tuple[int, ...]:
 _BODY_COSTS: dict[str, BodyCost] = {}  # a loop body's digest -> what one run of it costs, imported whole
 
 
-class _Importer:
+class Importer:
     """Walks a jaxpr (and the sub-jaxprs it inlines) and builds the nodes of one trace.
 
     ``unroll`` says whether scans are unrolled (:mod:`.loops`); ``loops`` collects a
@@ -113,7 +113,7 @@ class _Importer:
         if digest not in _BODY_COSTS:
             inputs = [placeholder(f"in{i}", *self.typed(var.aval)) for i, var in enumerate(closed.jaxpr.invars)]
             with building():
-                outputs = _Importer(None, unroll=False, loops=[]).run(closed.jaxpr, closed.consts, inputs, False, False)
+                outputs = Importer(None, unroll=False, loops=[]).run(closed.jaxpr, closed.consts, inputs, False, False)
             body = [n for n in topological_order([o for o in outputs if o is not None]) if not n.is_leaf]
             _BODY_COSTS[digest] = BodyCost(sum(map(node_flops, body)), sum(map(node_matmul_flops, body)),
                                            combined_bound(map(node_bound, body)))
@@ -229,7 +229,7 @@ def from_jaxpr(
     with building():  # constants and literals are leaves, never backward nodes; equations say their call
         if sources is not None:
             sources.new_trace(jaxpr)
-        importer = _Importer(call, unroll, loops if loops is not None else [], sources, call_of)
+        importer = Importer(call, unroll, loops if loops is not None else [], sources, call_of)
         return importer.run(jaxpr, consts, inputs, backward=None, remat=False)
 
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from graphaudit.core.describe import shape_text
 from graphaudit.frontends.common import ATTR_OUTPUT, ImportedOp, Opaque, OpTable
-from graphaudit.frontends.jax.forms import SAME_AS, SWAPPED
+from graphaudit.frontends.jax.equivalents import SAME_AS, SWAPPED
 from graphaudit.core.graph import Node
 from graphaudit.core.ops import elementwise_cost, no_flops, reduction_cost
 

@@ -18,9 +18,9 @@ from graphaudit import progress
 from graphaudit.analysis.timing import Run, spread, time_in_turn
 from graphaudit.core.describe import forward_names
 from graphaudit.frontends.common import AuditOptions, BuiltForms, audit_forms
-from graphaudit.frontends.pytensor.importer import _as_list, _dtype, _Importer
+from graphaudit.frontends.pytensor.importer import Importer, as_variables, variable_dtype
 from graphaudit.frontends.pytensor.compile_check import compile_check
-from graphaudit.frontends.pytensor.ops import PREFIX, _pytensor
+from graphaudit.frontends.pytensor.ops import PREFIX, pytensor_module
 from graphaudit.frontends.common.loops import LoopRecord, Treatment, loop_rows, unrolls
 from graphaudit.frontends.pytensor.scan import DEFAULT_BUDGET
 from graphaudit.frontends.pytensor.sources import grad_origins, variable_sources
@@ -42,7 +42,7 @@ def build_both(cost, wrt: list, repeats: int) -> tuple[list, list, dict[str, Any
     :func:`~graphaudit.analysis.timing.spread` per form). A plain loop, like the seed's: the
     garbage collector runs when it runs, and its pauses are part of the cost of building.
     """
-    pt = _pytensor()
+    pt = pytensor_module()
     names = [p.name or f"wrt[{i}]" for i, p in enumerate(wrt)]
     made, calls = itertools.count(1), (repeats + 1) * (len(wrt) + 1)  # each form built once more, to warm up
 
@@ -100,10 +100,10 @@ class PyTensorForms:
     (:func:`graphaudit.frontends.common.audit_forms`'s front-end)."""
 
     def __init__(self, cost, wrt, shapes: Mapping | None, mode):
-        (cost,), _ = _as_list(cost, "audit: cost")
-        if getattr(cost.type, "ndim", None) != 0 or _dtype(cost).kind != "f":
+        (cost,), _ = as_variables(cost, "audit: cost")
+        if getattr(cost.type, "ndim", None) != 0 or variable_dtype(cost).kind != "f":
             raise ValueError(f"audit: cost must be a floating-point scalar, got {cost.type} ({cost})")
-        targets, _ = _as_list(wrt, "audit: wrt")
+        targets, _ = as_variables(wrt, "audit: wrt")
         if not targets:
             raise ValueError("audit: wrt is empty; pass at least one variable")
         self.cost, self.targets, self.shapes, self.mode = cost, targets, shapes, mode
@@ -112,9 +112,9 @@ class PyTensorForms:
         cost, targets = self.cost, self.targets
         self.separate_vars, self.joint_vars, self.build_seconds = build_both(cost, targets, options.repeats)
         parameters = [t for t in targets if t.owner is None]
-        forms = _import_forms(_Importer(self.shapes, parameters), cost, targets, self.separate_vars, self.joint_vars)
+        forms = _import_forms(Importer(self.shapes, parameters), cost, targets, self.separate_vars, self.joint_vars)
         if any(forms.loops.values()) and unrolls(forms.unrolled_nodes, options.loop_budget):  # one decision for both forms
-            forms = _import_forms(_Importer(self.shapes, parameters, unroll=True), cost, targets,
+            forms = _import_forms(Importer(self.shapes, parameters, unroll=True), cost, targets,
                                   self.separate_vars, self.joint_vars)
         self.forms, self.loop_budget = forms, options.loop_budget
         medians = (self.build_seconds["separate"]["median"], self.build_seconds["joint"]["median"])
@@ -122,7 +122,7 @@ class PyTensorForms:
                           variable_sources(forms.importer.nodes), build_seconds=medians)
 
     def section(self, built: BuiltForms, report: Report) -> PyTensorSection:
-        section = PyTensorSection(name="PyTensor", version=_pytensor().__version__, build_seconds=self.build_seconds)
+        section = PyTensorSection(name="PyTensor", version=pytensor_module().__version__, build_seconds=self.build_seconds)
         if self.forms.importer.loops:
             section["loops"] = _loop_rows(self.forms, self.loop_budget)
         return section
@@ -135,7 +135,7 @@ class _Forms(NamedTuple):
     """Both forms imported over one importer: the cost's and wrt's nodes, the gradients, the Scans met
     (by where: ``forward``, ``separate``, ``joint``) and the op nodes all of it makes with every Scan unrolled."""
 
-    importer: _Importer
+    importer: Importer
     cost: Node
     wrt: list[str]
     separate: list[Node]
@@ -144,7 +144,7 @@ class _Forms(NamedTuple):
     unrolled_nodes: int
 
 
-def _import_forms(importer: _Importer, cost, targets, separate_vars, joint_vars) -> _Forms:
+def _import_forms(importer: Importer, cost, targets, separate_vars, joint_vars) -> _Forms:
     (cost_node,) = importer.import_outputs([cost])
     wrt_names = []
     for position, (target, node) in enumerate(zip(targets, importer.import_outputs(targets)), start=1):

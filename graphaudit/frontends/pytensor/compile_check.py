@@ -14,13 +14,13 @@ from typing import Any
 from graphaudit.analysis.cost import is_matmul
 from graphaudit.analysis.report import Report
 from graphaudit.core.graph import topological_order
-from graphaudit.frontends.pytensor.importer import _Importer
-from graphaudit.frontends.pytensor.ops import FAMILIES, _pytensor
+from graphaudit.frontends.pytensor.importer import Importer
+from graphaudit.frontends.pytensor.ops import TABLE, pytensor_module
 
 
 def _traversal():
     """``pytensor.graph.traversal`` (PyTensor 3), or ``pytensor.graph.basic`` where older releases keep the walks."""
-    _pytensor()
+    pytensor_module()
     try:
         from pytensor.graph import traversal
     except ImportError:
@@ -29,7 +29,7 @@ def _traversal():
 
 
 def _roots(outputs) -> list:
-    pt = _pytensor()
+    pt = pytensor_module()
     return [v for v in _traversal().graph_inputs(outputs) if not isinstance(v, pt.graph.basic.Constant)]
 
 
@@ -37,7 +37,7 @@ def _applies(outputs) -> list:
     return list(_traversal().applys_between(_roots(outputs), outputs))
 
 
-MATMUL_CLASSES = frozenset(name for name, row in FAMILIES.rows.items() if row.kind == "matmul")
+MATMUL_CLASSES = frozenset(name for name, row in TABLE.rows.items() if row.kind == "matmul")
 
 
 def matmul_count(applies) -> int:
@@ -59,7 +59,7 @@ def merge_optimizer(outputs) -> dict[str, Any]:
     Returns ``nodes`` and ``dots`` (Apply nodes after merging), ``seconds``, and ``merged``:
     the pairs ``(removed, kept)`` of Apply nodes *of the original graph* that it merged.
     """
-    pt = _pytensor()
+    pt = pytensor_module()
     from pytensor.graph.basic import clone_get_equiv
     from pytensor.graph.features import Feature
     from pytensor.graph.fg import FunctionGraph
@@ -93,7 +93,7 @@ def merge_optimizer(outputs) -> dict[str, Any]:
 
 def default_compile(outputs, mode=None) -> dict[str, Any]:
     """Compile ``outputs`` with ``pytensor.function`` (default mode unless ``mode``): nodes and dots it keeps."""
-    pt = _pytensor()
+    pt = pytensor_module()
     outputs = list(outputs)
     inputs = [v for v in _roots(outputs) if not isinstance(v, pt.compile.sharedvalue.SharedVariable)]
     start = time.perf_counter()
@@ -105,13 +105,13 @@ def default_compile(outputs, mode=None) -> dict[str, Any]:
 
 def mode_name(mode) -> str:
     """``"default mode, Numba"``, ``"FAST_COMPILE, VM"``: the mode and its linker, briefly."""
-    pt = _pytensor()
+    pt = pytensor_module()
     resolved = pt.compile.mode.get_mode(mode)
     linker = type(resolved.linker).__name__.removesuffix("Linker") or "?"
     return f"{mode if isinstance(mode, str) else 'default mode'}, {linker}"
 
 
-def compile_check(report: Report, importer: _Importer, separate_vars, joint_vars, mode) -> dict[str, Any]:
+def compile_check(report: Report, importer: Importer, separate_vars, joint_vars, mode) -> dict[str, Any]:
     """Per form: PyTensor's Apply nodes as built, graphaudit's merge, ``MergeOptimizer`` alone and a default
     compile (``mode``), with the merges ``MergeOptimizer`` makes that graphaudit's merge does not."""
     def ga_counts(form):

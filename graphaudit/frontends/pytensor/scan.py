@@ -38,7 +38,8 @@ from graphaudit.errors import ShapeError
 from graphaudit.frontends.common import (
     ATTR_OUTPUT, DEFAULT_LOOP_BUDGET, ImportedOp, imported_node)
 from graphaudit.frontends.common.loops import LoopRecord, Treatment
-from graphaudit.frontends.pytensor.ops import FAMILIES, keep_template
+from graphaudit.frontends.pytensor.ops import TABLE
+from graphaudit.frontends.pytensor.perform import keep_template
 from graphaudit.core.graph import GradCall, Node, constant, topological_order
 from graphaudit.analysis.merge import digests
 from graphaudit.core.ops import no_flops
@@ -46,12 +47,12 @@ from graphaudit.core.ops import no_flops
 DEFAULT_BUDGET = DEFAULT_LOOP_BUDGET
 
 
-STACK = FAMILIES.op_name("scan_stack", row=ImportedOp("data", no_flops, lambda node, *rows: np.stack(rows)),
+STACK = TABLE.op_name("scan_stack", row=ImportedOp("data", no_flops, lambda node, *rows: np.stack(rows)),
                          doc="rows of an unrolled Scan's output, stacked")
-SCAN_OUTPUT = FAMILIES.op_name(
+SCAN_OUTPUT = TABLE.op_name(
     "scan_output", row=ImportedOp("data", no_flops, lambda node, unit: unit[()][node.attr(ATTR_OUTPUT)]),
     doc="one result of a Scan kept as a unit")
-SUBTENSOR = FAMILIES.op_name("Subtensor", row=FAMILIES.row("Subtensor")._replace(view=True),  # a row is a view
+SUBTENSOR = TABLE.op_name("Subtensor", row=TABLE.row("Subtensor")._replace(view=True),  # a row is a view
                              doc="PyTensor's Subtensor")
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from graphaudit.core.graph import Node
 from graphaudit.core.source import Source, user_frame
-from graphaudit.frontends.pytensor.ops import _pytensor
+from graphaudit.frontends.pytensor.ops import pytensor_module
 
 ORIGIN_TAG = "graphaudit_origin"  # the attribute on a variable's ``tag``: the forward Apply it differentiates
 _BUILDER = "access_term_cache"  # the function in pytensor/gradient.py that calls each forward op's L_op
@@ -61,7 +61,7 @@ def grad_origins() -> Iterator[None]:
     notes its ``node``. Not thread-safe: another thread building PyTensor graphs meanwhile
     would be tagged too (harmlessly: only graphaudit reads the tag).
     """
-    utils = _pytensor().graph.utils
+    utils = pytensor_module().graph.utils
     gradient_file = sys.modules["pytensor.gradient"].__file__
     add_tag_trace = utils.add_tag_trace
 
