@@ -11,6 +11,7 @@ command line.
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 from types import ModuleType
 
 from graphaudit.errors import MissingExtraError
@@ -42,6 +43,15 @@ def require(module: str, extra: str) -> ModuleType:
         ) from error
 
 
+ENTRY_POINTS = "graphaudit.frontends"  # the entry-point group a front-end in another package declares itself in
+
+
 def cli_frontends() -> list:
-    """The ``CLI`` objects of :data:`CLI_FRONTENDS`, in order (no framework is imported by this)."""
-    return [importlib.import_module(name).CLI for name in CLI_FRONTENDS]
+    """The ``CLI`` objects of the front-ends, in the order the command line asks them: graphaudit's
+    (:data:`CLI_FRONTENDS`), those other packages declare in the ``graphaudit.frontends`` entry-point
+    group (by name; each names a module with a ``CLI``), and graphaudit's own graphs last. No framework
+    is imported by this."""
+    *frameworks, own = CLI_FRONTENDS
+    declared = sorted(importlib.metadata.entry_points(group=ENTRY_POINTS), key=lambda point: point.name)
+    return [importlib.import_module(name).CLI for name in frameworks] + [point.load().CLI for point in declared] + \
+        [importlib.import_module(own).CLI]
