@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+from graphaudit.analysis.call_advice import joint_call_advice
 from graphaudit.core.describe import si
 
 
@@ -59,8 +60,8 @@ def advice(report: Any) -> list[dict]:
     else:
         what = f"{duplicated['nodes']} nodes and {flops} of work are computed more than once"
         rewrite = "compute each repeated subexpression once and reuse it (`ga.merge` gives the graph that does)"
-    return [{"what": what, "rewrite": rewrite, "saves_flops": duplicated["flops"],
-             "saves_nodes": duplicated["nodes"], "where": where}]
+    return joint_call_advice(report) + [{"what": what, "rewrite": rewrite, "saves_flops": duplicated["flops"],
+                                         "saves_nodes": duplicated["nodes"], "where": where}]
 
 
 def share_base(report: Any) -> int:
@@ -90,9 +91,10 @@ def advice_lines(report: Any, mark: str = "", shown: int = 5) -> list[str]:
     if not entries:
         return ["", "advice: nothing to change: no work is repeated"]
     lines = [""]
-    share = backward_share(report)
+    base = share_base(report)
     whole = "the backward" if report.kind == "grad" else "the graph"
     for entry in entries:
+        share = entry["saves_flops"] / base if base else None
         saved = f"{mark}{si(entry['saves_flops'], 'FLOP')}" + (f" ({share_text(share, whole)})" if share else "")
         lines.append(f"advice: {entry['rewrite']} saves {saved} and {entry['saves_nodes']} nodes")
         lines += [f"  at {s['file']}:{s['line']}: {s['code']}" for s in entry["where"][:shown]]

@@ -10,7 +10,8 @@
 - :mod:`.compiled`: what XLA keeps (:func:`hlo_counts`) and the jitted run times;
 - :mod:`.audit`: :func:`audit`, the report's :class:`JaxSection`, and how the command line
   reaches all this (:data:`CLI`);
-- :mod:`.function`: :func:`audit_function`, the user's own ``jax.grad`` calls as grad calls.
+- :mod:`.function`: :func:`audit_function`, the user's own ``jax.grad`` calls as grad calls;
+- :mod:`.orders`: :func:`derivative_orders`, nested ``jax.grad`` of the sum by order.
 
 JAX itself is imported on first use, never by importing this package.
 """
@@ -22,6 +23,7 @@ from graphaudit.frontends.jax.compiled import hlo_counts
 from graphaudit.frontends.jax.function import audit_function
 from graphaudit.frontends.jax.importer import count_equations, evaluate, from_jaxpr
 from graphaudit.frontends.jax.loops import unrolled_size
+from graphaudit.frontends.jax.orders import derivative_orders
 from graphaudit.frontends.jax.section import JaxSection
 from graphaudit.frontends.jax.target import CLI
 
@@ -33,6 +35,7 @@ __all__ = [
     "audit_function",
     "canonical_text",
     "count_equations",
+    "derivative_orders",
     "evaluate",
     "from_jaxpr",
     "hashable_param",

@@ -14,16 +14,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from graphaudit.analysis.audit import audit_graph
 from graphaudit.analysis.timing import Run
 from graphaudit.frontends import require
-from graphaudit.frontends.common import AuditOptions, BuiltForms, attach_section, audit_forms
+from graphaudit.frontends.common import AuditOptions, BuiltForms, audit_forms
 import graphaudit.frontends.torch.capture as capturing
-from graphaudit.frontends.torch.aten import numpy_dtype, op_key
+from graphaudit.frontends.torch.aten import op_key
 from graphaudit.frontends.torch.importer import from_fx
 from graphaudit.frontends.torch.ops import TABLE
 from graphaudit.frontends.torch.version import supported_torch
-from graphaudit.core.graph import GradCall, parameter, placeholder
+from graphaudit.frontends.torch.function import audit_function  # noqa: F401  (its home before function.py)
+from graphaudit.core.graph import GradCall
 from graphaudit.analysis.report import Report
 from graphaudit.frontends.torch.section import TorchSection
 
@@ -74,17 +74,17 @@ class TorchForms:
         start = time.perf_counter()
         captured = capturing.capture(self.loss_fn, self.params, self.inputs, separate_calls=options.materialize)
         self.trace_seconds = time.perf_counter() - start
-        self.named = captured.named
+        self.named, self.no_gradient = captured.named, captured.no_gradient
         if options.measure or options.compile_check:
             _check_real(self.named, "measure=True" if options.measure else "compile_check=True")
         start = time.perf_counter()
-        wrt = list(self.named.params)
+        wrt = list(captured.wrt)
         calls = [GradCall([name]) for name in wrt] + [GradCall(wrt)]  # the trace tags the joint call len(wrt)
-        outputs, names, sources = from_fx(captured.graph, _leaves(self.named), calls)
+        outputs, names, sources = from_fx(captured.graph, capturing.graph_leaves(self.named), calls)
         self.import_seconds = time.perf_counter() - start
         self.fx_nodes = _fx_counts(captured.traced, len(wrt), options.materialize)
         separate = outputs[: len(wrt)] if options.materialize else None
-        return BuiltForms(wrt, outputs[-len(wrt):], separate, names, sources)
+        return BuiltForms(wrt, outputs[-len(wrt):], separate, names, sources, no_gradient=list(captured.no_gradient))
 
     def section(self, built: BuiltForms, report: Report) -> TorchSection:
         return TorchSection(name="PyTorch", version=supported_torch().__version__, parameters=len(built.wrt),
@@ -102,9 +102,10 @@ class TorchForms:
         cloned, so a BatchNorm updates copies.
         """
         named = self.named
-        wrt = [p.detach().requires_grad_(True) for p in named.params.values()]
-        values = (wrt, [t.detach().clone() for t in named.fixed.values()], list(named.inputs.values()))
-        names = list(named.params)
+        aliases = [p.detach().requires_grad_(True) for p in named.params.values()]
+        values = (aliases, [t.detach().clone() for t in named.fixed.values()], list(named.inputs.values()))
+        names = [name for name in named.params if name not in self.no_gradient]
+        wrt = [alias for name, alias in zip(named.params, aliases) if name not in self.no_gradient]
 
         def forward():
             return capturing.run_loss(self.loss_fn, self.params, named, values, self.inputs)
@@ -122,41 +123,6 @@ class TorchForms:
             "joint backward": Run(joint, setup=forward, versus=None),
         }
         return "eager step (forward and grads; backward alone)", runs, {}
-
-
-def audit_function(fn: Callable, *example_inputs: Any, params: Any, commutative: bool = False) -> Report:
-    """What merging equal subexpressions removes from ``fn(params, *example_inputs)`` as PyTorch runs it.
-
-    For patterns other than one grad call per parameter: per-sample gradients in a loop, a
-    Jacobian row by row, ``torch.func.vmap(torch.func.grad(...))``. ``fn`` returns tensors (a
-    list, a tuple, any pytree); it is traced on fake tensors like :func:`audit`'s program, and
-    the report (:func:`graphaudit.audit_graph`'s, forms ``original`` and ``merged``) costs them.
-    Its section's ``fx_nodes`` has one form, ``original``.
-    """
-    torch = supported_torch()
-    start = time.perf_counter()
-    captured = capturing.capture_function(fn, params, example_inputs)
-    trace_seconds = time.perf_counter() - start
-    start = time.perf_counter()
-    outputs, _, sources = from_fx(captured.graph, _leaves(captured.named), [])
-    import_seconds = time.perf_counter() - start
-    if not outputs:
-        raise ValueError("audit_function: fn returned no tensors")
-    report = audit_graph(outputs, commutative=commutative, sources=sources)
-    calls = sum(1 for n in captured.traced.graph.nodes if n.op == "call_function")
-    products = sum(1 for n in captured.traced.graph.nodes if n.op == "call_function"
-                   and hasattr(n.target, "_schema") and TABLE.row(op_key(n.target)[0]).kind == "matmul")
-    section = TorchSection(name="PyTorch", version=torch.__version__, parameters=len(captured.named.params),
-                           fx_nodes={"original": {"nodes": calls, "matmuls": products}},
-                           trace_seconds=trace_seconds, import_seconds=import_seconds)
-    return attach_section(report, section)
-
-
-def _leaves(named: capturing.Named) -> list:
-    """One leaf per placeholder: parameters for the differentiated tensors, placeholders for the rest."""
-    leaves = [parameter(name, tuple(p.shape), numpy_dtype(p.dtype)) for name, p in named.params.items()]
-    return leaves + [placeholder(name, tuple(t.shape), numpy_dtype(t.dtype))
-                     for name, t in [*named.fixed.items(), *named.inputs.items()]]
 
 
 def _fx_counts(graph_module: Any, parameters: int, traced_separate: bool = True) -> dict[str, dict[str, int]]:

@@ -50,7 +50,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from graphaudit import progress
+from graphaudit.core.graph import parameter, placeholder
 from graphaudit.frontends import require
+from graphaudit.frontends.torch.aten import numpy_dtype
 
 GRAD_CALL = "grad_call"  # the custom meta key naming the grad call that built a node
 MODULE = "module"  # the custom meta key holding a forward node's nn.Module path
@@ -71,6 +73,8 @@ class Capture(NamedTuple):
     graph: Any  # torch.fx.GraphModule without writes (the second trace): what the importer reads
     named: Named
     traced: Any  # torch.fx.GraphModule of the aten ops eager PyTorch runs (the first trace)
+    wrt: tuple[str, ...] = ()  # the parameters the loss reaches: the ones the grad calls differentiate
+    no_gradient: tuple[str, ...] = ()  # the parameters the loss does not reach (a PINN's last bias): not audited
 
 
 def named_tensors(loss_fn: Callable, params: Any, inputs: tuple) -> Named:
@@ -130,6 +134,14 @@ def named_leaves(loss_fn: Callable, *example_inputs: Any, params: Any) -> dict[s
         except TypeError:
             raise TypeError(f"named_leaves: {name} is {tensor.dtype}, which numpy has no type for") from None
     return leaves
+
+
+def graph_leaves(named: Named) -> list:
+    """One leaf per placeholder of a traced program: parameters for the differentiated tensors,
+    placeholders for the rest."""
+    leaves = [parameter(name, tuple(p.shape), numpy_dtype(p.dtype)) for name, p in named.params.items()]
+    return leaves + [placeholder(name, tuple(t.shape), numpy_dtype(t.dtype))
+                     for name, t in [*named.fixed.items(), *named.inputs.items()]]
 
 
 def fake_like(tensor: Any) -> Any:
@@ -196,23 +208,45 @@ def _program(loss_fn: Callable, params: Any, named: Named, inputs: tuple, separa
     ``separate_calls``: the joint call's trace is enough to count them), the joint call."""
     traceback = require("torch.fx.traceback", "torch")
     hooks = require("torch._functorch._aot_autograd.logging_utils", "torch")
-    names = list(named.params)
 
     def program(param_values: list, fixed_values: list, input_values: list):
         with module_paths(params) if named.is_module else contextlib.nullcontext():
             loss = run_loss(loss_fn, params, named, (param_values, fixed_values, input_values), inputs)
         check_loss(loss)
+        reached = reached_leaves(loss)
+        used = [(name, p) for name, p in zip(named.params, param_values) if id(p) in reached]
+        program.no_gradient = [name for name, p in zip(named.params, param_values) if id(p) not in reached]
+        if not used:
+            raise ValueError(f"audit: the loss reaches none of the parameters ({', '.join(program.no_gradient)})")
+        names, wrt = [name for name, _ in used], [p for _, p in used]
         hooks.setup_stacktrace_preservation_hooks([loss.grad_fn])
         separate = []
-        for i, (name, p) in enumerate(zip(names, param_values) if separate_calls else ()):
+        for i, (name, p) in enumerate(used if separate_calls else ()):
             with traceback.annotate({GRAD_CALL: i}):
                 separate += grad(loss, [p], [name], retain_graph=True)
             progress.step("torch.autograd.grad calls traced", i + 1, len(names), name)
         with traceback.annotate({GRAD_CALL: len(names)}):
-            joint = grad(loss, param_values, names, retain_graph=False)
+            joint = grad(loss, wrt, names, retain_graph=False)
         return [*separate, *joint]
 
+    program.no_gradient = []
     return program
+
+
+def reached_leaves(loss: Any) -> set[int]:
+    """The ids of the leaf tensors whose gradient ``loss``'s autograd graph accumulates (a walk of
+    ``grad_fn.next_functions`` down to the ``AccumulateGrad`` nodes): the parameters it reaches."""
+    reached, seen, stack = set(), set(), [loss.grad_fn]
+    while stack:
+        function = stack.pop()
+        if function is None or function in seen:
+            continue
+        seen.add(function)
+        variable = getattr(function, "variable", None)
+        if variable is not None:
+            reached.add(id(variable))
+        stack.extend(next_function for next_function, _ in function.next_functions)
+    return reached
 
 
 def check_loss(loss: Any) -> None:
@@ -240,7 +274,11 @@ def capture(loss_fn: Callable, params: Any, inputs: tuple, separate_calls: bool 
     """Trace ``loss_fn(params, *inputs)`` and both forms of its gradients on fake tensors (the joint
     form only, without ``separate_calls``)."""
     named = named_tensors(loss_fn, params, inputs)
-    return _trace(_program(loss_fn, params, named, inputs, separate_calls), named)
+    program = _program(loss_fn, params, named, inputs, separate_calls)
+    captured = trace_program(program, named)
+    no_gradient = set(program.no_gradient)
+    return captured._replace(wrt=tuple(name for name in named.params if name not in no_gradient),
+                             no_gradient=tuple(program.no_gradient))
 
 
 def capture_function(fn: Callable, params: Any, inputs: tuple) -> Capture:
@@ -254,13 +292,15 @@ def capture_function(fn: Callable, params: Any, inputs: tuple) -> Capture:
             result = run_loss(fn, params, named, (param_values, fixed_values, input_values), inputs)
         return [leaf for leaf in pytree.tree_leaves(result) if hasattr(leaf, "shape")]
 
-    return _trace(program, named)
+    return trace_program(program, named)
 
 
-def _trace(program: Callable, named: Named) -> Capture:
+def trace_program(program: Callable, named: Named) -> Capture:
     """``make_fx`` of ``program(params, fixed, inputs)`` on fakes of ``named``'s tensors, node meta kept;
     then the same without writes."""
-    fake_mode = require("torch._subclasses.fake_tensor", "torch").FakeTensorMode()
+    # A tensor the program reads from elsewhere (the rest of a module, when params names some of its
+    # tensors) is a constant of the trace: the fake mode takes it as it is.
+    fake_mode = require("torch._subclasses.fake_tensor", "torch").FakeTensorMode(allow_non_fake_inputs=True)
     proxy_tensor = require("torch.fx.experimental.proxy_tensor", "torch")
     traceback = require("torch.fx.traceback", "torch")
     with fake_mode:

@@ -1,0 +1,174 @@
+"""The user's own derivative calls: :func:`audit_function` of a function that calls ``torch.autograd.grad`` inside.
+
+Scientific-ML code (a PINN's u_t, u_x, u_xx; an interatomic potential's forces and stress;
+a MAML inner step) is made of the user's grad calls, not of one call per parameter. While
+``fn`` is traced, ``torch.autograd.grad`` is wrapped: each call from the user's code (not from inside PyTorch,
+as ``torch.func.grad``'s) runs under the FX meta key
+the audit's own calls use (:data:`.capture.GRAD_CALL`), so the nodes its backward builds
+belong to it, and it is a grad call of the report named by its line (``mlip.py:14``, then
+``mlip.py:14#2`` for its next pass in a Python loop). The duplicated work then reads by call,
+by forward node and by top subexpression as for the separate/joint question.
+
+Each call also says what it differentiates (:attr:`UserCall.differentiates`): its
+``outputs`` are returned from the trace too, imported and value-numbered, so two calls on
+the same output (``energy`` twice, or ``u.sum()`` written twice) are known to be two halves of
+one call, and the report's advice says what one call over both inputs saves
+(:mod:`graphaudit.analysis.call_advice`). A name bound before the trace (``from
+torch.autograd import grad``) is not wrapped: the section says how many calls it saw.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from graphaudit.analysis.audit import audit_graph
+from graphaudit.analysis.merge import merge
+from graphaudit.analysis.report import Report
+from graphaudit.core.graph import GradCall
+from graphaudit.core.source import Source, is_library_file, user_frame
+from graphaudit.frontends import require
+from graphaudit.frontends.common import attach_section
+import graphaudit.frontends.torch.capture as capturing
+from graphaudit.frontends.torch.aten import op_key
+from graphaudit.frontends.torch.importer import from_fx
+from graphaudit.frontends.torch.ops import TABLE
+from graphaudit.frontends.torch.section import TorchSection
+from graphaudit.frontends.torch.version import supported_torch
+
+KIND = "torch.autograd.grad"
+
+
+class UserCall(GradCall):
+    """One grad call the user's code made, named by ``where`` (``file:line``, ``#k`` for its k-th pass);
+    ``differentiates`` is the same for two calls exactly when they differentiate equal outputs."""
+
+    __slots__ = ("kind", "where", "source", "differentiates")
+
+    def __init__(self, kind: str, where: str, source: Source | None):
+        super().__init__([where])
+        self.kind, self.where, self.source = kind, where, source
+        self.differentiates: tuple[int, ...] = ()
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind} at {self.where}"
+
+
+class _Calls:
+    """The user's grad calls met while tracing, in order, with the output tensors each differentiated."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the calls met: ``make_fx`` may run the program more than once, and the last run is the graph."""
+        self.calls: list[UserCall] = []
+        self.outputs: list[list[Any]] = []
+        self._passes: dict[str, int] = {}
+
+    def new(self, frame: Any, outputs: Any) -> int:
+        """A new call made from ``frame`` (its user's line) on ``outputs``; its number."""
+        source = user_frame(frame)
+        line = source.location if source is not None else "<unknown>"
+        passes = self._passes[line] = self._passes.get(line, 0) + 1
+        self.calls.append(UserCall(KIND, line if passes == 1 else f"{line}#{passes}", source))
+        self.outputs.append(list(outputs) if isinstance(outputs, (list, tuple)) else [outputs])
+        return len(self.calls) - 1
+
+
+@contextlib.contextmanager
+def _wrapped(torch: Any, calls: _Calls) -> Iterator[None]:
+    """``torch.autograd.grad`` running each call under its own :data:`.capture.GRAD_CALL` tag."""
+    traceback = require("torch.fx.traceback", "torch")
+    original = torch.autograd.grad
+
+    @functools.wraps(original)
+    def grad(outputs: Any, inputs: Any, *args: Any, **kwargs: Any) -> Any:
+        caller = sys._getframe(1)
+        if is_library_file(caller.f_code.co_filename):  # torch.func.grad, or grad calling itself: not the user's
+            return original(outputs, inputs, *args, **kwargs)
+        with traceback.annotate({capturing.GRAD_CALL: calls.new(caller, outputs)}):
+            return original(outputs, inputs, *args, **kwargs)
+
+    torch.autograd.grad = grad
+    try:
+        yield
+    finally:
+        torch.autograd.grad = original
+
+
+def audit_function(fn: Callable, *example_inputs: Any, params: Any, commutative: bool = False) -> Report:
+    """What merging equal subexpressions removes from ``fn(params, *example_inputs)`` as PyTorch runs it,
+    each ``torch.autograd.grad`` call of ``fn`` a grad call of the report (see the module docstring).
+
+    For patterns other than one grad call per parameter: derivatives of a PINN, forces and
+    stress, per-sample gradients in a loop, a Jacobian row by row, ``torch.func.vmap(torch.func.grad(...))``.
+    ``fn`` returns tensors (a list, a tuple, any pytree); it is traced on fake tensors like
+    :func:`~.audit.audit`'s program, and the report (:func:`graphaudit.audit_graph`'s, forms
+    ``original`` and ``original_merged``) costs them. Its section's ``fx_nodes`` has one form,
+    ``original``, and ``user_calls`` lists the calls seen.
+    """
+    torch = supported_torch()
+    if not callable(fn):
+        raise TypeError(f"audit_function: fn must be a function, got {type(fn).__name__}")
+    pytree = require("torch.utils._pytree", "torch")
+    named = capturing.named_tensors(fn, params, example_inputs)
+    calls = _Calls()
+    returned = [0]  # how many of the program's outputs are fn's (the rest: what the calls differentiated)
+
+    def program(param_values: list, fixed_values: list, input_values: list):
+        calls.reset()
+        with capturing.module_paths(params) if named.is_module else contextlib.nullcontext(), _wrapped(torch, calls):
+            result = capturing.run_loss(fn, params, named, (param_values, fixed_values, input_values), example_inputs)
+        leaves = [leaf for leaf in pytree.tree_leaves(result) if isinstance(leaf, torch.Tensor)]
+        returned[0] = len(leaves)
+        return leaves + [t for outputs in calls.outputs for t in outputs]
+
+    start = time.perf_counter()
+    captured = capturing.trace_program(program, named)
+    trace_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    imported, _, sources = from_fx(captured.graph, capturing.graph_leaves(named), calls.calls)
+    import_seconds = time.perf_counter() - start
+    outputs, differentiated = imported[:returned[0]], imported[returned[0]:]
+    if not outputs:
+        raise ValueError("audit_function: fn returned no tensors")
+    _note_what_each_call_differentiates(calls, differentiated)
+    report = audit_graph(outputs, commutative=commutative, sources=sources)
+    fx_calls = [n for n in captured.traced.graph.nodes if n.op == "call_function"]
+    products = sum(1 for n in fx_calls if hasattr(n.target, "_schema") and TABLE.row(op_key(n.target)[0]).kind == "matmul")
+    section = TorchFunctionSection(name="PyTorch", version=torch.__version__, parameters=len(named.params),
+                           fx_nodes={"original": {"nodes": len(fx_calls), "matmuls": products}},
+                           trace_seconds=trace_seconds, import_seconds=import_seconds,
+                           user_calls=[{"kind": c.kind, "where": c.where,
+                                        "source": c.source.to_dict() if c.source else None} for c in calls.calls])
+    return attach_section(report, section)
+
+
+class TorchFunctionSection(TorchSection):
+    """:class:`TorchSection` of an :func:`audit_function` report, with ``user_calls``: the
+    ``torch.autograd.grad`` calls seen (``kind``, ``where``, ``source``), as the rows name them."""
+
+    def lines(self) -> list[str]:
+        calls = self["user_calls"]
+        if not calls:
+            return ["", "PyTorch: fn made no torch.autograd.grad call that graphaudit saw (a name bound before the "
+                        "trace, `from torch.autograd import grad`, is not seen): all work counts as forward"]
+        lines = ["", f"the user's grad calls ({len(calls)}), as the rows name them:"]
+        lines += [f"  {c['kind']} at {c['where']}" + (f": {c['source']['code']}" if c["source"] else "") for c in calls]
+        return lines
+
+
+def _note_what_each_call_differentiates(calls: _Calls, differentiated: list) -> None:
+    """Each call's ``differentiates``: the ids of its outputs once merged, so equal outputs give equal keys."""
+    merged = merge(differentiated).mapping if differentiated else {}
+    position = 0
+    for call, outputs in zip(calls.calls, calls.outputs):
+        nodes = differentiated[position:position + len(outputs)]
+        position += len(outputs)
+        call.differentiates = tuple(sorted(merged[node].id for node in nodes))
