@@ -55,6 +55,7 @@ def joint_call_advice(report: Any) -> list[dict]:
             "rewrite": f"one `{kind}` over the inputs of {which} ({lines}) instead of one call each",
             "saves_flops": flops,
             "saves_nodes": nodes,
-            "where": [c.source.to_dict() for c in calls if getattr(c, "source", None) is not None],
+            "where": list({(c.source.file, c.source.line): c.source.to_dict()
+                           for c in calls if getattr(c, "source", None) is not None}.values()),
         })
     return entries
