@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,13 +28,19 @@ def add_parser(subparsers: Subcommands) -> argparse.ArgumentParser:
             "forms with the fitted exponent k of count ~ depth^k (one grad call per parameter: ~2 on a\n"
             "chain; joint: ~1). Large separate forms are counted, not built (same numbers).\n\n"
             f"TARGET is a built-in example that takes --depth ({', '.join(DEEP)}), or\n"
-            "path/to/file.py:function where function(depth) returns what 'graphaudit audit' accepts."
+            "path/to/file.py:function where function(depth) returns what 'graphaudit audit' accepts.\n\n"
+            "With --orders 1..K, TARGET is path/to/file.py:function returning (u_fn, model, x) for PyTorch\n"
+            "or (u_fn, args, argnum) for JAX: one row per derivative order of u w.r.t. x (nested grads of\n"
+            "the sum), traced and merged nodes and FLOPs, and their growth per order."
         ),
-        epilog="examples:\n  graphaudit growth deep_chain --depths 4,8,16,32,64 --png growth.png",
+        epilog="examples:\n  graphaudit growth deep_chain --depths 4,8,16,32,64 --png growth.png\n"
+               "  graphaudit growth examples/torch_sciml.py:orders --orders 1..6",
     )
     parser.add_argument("target", metavar="TARGET", help="an example name or path/to/file.py:function")
     parser.add_argument("--depths", type=depth_list, default=[4, 8, 16, 32, 64],
                         help="comma-separated depths (default: 4,8,16,32,64)")
+    parser.add_argument("--orders", type=order_range, metavar="1..K",
+                        help="derivative orders 1..K of a function's output w.r.t. its input, instead of depths")
     add_size_options(parser, ("width", "batch"), "built-in examples only")
     parser.add_argument("--png", metavar="PATH", help="draw the growth plot to a PNG file (needs matplotlib)")
     parser.add_argument("--svg", metavar="PATH", help="draw the growth plot to an SVG file (needs matplotlib)")
@@ -46,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
     from graphaudit.analysis.growth import growth, matplotlib_figure
 
     check_outputs(args, ("png", "svg", "json"))
+    if args.orders:
+        return run_orders(args)
     if args.png or args.svg:
         matplotlib_figure()  # a missing matplotlib is said before the audits, not after
     build = builder(args)
@@ -58,6 +67,46 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, flag):
             print(f"wrote {result.plot(getattr(args, flag), title=f'{args.target}: work vs depth')}")
     return 0
+
+
+def order_range(text: str) -> int:
+    """An argument type: ``1..K`` (or ``K``), the highest order."""
+    from graphaudit.analysis.orders import parse_orders
+
+    try:
+        return parse_orders(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def run_orders(args: argparse.Namespace) -> int:
+    """``--orders``: the target's derivatives by order, a table (and ``--json``); pictures are for depths."""
+    if args.png or args.svg:
+        raise UsageError("--png and --svg draw growth with depth; with --orders, write --json")
+    path, name = split_target(args.target, choices="a path/to/file.py:function (--orders)")
+    function = load_function(path, name)
+    with user_code(f"{args.target}()", path):
+        result = function()
+    orders = derivative_orders_of(result, args.target, args.orders)
+    print(orders.to_text())
+    if args.json:
+        print(f"wrote {write_text(Path(args.json), json.dumps(orders.to_dict(), indent=2) + chr(10))}")
+    return 0
+
+
+def derivative_orders_of(result: Any, target: str, max_order: int) -> Any:
+    """(u_fn, model, x) in PyTorch, (u_fn, args, argnum) in JAX: their orders; else one line saying so."""
+    torch = sys.modules.get("torch")
+    if isinstance(result, tuple) and len(result) == 3 and callable(result[0]):
+        u_fn, second, third = result
+        if torch is not None and isinstance(third, torch.Tensor):
+            from graphaudit.frontends.torch import derivative_orders
+            return derivative_orders(u_fn, third, params=second, max_order=max_order)
+        if "jax" in sys.modules and isinstance(second, tuple) and isinstance(third, int):
+            from graphaudit.frontends.jax import derivative_orders
+            return derivative_orders(u_fn, *second, argnum=third, max_order=max_order)
+    raise UsageError(f"{target} must return (u_fn, model, x) for PyTorch or (u_fn, args, argnum) for JAX "
+                     "with --orders")
 
 
 def builder(args: argparse.Namespace) -> Callable[[int], Any]:
