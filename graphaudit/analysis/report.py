@@ -104,7 +104,6 @@ class Report:
     semantic: dict[str, Any] | None = None
     semantic_duplicates: tuple[Node, ...] = ()
     merged_difference: dict[str, Any] | None = None
-    no_gradient: tuple[str, ...] = ()  # parameters the cost does not reach: not differentiated, not audited
 
     def __post_init__(self) -> None:
         # What the caller passed stays theirs: the report keeps read-only copies (of what is not read-only already).
@@ -143,8 +142,6 @@ class Report:
             data["semantic"] = self.semantic if timings else _without_timings(self.semantic)
         if self.framework is not None:
             data["framework"] = self.framework if timings else _without_timings(self.framework)
-        if self.no_gradient:
-            data["no_gradient"] = list(self.no_gradient)
         return thawed(data)
 
     def to_json(self, timings: bool = True, indent: int | None = 2) -> str:
@@ -177,8 +174,6 @@ class Report:
             lines.append(f"no cost rule, FLOPs not counted: {listed}")
         dup = self.duplicated
         lines += ["", self.verdict()]
-        if self.no_gradient:
-            lines.append(f"no gradient: the cost does not reach {', '.join(self.no_gradient)} (not audited)")
         if self.kind == "grad":
             if self.materialized:
                 lines.append(f"merge(separate) == merge(joint): {self.merged_verdict()}")

@@ -216,7 +216,6 @@ class ReportData(_ReportKeys, total=False):
 
     semantic: SemanticWork
     framework: dict[str, Any]  # the front-end's section: its keys are its class's ``schema``
-    no_gradient: list[str]  # the parameters the cost does not reach (a PINN's last bias), left out of the audit
 
 
 # --- checking data against a schema ------------------------------------------------------

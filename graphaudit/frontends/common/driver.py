@@ -61,8 +61,7 @@ class BuiltForms:
     counted from ``joint``, whose outputs are one gradient per ``wrt``. ``names`` and
     ``sources`` name forward nodes and their lines; ``build_seconds`` is the framework's own
     time to build each form (separate, joint), when it is known. ``retraced_forward``: each separate
-    call traces the forward again (``jax.grad``), which counting must know. ``no_gradient``: the
-    parameters the loss does not reach, left out of both forms (the report lists them).
+    call traces the forward again (``jax.grad``), which counting must know.
     """
 
     wrt: list[str]
@@ -72,7 +71,6 @@ class BuiltForms:
     sources: Mapping[Node, Source] | None = None
     build_seconds: tuple[float | None, float | None] = (None, None)
     retraced_forward: bool = False
-    no_gradient: list[str] = dataclasses.field(default_factory=list)
 
 
 class FrameworkForms(Protocol):
@@ -110,4 +108,4 @@ def audit_forms(frontend: FrameworkForms, options: AuditOptions) -> Report:
     if options.measure:
         what, runs, facts = frontend.timed_runs()
         measured = measure(what, runs, options.repeats, **facts)
-    return dataclasses.replace(report, framework=section, measured=measured, no_gradient=tuple(built.no_gradient))
+    return dataclasses.replace(report, framework=section, measured=measured)
