@@ -87,9 +87,12 @@ class TorchForms:
         return BuiltForms(wrt, outputs[-len(wrt):], separate, names, sources)
 
     def section(self, built: BuiltForms, report: Report) -> TorchSection:
-        return TorchSection(name="PyTorch", version=supported_torch().__version__, parameters=len(built.wrt),
-                            fx_nodes=self.fx_nodes, trace_seconds=self.trace_seconds,
-                            import_seconds=self.import_seconds)
+        section = TorchSection(name="PyTorch", version=supported_torch().__version__, parameters=len(built.wrt),
+                               fx_nodes=self.fx_nodes, trace_seconds=self.trace_seconds,
+                               import_seconds=self.import_seconds)
+        if self.named.no_gradient:
+            section["no_gradient"] = list(self.named.no_gradient)
+        return section
 
     def compile_check(self, built: BuiltForms, report: Report) -> dict[str, Any]:
         checker = require("graphaudit.frontends.torch.compile_check", "torch")
