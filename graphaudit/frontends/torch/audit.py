@@ -74,22 +74,25 @@ class TorchForms:
         start = time.perf_counter()
         captured = capturing.capture(self.loss_fn, self.params, self.inputs, separate_calls=options.materialize)
         self.trace_seconds = time.perf_counter() - start
-        self.named, self.no_gradient = captured.named, captured.no_gradient
+        self.named = captured.named
         if options.measure or options.compile_check:
             _check_real(self.named, "measure=True" if options.measure else "compile_check=True")
         start = time.perf_counter()
-        wrt = list(captured.wrt)
+        wrt = list(self.named.params)
         calls = [GradCall([name]) for name in wrt] + [GradCall(wrt)]  # the trace tags the joint call len(wrt)
         outputs, names, sources = from_fx(captured.graph, capturing.graph_leaves(self.named), calls)
         self.import_seconds = time.perf_counter() - start
         self.fx_nodes = _fx_counts(captured.traced, len(wrt), options.materialize)
         separate = outputs[: len(wrt)] if options.materialize else None
-        return BuiltForms(wrt, outputs[-len(wrt):], separate, names, sources, no_gradient=list(captured.no_gradient))
+        return BuiltForms(wrt, outputs[-len(wrt):], separate, names, sources)
 
     def section(self, built: BuiltForms, report: Report) -> TorchSection:
-        return TorchSection(name="PyTorch", version=supported_torch().__version__, parameters=len(built.wrt),
-                            fx_nodes=self.fx_nodes, trace_seconds=self.trace_seconds,
-                            import_seconds=self.import_seconds)
+        section = TorchSection(name="PyTorch", version=supported_torch().__version__, parameters=len(built.wrt),
+                               fx_nodes=self.fx_nodes, trace_seconds=self.trace_seconds,
+                               import_seconds=self.import_seconds)
+        if self.named.no_gradient:
+            section["no_gradient"] = list(self.named.no_gradient)
+        return section
 
     def compile_check(self, built: BuiltForms, report: Report) -> dict[str, Any]:
         checker = require("graphaudit.frontends.torch.compile_check", "torch")
@@ -102,10 +105,9 @@ class TorchForms:
         cloned, so a BatchNorm updates copies.
         """
         named = self.named
-        aliases = [p.detach().requires_grad_(True) for p in named.params.values()]
-        values = (aliases, [t.detach().clone() for t in named.fixed.values()], list(named.inputs.values()))
-        names = [name for name in named.params if name not in self.no_gradient]
-        wrt = [alias for name, alias in zip(named.params, aliases) if name not in self.no_gradient]
+        wrt = [p.detach().requires_grad_(True) for p in named.params.values()]
+        values = (wrt, [t.detach().clone() for t in named.fixed.values()], list(named.inputs.values()))
+        names = list(named.params)
 
         def forward():
             return capturing.run_loss(self.loss_fn, self.params, named, values, self.inputs)

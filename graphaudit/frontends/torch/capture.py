@@ -65,6 +65,7 @@ class Named(NamedTuple):
     fixed: dict[str, Any]  # read, not differentiated: buffers and frozen parameters
     inputs: dict[str, Any]  # the tensors among the inputs, named by argument and position
     is_module: bool
+    no_gradient: tuple[str, ...] = ()  # parameters the loss does not reach: read as fixed, listed in the report
 
 
 class Capture(NamedTuple):
@@ -73,8 +74,6 @@ class Capture(NamedTuple):
     graph: Any  # torch.fx.GraphModule without writes (the second trace): what the importer reads
     named: Named
     traced: Any  # torch.fx.GraphModule of the aten ops eager PyTorch runs (the first trace)
-    wrt: tuple[str, ...] = ()  # the parameters the loss reaches: the ones the grad calls differentiate
-    no_gradient: tuple[str, ...] = ()  # the parameters the loss does not reach (a PINN's last bias): not audited
 
 
 def named_tensors(loss_fn: Callable, params: Any, inputs: tuple) -> Named:
@@ -187,8 +186,9 @@ def run_loss(loss_fn: Callable, params: Any, named: Named, values: Sequence[list
     flat, spec = pytree.tree_flatten(tuple(inputs))
     replaced = iter(input_values)
     args = pytree.tree_unflatten([next(replaced) if isinstance(x, torch.Tensor) else x for x in flat], spec)
-    if not named.is_module:
-        return loss_fn(dict(zip(named.params, param_values)), *args)
+    if not named.is_module:  # the user's dict, in its order, parameters with no gradient included
+        given = {**dict(zip(named.params, param_values)), **dict(zip(named.fixed, fixed_values))}
+        return loss_fn({name: given[name] for name in [*named.params, *named.fixed] if name in given}, *args)
 
     class Loss(torch.nn.Module):  # the model as a submodule, so that functional_call swaps its tensors
         def __init__(self):
@@ -208,45 +208,23 @@ def _program(loss_fn: Callable, params: Any, named: Named, inputs: tuple, separa
     ``separate_calls``: the joint call's trace is enough to count them), the joint call."""
     traceback = require("torch.fx.traceback", "torch")
     hooks = require("torch._functorch._aot_autograd.logging_utils", "torch")
+    names = list(named.params)
 
     def program(param_values: list, fixed_values: list, input_values: list):
         with module_paths(params) if named.is_module else contextlib.nullcontext():
             loss = run_loss(loss_fn, params, named, (param_values, fixed_values, input_values), inputs)
         check_loss(loss)
-        reached = reached_leaves(loss)
-        used = [(name, p) for name, p in zip(named.params, param_values) if id(p) in reached]
-        program.no_gradient = [name for name, p in zip(named.params, param_values) if id(p) not in reached]
-        if not used:
-            raise ValueError(f"audit: the loss reaches none of the parameters ({', '.join(program.no_gradient)})")
-        names, wrt = [name for name, _ in used], [p for _, p in used]
         hooks.setup_stacktrace_preservation_hooks([loss.grad_fn])
         separate = []
-        for i, (name, p) in enumerate(used if separate_calls else ()):
+        for i, (name, p) in enumerate(zip(names, param_values) if separate_calls else ()):
             with traceback.annotate({GRAD_CALL: i}):
                 separate += grad(loss, [p], [name], retain_graph=True)
             progress.step("torch.autograd.grad calls traced", i + 1, len(names), name)
         with traceback.annotate({GRAD_CALL: len(names)}):
-            joint = grad(loss, wrt, names, retain_graph=False)
+            joint = grad(loss, param_values, names, retain_graph=False)
         return [*separate, *joint]
 
-    program.no_gradient = []
     return program
-
-
-def reached_leaves(loss: Any) -> set[int]:
-    """The ids of the leaf tensors whose gradient ``loss``'s autograd graph accumulates (a walk of
-    ``grad_fn.next_functions`` down to the ``AccumulateGrad`` nodes): the parameters it reaches."""
-    reached, seen, stack = set(), set(), [loss.grad_fn]
-    while stack:
-        function = stack.pop()
-        if function is None or function in seen:
-            continue
-        seen.add(function)
-        variable = getattr(function, "variable", None)
-        if variable is not None:
-            reached.add(id(variable))
-        stack.extend(next_function for next_function, _ in function.next_functions)
-    return reached
 
 
 def check_loss(loss: Any) -> None:
@@ -273,26 +251,30 @@ def grad(loss: Any, wrt: list, names: list[str], retain_graph: bool) -> list:
 def capture(loss_fn: Callable, params: Any, inputs: tuple, separate_calls: bool = True) -> Capture:
     """Trace ``loss_fn(params, *inputs)`` and both forms of its gradients on fake tensors (the joint
     form only, without ``separate_calls``)."""
-    named = named_tensors(loss_fn, params, inputs)
-    program = _program(loss_fn, params, named, inputs, separate_calls)
-    captured = trace_program(program, named)
-    no_gradient = set(program.no_gradient)
-    return captured._replace(wrt=tuple(name for name in named.params if name not in no_gradient),
-                             no_gradient=tuple(program.no_gradient))
+    named = without_gradient(loss_fn, params, named_tensors(loss_fn, params, inputs), inputs)
+    return trace_program(_program(loss_fn, params, named, inputs, separate_calls), named)
 
 
-def capture_function(fn: Callable, params: Any, inputs: tuple) -> Capture:
-    """Trace ``fn(params, *inputs)`` as it is (its grad calls, if any, included): its outputs are
-    the tensors among what it returns, in pytree order."""
-    pytree = require("torch.utils._pytree", "torch")
-    named = named_tensors(fn, params, inputs)
-
-    def program(param_values: list, fixed_values: list, input_values: list):
-        with module_paths(params) if named.is_module else contextlib.nullcontext():
-            result = run_loss(fn, params, named, (param_values, fixed_values, input_values), inputs)
-        return [leaf for leaf in pytree.tree_leaves(result) if hasattr(leaf, "shape")]
-
-    return trace_program(program, named)
+def without_gradient(loss_fn: Callable, params: Any, named: Named, inputs: tuple) -> Named:
+    """``named`` with the parameters the loss does not reach (a PINN residual's last bias) moved to the
+    fixed tensors and listed in ``no_gradient``: found by one forward and joint grad on fake tensors."""
+    torch = require("torch", "torch")
+    fake_mode = require("torch._subclasses.fake_tensor", "torch").FakeTensorMode(allow_non_fake_inputs=True)
+    with fake_mode:
+        values = [[fake_like(t) for t in group.values()] for group in (named.params, named.fixed, named.inputs)]
+        for p in values[0]:
+            p.requires_grad_(True)
+        loss = run_loss(loss_fn, params, named, values, inputs)
+        check_loss(loss)
+        grads = torch.autograd.grad(loss, values[0], allow_unused=True)
+    unused = [name for name, g in zip(named.params, grads) if g is None]
+    if not unused:
+        return named
+    if len(unused) == len(named.params):
+        raise ValueError("audit: the loss does not depend on any parameter")
+    params_left = {name: p for name, p in named.params.items() if name not in unused}
+    fixed = {**named.fixed, **{name: named.params[name] for name in unused}}
+    return named._replace(params=params_left, fixed=fixed, no_gradient=tuple(unused))
 
 
 def trace_program(program: Callable, named: Named) -> Capture:

@@ -17,11 +17,15 @@ class TorchSection(FrameworkSection):
     aten calls as ``nodes`` and its products as ``matmuls``; both forms count the one
     forward); ``trace_seconds`` (``make_fx`` of the whole program) and ``import_seconds``;
     ``compile_check`` (only with ``compile_check=True``: the rows of :mod:`.compile_check`
-    and its ``verdict``). The eager run times (``measure=True``) are the report's ``measured``.
+    and its ``verdict``); ``no_gradient`` (only when the loss does not reach some parameters: their
+    names; they are read as constants). The eager run times (``measure=True``) are the report's ``measured``.
     """
 
     def lines(self) -> list[str]:
         lines = super().lines()
+        if self.get("no_gradient"):
+            lines += ["", f"parameters the loss does not reach (no gradient; read as constants, not audited): "
+                          f"{', '.join(self['no_gradient'])}"]
         check = self.get("compile_check")
         if check is not None and check.get("verdict"):
             lines.append(check["verdict"])

@@ -73,9 +73,9 @@ def test_pinn_loss_audit_lists_the_last_bias_as_without_gradient():
     model, (x, t) = sciml.pinn(), sciml.points()
     report = audit(sciml.pinn_loss, x, t, params=model)
     data = report.to_dict()
-    assert data["no_gradient"] == ["4.bias"]
+    assert data["framework"]["no_gradient"] == ["4.bias"]
     assert data["wrt"] == [name for name, _ in model.named_parameters() if name != "4.bias"]
-    assert "no gradient: the cost does not reach 4.bias (not audited)" in report.to_text()
+    assert "does not reach (no gradient; read as constants, not audited): 4.bias" in report.to_text()
     assert report.merged_equals_joint
     feed = named_leaves(sciml.pinn_loss, x, t, params=model)
     params = [p for name, p in model.named_parameters() if name != "4.bias"]
