@@ -81,12 +81,12 @@ class PyMCForms(PyTensorForms):
 
     def section(self, built: BuiltForms, report: Report) -> PyMCSection:
         return PyMCSection(super().section(built, report), pymc_version=require("pymc", "pymc").__version__,
-                           value_variables=self.shapes)
+                           value_variables={name: list(shape) for name, shape in self.shapes.items()})
 
 
 class PyMCSection(PyTensorSection):
     """PyTensor's section (build times, compile check, Scans) and the model: ``pymc_version`` and
-    ``value_variables`` (name -> shape at the initial point)."""
+    ``value_variables`` (name -> shape at the initial point, a list: as JSON has it)."""
 
     def lines(self) -> list[str]:
         shapes = self["value_variables"]
