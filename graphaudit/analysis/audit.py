@@ -14,8 +14,6 @@ import functools
 import time
 from collections.abc import Mapping, Sequence
 
-import numpy as np
-
 from graphaudit.analysis.cost import MergedNodeCosts, merge_costs, node_bytes, node_flops
 from graphaudit.analysis.counting import count_separate
 from graphaudit.analysis.joint_counting import separate_from_joint
@@ -121,13 +119,16 @@ def count_forms(
     sources: Mapping[Node, Source] | None = None,
     build_seconds: float | None = None,
     commutative: bool = False,
+    retraced_forward: bool = False,
 ) -> Report:
     """:func:`compare_forms` with the separate form counted from the joint form, not built.
 
     ``joint[i]`` is the joint call's gradient for ``wrt[i]``. One call per parameter runs
     exactly the part of the joint backward its gradient depends on
     (:mod:`graphaudit.analysis.joint_counting`), so a front-end traces the forward and the
-    joint call only: one trace instead of one per parameter.
+    joint call only: one trace instead of one per parameter. ``retraced_forward=True``: each separate
+    call traces the forward again, as some frameworks' grad does (its part of it: the forward ancestors
+    of its gradient), so the separate form holds a copy of the forward per call.
     """
     joint = list(joint)
     if len(joint) != len(wrt):
@@ -138,7 +139,8 @@ def count_forms(
             names = forward_names(topological_order(joint))
         sources = dict(sources) if sources is not None else {}
         labels = [GradCall.label_for([w]) for w in wrt]
-        separate_cost, duplicated = separate_from_joint(joint, joint_merge, names, labels, top=TOP, sources=sources)
+        separate_cost, duplicated = separate_from_joint(joint, joint_merge, names, labels, top=TOP, sources=sources,
+                                                        retraced_forward=retraced_forward)
         return _counted_report(joint, (build_seconds, merge_seconds), joint_merge, list(wrt), names, sources,
                                separate_cost, duplicated, commutative)
 

@@ -53,12 +53,16 @@ def gradient_bits(result: MergeResult, outputs: Sequence[Node]) -> list[int]:
 
 def separate_from_joint(joint: Sequence[Node], result: MergeResult, names: dict[Node, str],
                         call_labels: Sequence[str], *, costs: MergedNodeCosts | None = None,
-                        top: int, sources: dict[Node, Source] | None = None) -> tuple[Cost, dict]:
+                        top: int, sources: dict[Node, Source] | None = None,
+                        retraced_forward: bool = False) -> tuple[Cost, dict]:
     """The separate form's :class:`Cost` and its duplicated work (``Report.duplicated``), from the joint form.
 
     ``joint[k]`` is the joint call's gradient for call ``k``, ``result`` the merge of the
     joint form, ``call_labels[k]`` how reports name call ``k``, ``sources`` the user's lines
-    of nodes (for the rows' ``source``).
+    of nodes (for the rows' ``source``). ``retraced_forward=True`` is for frameworks whose every
+    grad call traces the forward pass again: a forward node then has one copy per
+    call whose gradient it reaches (those calls trace it: the primal values and the derivative
+    factors their backward reads), all of them forward work, instead of the one shared copy.
     """
     sources = sources if sources is not None else {}
     costs = costs if costs is not None else MergedNodeCosts(result)
@@ -76,11 +80,12 @@ def separate_from_joint(joint: Sequence[Node], result: MergeResult, names: dict[
             backward_copies[c] += count
             by_bits.setdefault(bits[p], []).append(p)
         else:
-            count, first = 1, FORWARD
+            count, first = (bits[p].bit_count() if retraced_forward else 1), FORWARD
         copies[c] += count
         if owner[c] is None or (first, p) < owner[c]:
             owner[c] = (first, p)
     separate = costs.cost(copies, backward_copies)
+    forward_copies = [(bits[p].bit_count() if retraced_forward else 1) for p in operations]
     duplicates = [n - 1 for n in copies]
     totals = costs.cost(duplicates, [0] * classes)
     return separate, {
@@ -90,9 +95,10 @@ def separate_from_joint(joint: Sequence[Node], result: MergeResult, names: dict[
         "bytes": totals.bytes,
         "bounds": dict(totals.bounds),
         "by_op": _by_op(costs, duplicates),
-        "by_call": _by_call(costs, by_bits, owner, duplicates, operations, call_labels),
+        "by_call": _by_call(costs, by_bits, owner, duplicates, operations, call_labels, forward_copies),
         "by_forward_node": _by_forward_node(source, costs, bits, owner, by_bits, names, sources),
-        "top": _top(source, costs, bits, owner, copies, operations, names, sources, call_labels, top),
+        "top": _top(source, costs, bits, owner, copies, operations, names, sources, call_labels, top,
+                    retraced_forward),
     }
 
 
@@ -121,7 +127,7 @@ def _by_op(costs: MergedNodeCosts, duplicates: list[int]) -> dict[str, dict]:
 
 
 def _by_call(costs: MergedNodeCosts, by_bits: dict[int, list[int]], owner: list, duplicates: list[int],
-             operations: list[int], call_labels: Sequence[str]) -> dict[str, dict]:
+             operations: list[int], call_labels: Sequence[str], forward_copies: list[int]) -> dict[str, dict]:
     """Per call (the forward first, then the calls in order), the copies it built of work already built."""
     built: dict[int, list[int]] = {}  # call -> [nodes, flops, matmul] of every copy it built
 
@@ -139,9 +145,9 @@ def _by_call(costs: MergedNodeCosts, by_bits: dict[int, list[int]], owner: list,
         for call in _calls_in(bits):
             for c, n in class_counts.items():
                 add(call, c, 1, n)
-    for p in operations:
+    for p, n in zip(operations, forward_copies):
         if not costs.backward[p]:
-            add(FORWARD, int(costs.index[p]), 1)
+            add(FORWARD, int(costs.index[p]), 1, n)
     for c, (call, _) in enumerate(owner):
         add(call, c, -1)  # the first copy is the one merging keeps
     by_call = {}
@@ -188,7 +194,7 @@ def _by_forward_node(source: list[Node], costs: MergedNodeCosts, bits: list[int]
 
 def _top(source: list[Node], costs: MergedNodeCosts, bits: list[int], owner: list, copies: list[int],
          operations: list[int], names: dict[Node, str], sources: dict[Node, Source], call_labels: Sequence[str],
-         top: int) -> list[dict]:
+         top: int, retraced_forward: bool) -> list[dict]:
     """The duplicated subexpressions that waste most FLOPs, one row per class, as the built form lists them."""
     if top <= 0:
         return []
@@ -197,8 +203,12 @@ def _top(source: list[Node], costs: MergedNodeCosts, bits: list[int], owner: lis
         members.setdefault(int(costs.index[p]), []).append(p)
 
     def row(first: Node, c: int) -> dict:
-        built = sorted(call for p in members[c] for call in ([FORWARD] if not costs.backward[p]
-                                                             else _calls_in(bits[p])))
+        def calls(p: int) -> list[int]:
+            if costs.backward[p]:
+                return _calls_in(bits[p])
+            return [FORWARD] * (bits[p].bit_count() if retraced_forward else 1)
+
+        built = sorted(call for p in members[c] for call in calls(p))
         labels = ["forward" if call == FORWARD else call_labels[call] for call in built]
         return top_row(first, copies[c], labels, names, sources)
 

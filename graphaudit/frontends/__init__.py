@@ -5,14 +5,13 @@ Each front-end is a package (``graphaudit.frontends.jax``, ``graphaudit.frontend
 of a table, an importer and an audit over :mod:`graphaudit.frontends.common`, and imports
 its framework lazily, through :func:`require`, so that graphaudit itself never needs the
 framework installed. :mod:`graphaudit.frontends.nodes` is graphaudit's own graphs, for the
-command line. A front-end that lives outside graphaudit declares its ``CliFrontend`` under the
-entry point group ``graphaudit.frontends`` (:data:`ENTRY_POINT_GROUP`), and the command line finds it.
+command line.
 """
 
 from __future__ import annotations
 
 import importlib
-from importlib import metadata
+import importlib.metadata
 from types import ModuleType
 
 from graphaudit.errors import GraphauditError, MissingExtraError
@@ -27,9 +26,6 @@ CLI_FRONTENDS = (
     "graphaudit.frontends.pytensor",
     "graphaudit.frontends.nodes",
 )
-# The entry point group of front-ends installed apart from graphaudit: each entry names a CliFrontend, as a
-# package's pyproject.toml declares it: [project.entry-points."graphaudit.frontends"] toy = "graphaudit_toy:CLI"
-ENTRY_POINT_GROUP = "graphaudit.frontends"
 
 
 class MissingFrameworkError(MissingExtraError):
@@ -37,7 +33,7 @@ class MissingFrameworkError(MissingExtraError):
 
 
 class FrontendEntryPointError(GraphauditError):
-    """An installed front-end's entry point that does not load, or names something other than a CliFrontend."""
+    """A front-end's entry point that does not load, or whose module's ``CLI`` is not a CliFrontend."""
 
 
 def require(module: str, extra: str) -> ModuleType:
@@ -51,25 +47,32 @@ def require(module: str, extra: str) -> ModuleType:
         ) from error
 
 
+ENTRY_POINTS = "graphaudit.frontends"  # the entry-point group a front-end in another package declares itself in
+
+
 def cli_frontends() -> list:
-    """The front-ends the command line asks, in order: the ``CLI`` of each of :data:`CLI_FRONTENDS`, then the
-    ``CliFrontend`` of each entry point in :data:`ENTRY_POINT_GROUP`, by entry point name (no framework of
-    graphaudit's own is imported by this; an installed front-end's module is, and should import its lazily)."""
-    built_in = [importlib.import_module(name).CLI for name in CLI_FRONTENDS]
-    entries = sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda entry: (entry.name, entry.value))
-    return built_in + [_installed_frontend(entry) for entry in entries]
+    """The ``CLI`` objects of the front-ends, in the order the command line asks them: graphaudit's
+    (:data:`CLI_FRONTENDS`), those other packages declare in the ``graphaudit.frontends`` entry-point
+    group (by name; each names a module with a ``CLI``), and graphaudit's own graphs last. No framework
+    is imported by this."""
+    *frameworks, own = CLI_FRONTENDS
+    declared = sorted(importlib.metadata.entry_points(group=ENTRY_POINTS), key=lambda point: (point.name, point.value))
+    return [importlib.import_module(name).CLI for name in frameworks] + [_declared(point) for point in declared] + \
+        [importlib.import_module(own).CLI]
 
 
-def _installed_frontend(entry: metadata.EntryPoint):
-    """What an entry point names, checked to be a CliFrontend; else one line naming the entry point."""
+def _declared(point: importlib.metadata.EntryPoint):
+    """The ``CLI`` of the module an entry point names, checked to be a CliFrontend; else one line naming it."""
     from graphaudit.frontends.common import CliFrontend, a_type
 
-    source = f" of {entry.dist.name} {entry.dist.version}" if entry.dist is not None else ""
-    where = f"the front-end entry point {entry.name} = {entry.value} ({ENTRY_POINT_GROUP}{source})"
+    source = f" of {point.dist.name} {point.dist.version}" if point.dist is not None else ""
+    where = f"the front-end entry point {point.name} = {point.value} ({ENTRY_POINTS}{source})"
     try:
-        frontend = entry.load()
+        module = point.load()
     except Exception as exc:
         raise FrontendEntryPointError(f"{where} does not load: {type(exc).__name__}: {exc}") from exc
+    frontend = getattr(module, "CLI", None)
     if not isinstance(frontend, CliFrontend):
-        raise FrontendEntryPointError(f"{where} is {a_type(frontend)}, not a graphaudit.frontends.common.CliFrontend")
+        raise FrontendEntryPointError(f"{where}: its CLI is {a_type(frontend)}, not a graphaudit.frontends.common."
+                                      "CliFrontend")
     return frontend

@@ -24,7 +24,8 @@ from typing import Any, NamedTuple
 
 from graphaudit.frontends import require
 from graphaudit.frontends.common import AuditOptions, BuiltForms, CliFrontend, TargetError, audit_forms
-from graphaudit.frontends.pytensor.audit import REPEATS, PyTensorForms, PyTensorSection
+from graphaudit.frontends.pytensor.audit import REPEATS, PyTensorForms
+from graphaudit.frontends.pytensor.section import PyTensorSection
 from graphaudit.frontends.pytensor.scan import DEFAULT_BUDGET
 from graphaudit.analysis.report import Report
 
@@ -86,7 +87,7 @@ class PyMCForms(PyTensorForms):
 
 class PyMCSection(PyTensorSection):
     """PyTensor's section (build times, compile check, Scans) and the model: ``pymc_version`` and
-    ``value_variables`` (name -> shape at the initial point, a list: as JSON has it)."""
+    ``value_variables`` (name -> shape at the initial point, a list as JSON has it)."""
 
     def lines(self) -> list[str]:
         shapes = self["value_variables"]

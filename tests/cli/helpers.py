@@ -50,12 +50,12 @@ def example_targets():
 
 def install_frontends(site: Path, distribution: str, entries: Mapping[str, str]) -> Path:
     """``site`` holding a distribution's metadata as pip installs it, declaring ``entries`` (entry point name:
-    ``module:attribute``) in the group graphaudit.frontends; with ``site`` on sys.path, graphaudit finds them."""
-    from graphaudit.frontends import ENTRY_POINT_GROUP
+    the module with a ``CLI``) in the group graphaudit.frontends; with ``site`` on sys.path, graphaudit finds them."""
+    from graphaudit.frontends import ENTRY_POINTS
 
     info = site / f"{distribution}-0.1.dist-info"
     info.mkdir(parents=True)
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {distribution}\nVersion: 0.1\n")
-    lines = [f"[{ENTRY_POINT_GROUP}]", *(f"{name} = {value}" for name, value in entries.items())]
+    lines = [f"[{ENTRY_POINTS}]", *(f"{name} = {value}" for name, value in entries.items())]
     (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
     return site

@@ -36,7 +36,7 @@ def toy_graph():
 
 @pytest.fixture
 def toy(monkeypatch, tmp_path):
-    """The toy front-end, installed (asked after graphaudit's own); the options each of its runs received."""
+    """The toy front-end, installed (asked after graphaudit's frameworks); the options each of its runs received."""
     received = []
 
     def recognise(result, target):
@@ -51,7 +51,7 @@ def toy(monkeypatch, tmp_path):
     module.CLI = CliFrontend(name="Toy", returns="a dict {'toy': (cost, wrt)}", options=frozenset({"commutative", "group"}),
                              recognise=recognise, audit=audit_toy, example="toy.py:target")
     monkeypatch.setitem(sys.modules, "toy_frontend", module)
-    monkeypatch.syspath_prepend(str(install_frontends(tmp_path / "site", "toy_frontend", {"toy": "toy_frontend:CLI"})))
+    monkeypatch.syspath_prepend(str(install_frontends(tmp_path / "site", "toy_frontend", {"toy": "toy_frontend"})))
     (tmp_path / "toy.py").write_text(TOY_TARGET)
     return tmp_path / "toy.py", received
 

@@ -28,9 +28,9 @@ def test_xla_flag_needs_a_jax_target(capsys):
 
 
 def test_a_flag_the_targets_front_end_cannot_honour_exits_2(jax_model_file, capsys):
-    code, out, err = run(["audit", f"{jax_model_file}:target", "--count"], capsys)
+    code, out, err = run(["audit", "deep_chain", "--depth", 2, "--group", "module"], capsys)
     assert_one_line_error(code, out, err)
-    assert "--count applies to PyTorch and graphaudit graph targets only" in err and "is a JAX target" in err
+    assert "--group applies to JAX targets only" in err and "is a graphaudit graph target" in err
     code, out, err = run(["audit", "deep_chain", "--depth", 2, "--compile-check"], capsys)
     assert_one_line_error(code, out, err)
     assert "--compile-check applies to PyTorch, PyMC and PyTensor targets only" in err
@@ -44,6 +44,16 @@ def test_audit_count_flag_counts_instead_of_building(capsys):
     assert counted["materialized"] is False and built["materialized"] is True
     assert counted["duplicated"] == built["duplicated"]
     assert counted["forms"]["separate"]["nodes"] == built["forms"]["separate"]["nodes"]
+
+
+def test_jax_count_flag_counts_the_separate_traces(jax_model_file, capsys):
+    assert main(["audit", f"{jax_model_file}:target", "--count", "--json", "-"]) == 0
+    counted = json.loads(capsys.readouterr().out)
+    assert main(["audit", f"{jax_model_file}:target", "--json", "-"]) == 0
+    built = json.loads(capsys.readouterr().out)
+    assert counted["materialized"] is False and counted["framework"]["counted_exact"] is True
+    assert counted["duplicated"] == built["duplicated"]
+    assert counted["forms"]["separate"]["flops"] == built["forms"]["separate"]["flops"]
 
 
 def test_audit_count_cannot_draw(tmp_path, capsys):

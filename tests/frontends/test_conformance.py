@@ -1,7 +1,8 @@
 """What every front-end owes, checked alike for each installed one: JAX, PyTensor, PyMC, PyTorch, the toy
 (tests/frontends/toy/) and graphaudit's own nodes, each auditing one small program from the table below.
 
-(a) the imported gradients of both forms evaluate, with graphaudit's evaluator, to the framework's own;
+Each front-end's example target is recognised first by it in the command line's order and audited
+through its CLI declaration; and on the small program, (a) the imported gradients of both forms evaluate, with graphaudit's evaluator, to the framework's own;
 (b) the merged forms evaluate to the originals, bit for bit; (c) ``to_dict()`` survives JSON and matches
 its schema, the framework's section too; (d) each front-end takes its own target and returns None for
 every other's; (e) what cannot be audited is refused in one line: the options a front-end does not
@@ -12,12 +13,11 @@ called), and bad options to its own ``audit``. A front-end's own test files chec
 from __future__ import annotations
 
 import dataclasses
-import importlib
+import importlib.util
 import json
 import re
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -31,9 +31,10 @@ from graphaudit.cli.targets import audit_target
 from graphaudit.cli.usage import UsageError
 from graphaudit.core.ops import OPS
 from graphaudit.frontends import cli_frontends
+from graphaudit.frontends.common import AuditOptions
 
-sys.path.insert(0, str(ROOT / "examples"))
-sys.path.insert(0, str(Path(__file__).resolve().parent / "toy"))
+EXAMPLES = ROOT / "examples"
+sys.path.insert(0, str(EXAMPLES))
 
 
 class Case(NamedTuple):
@@ -128,22 +129,20 @@ def pymc_case() -> Case:
 
 
 def toy_case() -> Case:
-    import graphaudit_toy as gt
-    import toy_mlp
-    import toyframework as toy
+    from frontends.toy import toy_frontend, toyframework
+    from frontends.toy.test_toy import mlp
 
-    loss, params = toy_mlp.build()
-    feed = {r["attrs"]["name"]: r["value"] for r in toy.export([loss])["records"] if r["op"] in ("param", "data")}
-    expected = [g.value for g in toy.grad(loss, params)]
-    return Case(gt.audit(loss, params), feed, expected, 1e-12, 1e-13, (loss, params), gt.CLI,
-                lambda: gt.audit(loss, params, materialize=False, semantic=True),
+    loss, params, inputs, arrays = mlp()
+    expected = [g.value for g in toyframework.grad(loss, params)]
+    return Case(toy_frontend.audit(loss, params, inputs), arrays, expected, 1e-12, 1e-13, (loss, params, inputs),
+                toy_frontend.CLI, lambda: toy_frontend.audit(loss, params, inputs, materialize=False, semantic=True),
                 r"^audit: semantic=True needs the separate form built; drop materialize=False$")
 
 
 # by the name each front-end's CliFrontend gives itself
 CASES = {"graphaudit graph": graphaudit_nodes, "JAX": jax_case, "PyTorch": torch_case, "PyTensor": pytensor_case,
-         "PyMC": pymc_case, "toyframework": toy_case}
-FAST = ("graphaudit graph", "toyframework")  # the others import a framework and trace: over a second each
+         "PyMC": pymc_case, "Toy": toy_case}
+FAST = ("graphaudit graph", "Toy")  # the others import a framework and trace: over a second each
 EACH = [pytest.param(name, marks=() if name in FAST else pytest.mark.slow) for name in CASES]
 
 
@@ -246,3 +245,69 @@ def test_e_what_cannot_be_audited_is_refused_in_one_line(audited, name):
             audit_target(refusing, cli.recognise(case.target, target), options, target)
     with pytest.raises(ValueError, match=case.refusal):
         case.refused()
+
+
+# --- each front-end's example target, through the command line's declarations ---------------------------
+
+
+def example(name: str, function: str = "target"):
+    spec = importlib.util.spec_from_file_location(f"conformance_{name}", EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return getattr(module, function)()
+
+
+def toy_target():
+    from frontends.toy.test_toy import mlp
+
+    loss, params, inputs, _ = mlp()
+    return loss, params, inputs
+
+
+def own_graph():
+    model = ga.models.deep_chain(depth=3, width=4, batch=2)
+    return model.loss, model.params
+
+
+EXAMPLE_TARGETS = {  # front-end name -> (the module it needs, a target of it)
+    "PyTorch": ("torch", lambda: example("torch_seed_mlp")),
+    "JAX": ("jax", lambda: example("jax_seed_mlp")),
+    "PyMC": ("pymc", lambda: example("pymc_eight_schools", "model")),
+    "PyTensor": ("pytensor", lambda: example("pytensor_seed", "target")),
+    "graphaudit graph": ("numpy", own_graph),
+    "Toy": ("numpy", toy_target),
+}
+
+
+def frontends_with_the_toy() -> list:
+    from frontends.toy import toy_frontend
+
+    frontends = cli_frontends()
+    return [*frontends[:-1], toy_frontend.CLI, frontends[-1]]
+
+
+@pytest.mark.parametrize("name", [pytest.param(name, marks=() if name in FAST else pytest.mark.slow)
+                                  for name in EXAMPLE_TARGETS])
+def test_a_front_end_recognises_its_target_audits_it_and_reports_in_the_one_schema(name, monkeypatch):
+    module, build = EXAMPLE_TARGETS[name]
+    pytest.importorskip(module)
+    monkeypatch.syspath_prepend(str(EXAMPLES))  # the examples import their neighbours
+    target = build()
+    recognised = [(frontend, t) for frontend in frontends_with_the_toy()
+                  if (t := frontend.recognise(target, f"{name}.py:target")) is not None]
+    frontend, parsed = recognised[0]  # the command line takes the first that recognises it
+    assert frontend.name == name
+    report = frontend.audit(parsed, AuditOptions(repeats=1), {})
+    assert report.merged_equals_joint is True and report.duplicated["nodes"] > 0
+    data = report.to_dict(timings=False)
+    assert json.loads(json.dumps(data)) == data
+    assert mismatches(data, ReportData, name) == []
+
+
+def test_options_the_separate_form_needs_are_refused_in_one_line_for_every_front_end():
+    for option in ("measure", "compile_check", "semantic"):
+        with pytest.raises(ValueError, match=rf"^audit: {option}=True needs the separate form built; drop "
+                                             "materialize=False$"):
+            AuditOptions(materialize=False, **{option: True})
+    with pytest.raises(ValueError, match=r"^audit: repeats must be >= 1, got 0$"):
+        AuditOptions(repeats=0)

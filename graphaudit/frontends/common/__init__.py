@@ -19,14 +19,14 @@ from graphaudit.frontends.common.attrs import (
     ADDRESS, ATTR_OUTPUT, TEXT_RULES, Opaque, canonical_text, hashable_param, imported_node,
 )
 from graphaudit.frontends.common.driver import AuditOptions, BuiltForms, FrameworkForms, audit_forms
-from graphaudit.frontends.common.loops import DEFAULT_LOOP_BUDGET, UNROLLED, WHOLE, loop_heading
+from graphaudit.frontends.common.loops import DEFAULT_LOOP_BUDGET, LoopRecord, Treatment, loop_lines, loop_rows, unrolls
 from graphaudit.frontends.common.section import FrameworkSection, attach_section
 from graphaudit.frontends.common.table import UNKNOWN, ImportedOp, OpTable
 from graphaudit.frontends.common.target import CliFrontend, TargetError, a_type, target_wrt
 
 __all__ = [
-    "ADDRESS", "ATTR_OUTPUT", "DEFAULT_LOOP_BUDGET", "TEXT_RULES", "UNKNOWN", "UNROLLED", "WHOLE", "AuditOptions",
+    "ADDRESS", "ATTR_OUTPUT", "DEFAULT_LOOP_BUDGET", "TEXT_RULES", "UNKNOWN", "AuditOptions", "LoopRecord", "Treatment",
     "BuiltForms", "CliFrontend", "FrameworkForms", "FrameworkSection", "ImportedOp", "Opaque", "OpTable",
     "TargetError", "a_type", "attach_section", "audit_forms", "canonical_text", "hashable_param",
-    "imported_node", "loop_heading", "target_wrt",
+    "imported_node", "loop_lines", "loop_rows", "target_wrt", "unrolls",
 ]

@@ -60,7 +60,8 @@ class BuiltForms:
     ``separate`` is None when the separate form was not built (``materialize=False``): it is
     counted from ``joint``, whose outputs are one gradient per ``wrt``. ``names`` and
     ``sources`` name forward nodes and their lines; ``build_seconds`` is the framework's own
-    time to build each form (separate, joint), when it is known.
+    time to build each form (separate, joint), when it is known. ``retraced_forward``: each separate
+    call traces the forward again (``jax.grad``), which counting must know.
     """
 
     wrt: list[str]
@@ -69,6 +70,7 @@ class BuiltForms:
     names: Mapping[Node, str] | None = None
     sources: Mapping[Node, Source] | None = None
     build_seconds: tuple[float | None, float | None] = (None, None)
+    retraced_forward: bool = False
 
 
 class FrameworkForms(Protocol):
@@ -93,7 +95,8 @@ def audit_forms(frontend: FrameworkForms, options: AuditOptions) -> Report:
     built = frontend.build(options)
     if built.separate is None:
         report = count_forms(built.joint, wrt=built.wrt, names=built.names, sources=built.sources,
-                             build_seconds=built.build_seconds[1], commutative=options.commutative)
+                             build_seconds=built.build_seconds[1], commutative=options.commutative,
+                             retraced_forward=built.retraced_forward)
     else:
         report = compare_forms(built.separate, built.joint, wrt=built.wrt, names=built.names, sources=built.sources,
                                build_seconds=built.build_seconds, commutative=options.commutative,

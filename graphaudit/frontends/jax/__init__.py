@@ -9,23 +9,28 @@
   (:func:`named_leaves`; ``has_aux``, static leaves, grouping into separate calls);
 - :mod:`.compiled`: what XLA keeps (:func:`hlo_counts`) and the jitted run times;
 - :mod:`.audit`: :func:`audit`, the report's :class:`JaxSection`, and how the command line
-  reaches all this (:data:`CLI`).
+  reaches all this (:data:`CLI`);
+- :mod:`.function`: :func:`audit_function`, the user's own ``jax.grad`` calls as grad calls.
 
 JAX itself is imported on first use, never by importing this package.
 """
 
 from graphaudit.frontends.common import Opaque, canonical_text, hashable_param
 from graphaudit.frontends.jax.arguments import named_leaves
-from graphaudit.frontends.jax.audit import CLI, JaxSection, audit
+from graphaudit.frontends.jax.audit import audit
 from graphaudit.frontends.jax.compiled import hlo_counts
+from graphaudit.frontends.jax.function import audit_function
 from graphaudit.frontends.jax.importer import count_equations, evaluate, from_jaxpr
 from graphaudit.frontends.jax.loops import unrolled_size
+from graphaudit.frontends.jax.section import JaxSection
+from graphaudit.frontends.jax.target import CLI
 
 __all__ = [
     "CLI",
     "JaxSection",
     "Opaque",
     "audit",
+    "audit_function",
     "canonical_text",
     "count_equations",
     "evaluate",

@@ -9,28 +9,26 @@ a :class:`JaxSection`, which says in the report's text what they mean.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
-from graphaudit.analysis.advice import AdviceWords
 from graphaudit import progress
 from graphaudit.analysis.timing import Run
 from graphaudit.analysis.cost import Cost, total_cost
-from graphaudit.core.describe import seconds_text, si
 from graphaudit.frontends import require
-from graphaudit.frontends.common import (
-    AuditOptions, BuiltForms, CliFrontend, FrameworkSection, TargetError, a_type, audit_forms, loop_heading,
-)
+from graphaudit.frontends.common import AuditOptions, BuiltForms, audit_forms
 from graphaudit.frontends.jax.arguments import FlatFunction, Group
 from graphaudit.frontends.jax.compiled import timed_runs, xla_check
 from graphaudit.frontends.jax.importer import count_equations, from_jaxpr
-from graphaudit.frontends.jax.loops import (
-    COSTLIEST_BRANCH, DEFAULT_BUDGET, ONE_ITERATION, LoopRecord, unrolled_size)
+from graphaudit.frontends.common.loops import LoopRecord, loop_rows, unrolls
+from graphaudit.frontends.jax.loops import DEFAULT_BUDGET, unrolled_size
 from graphaudit.frontends.jax.ops import ATTR_REMAT
+from graphaudit.frontends.jax.sources import EquationSources
 from graphaudit.core.graph import GradCall, Node, topological_order
 from graphaudit.analysis.report import Report
+from graphaudit.frontends.jax.section import JaxSection
 
 
 def audit(
@@ -45,6 +43,7 @@ def audit(
     loop_budget: int = DEFAULT_BUDGET,
     has_aux: bool = False,
     group: Group = None,
+    materialize: bool = True,
 ) -> Report:
     """Audit one ``jax.grad`` trace per differentiated leaf against one joint ``jax.grad`` trace.
 
@@ -63,7 +62,7 @@ def audit(
     says how each loop was treated. ``semantic=True`` (needs egglog) adds what equality saturation finds beyond value numbering (``report.semantic``).
     """
     options = AuditOptions(commutative=commutative, semantic=semantic, repeats=repeats, measure=measure,
-                           compile_check=xla, loop_budget=loop_budget)
+                           compile_check=xla, loop_budget=loop_budget, materialize=materialize)
     return audit_forms(JaxForms(fn, args, argnums, has_aux=has_aux, group=group), options)
 
 
@@ -85,6 +84,8 @@ class JaxForms:
         jax, flat = require("jax", "jax"), self.flat
         if options.measure and any(isinstance(leaf, jax.ShapeDtypeStruct) for leaf in flat.leaves):
             raise ValueError("audit: measure=True needs arrays, not jax.ShapeDtypeStruct, to run the gradients on")
+        if not options.materialize and self.grouped:
+            raise ValueError("audit: group= needs the separate form built; drop materialize=False")
         wrt_names = [flat.names[i] for i in flat.wrt]
         start = time.perf_counter()
         joint_traced = jax.make_jaxpr(flat.joint())(*flat.leaves)
@@ -92,34 +93,44 @@ class JaxForms:
         inputs = flat.nodes(joint_traced)
 
         start = time.perf_counter()
-        separate_traced = []
-        for index, members in enumerate(flat.groups):
+        separate_traced = []  # counted (materialize=False): none traced
+        for index, members in enumerate(flat.groups if options.materialize else ()):
             separate_traced.append(jax.make_jaxpr(flat.separate(index))(*flat.leaves))
             progress.step("jax.grad traces", index + 1, len(flat.groups), ", ".join(wrt_names[members]))
         trace_seconds = time.perf_counter() - start
         unrolled = sum(map(unrolled_size, [*separate_traced, joint_traced]))
-        unroll = unrolled <= options.loop_budget
+        unroll = unrolls(unrolled, options.loop_budget)
         loops: dict[str, list[LoopRecord]] = {"separate": [], "joint": []}
 
         start = time.perf_counter()
         separate: list[Node] = []
+        sources = EquationSources()
         for members, traced in zip(flat.groups, separate_traced):
             separate += from_jaxpr(traced, inputs, call=GradCall(wrt_names[members]), unroll=unroll,
-                                   loops=loops["separate"])
+                                   loops=loops["separate"], sources=sources)
         import_seconds = time.perf_counter() - start
         start = time.perf_counter()
-        joint = from_jaxpr(joint_traced, inputs, call=GradCall(wrt_names), unroll=unroll, loops=loops["joint"])
+        joint = from_jaxpr(joint_traced, inputs, call=GradCall(wrt_names), unroll=unroll, loops=loops["joint"],
+                           sources=sources)
         joint_import = time.perf_counter() - start
 
+        if not options.materialize and loops["joint"] and not unroll:
+            raise ValueError(f"audit: materialize=False counts loops unrolled only, and these would make {unrolled} "
+                             f"nodes, over loop_budget={options.loop_budget}; raise loop_budget or drop "
+                             "materialize=False")
         self.avals = [var.aval for var in joint_traced.jaxpr.invars]
         self.figures = {
-            "traces": {"separate": len(flat.groups), "joint": 1},
-            "jaxpr_equations": {"separate": sum(map(count_equations, separate_traced)),
+            "traces": {"separate": len(separate_traced), "joint": 1},
+            "jaxpr_equations": {"separate": sum(map(count_equations, separate_traced)) if options.materialize else None,
                                 "joint": count_equations(joint_traced)},
             "import_seconds": {"separate": import_seconds, "joint": joint_import},
-            "loops": _loop_rows(loops, unroll, unrolled, options.loop_budget),
+            "loops": loop_rows(loops, unroll, unrolled, options.loop_budget),
         }
-        return BuiltForms(wrt_names, joint, separate, build_seconds=(trace_seconds, joint_seconds))
+        if not options.materialize:
+            return BuiltForms(wrt_names, joint, None, sources=sources.sources, build_seconds=(None, joint_seconds),
+                              retraced_forward=True)
+        return BuiltForms(wrt_names, joint, separate, sources=sources.sources,
+                          build_seconds=(trace_seconds, joint_seconds))
 
     def section(self, built: BuiltForms, report: Report) -> JaxSection:
         figures = self.figures
@@ -127,6 +138,11 @@ class JaxForms:
                              jaxpr_equations=figures["jaxpr_equations"], import_seconds=figures["import_seconds"],
                              retraced_forward=_retraced_forward(report),
                              intentional_recomputation=_recomputation(report), loops=figures["loops"])
+        if not report.materialized:
+            section["counted"] = len(built.wrt)
+            # Each separate trace runs its own copy of a loop, whose body (transposed for one leaf only)
+            # the joint trace does not hold: with loops, counted figures are estimates (see the tests).
+            section["counted_exact"] = not figures["loops"]["rows"]
         if self.grouped:
             section["groups"] = [built.wrt[members] for members in self.flat.groups]
         return section
@@ -136,17 +152,6 @@ class JaxForms:
 
     def timed_runs(self) -> tuple[str, dict[str, Run], dict[str, Any]]:
         return timed_runs(self.flat)
-
-
-def _loop_rows(loops: dict[str, list[LoopRecord]], unroll: bool, unrolled: int, budget: int) -> dict[str, Any]:
-    """How each distinct loop was treated, and how often each form met it; rows in a fixed order."""
-    counts: dict[LoopRecord, dict[str, int]] = {}
-    for form, records in loops.items():
-        for record in records:
-            counts.setdefault(record, {"separate": 0, "joint": 0})[form] += 1
-    rows = [{**record._asdict(), **seen} for record, seen in counts.items()]
-    rows.sort(key=lambda row: (row["primitive"], row["body"], row["treatment"], row["length"] or 0))
-    return {"unrolled": unroll, "unrolled_nodes": unrolled, "budget": budget, "rows": rows}
 
 
 def _normalise_argnums(argnums: int | Sequence[int], count: int) -> tuple[int, ...]:
@@ -168,7 +173,11 @@ def _cost_figures(cost: Cost) -> dict[str, int]:
 
 
 def _retraced_forward(report: Report) -> dict[str, int]:
-    """The forward nodes that merging removes from the separate form: the re-traced forward passes."""
+    """The forward nodes that merging removes from the separate form: the re-traced forward passes
+    (of a counted separate form: the forward's share of the duplicated work, counted alike)."""
+    if not report.materialized:
+        forward = report.duplicated["by_call"].get("forward", {"nodes": 0, "flops": 0, "matmul_flops": 0})
+        return {key: forward[key] for key in ("nodes", "flops", "matmul_flops")}
     order = topological_order(report.forms["separate"].outputs)
     duplicates = report.merges["separate"].duplicates
     return _cost_figures(total_cost(n for n in order if n.call is None and n in duplicates))
@@ -178,150 +187,17 @@ def _is_recomputed(node: Node) -> bool:
     return node.attr(ATTR_REMAT, False) is True
 
 
-def _recomputation(report: Report) -> dict[str, dict[str, int]]:
-    """Nodes ``jax.checkpoint`` recomputes, per form, and their copies that separate calls duplicate."""
-    result = {
+def _recomputation(report: Report) -> dict[str, dict[str, int] | None]:
+    """Nodes ``jax.checkpoint`` recomputes, per form, and their copies that separate calls duplicate
+    (a counted separate form has no nodes to look at: its two figures are None)."""
+    forms = ("separate", "joint", "separate_merged") if report.materialized else ("joint", "separate_merged")
+    result: dict[str, dict[str, int] | None] = {
         form: _cost_figures(total_cost(n for n in topological_order(report.forms[form].outputs) if _is_recomputed(n)))
-        for form in ("separate", "joint", "separate_merged")
+        for form in forms
     }
+    if not report.materialized:
+        return {"separate": None, **result, "duplicated": None}
     duplicates = report.merges["separate"].duplicates
     order = topological_order(report.forms["separate"].outputs)
     result["duplicated"] = _cost_figures(total_cost(n for n in order if n in duplicates and _is_recomputed(n)))
     return result
-
-
-# --- the report's JAX section ----------------------------------------------------------------
-
-
-class JaxSection(FrameworkSection):
-    """JAX's figures in a report (``report.framework``; ``to_dict()["framework"]``).
-
-    ``name`` and ``version``; ``traces`` and ``jaxpr_equations`` (primitive equations, per
-    form); ``import_seconds``; ``retraced_forward`` (the forward work that the separate
-    traces repeat: ``nodes``, ``flops``, ``matmul_flops``); ``intentional_recomputation``
-    (what ``jax.checkpoint`` recomputes, per form, and the copies of it that separate calls
-    duplicate); ``compile_check`` (only with ``xla=True``: ``backend``, ``title`` and
-    ``rows``, each ``graph`` and per form the optimised HLO's instructions as ``nodes``, its
-    dot and convolution ops as ``dots``, XLA's ``flops`` and the compile ``seconds``: first
-    as compiled, then with XLA's CSE pass disabled); ``loops``: whether scans were ``unrolled``,
-    the ``unrolled_nodes`` that unrolling makes against the ``budget``, and ``rows``, one per
-    distinct loop: ``primitive``, ``length`` (steps, or branches), ``treatment``, ``body``
-    digest, and how often the ``separate`` and ``joint`` forms met it; ``groups`` (only with
-    ``group=``): the parameters of each separate grad call.
-    """
-
-    def lines(self) -> list[str]:
-        """How loops were costed (right under the figures they affect), XLA's table, then in one
-        line whether XLA got the duplicated products back."""
-        lines = self.loop_lines() + super().lines()
-        check = self.get("compile_check")
-        if check is not None:
-            compiled, without_cse = check["rows"]
-            sep, joint = compiled["separate"]["dots"], compiled["joint"]["dots"]
-            verdict = ("XLA recovers the duplicated products" if sep <= joint
-                       else f"XLA keeps {sep - joint} duplicated products")
-            lines.append(
-                f"after XLA ({check['backend']}): separate {sep} dots vs joint {joint} dots: {verdict} "
-                f"(without its CSE pass: separate {without_cse['separate']['dots']} dots)"
-            )
-        return lines
-
-    def advice_words(self) -> AdviceWords:
-        """``jax.grad`` over every argument (or the whole pytree); XLA recovers the work only inside one
-        ``jit``, which the compile check (``xla=True``) shows when it ran."""
-        check = self.get("compile_check")
-        recovered = None
-        if check is not None:
-            compiled = check["rows"][0]
-            if compiled["separate"]["dots"] <= compiled["joint"]["dots"]:
-                recovered = "XLA's CSE, when the separate grads sit in one `jit`"
-        return AdviceWords("one `jax.grad(loss, argnums=(0, 1, ...))` (or `jax.grad` of the whole parameter pytree)",
-                           recovered_by=recovered)
-
-    def loop_lines(self) -> list[str]:
-        loops = self.get("loops")
-        if not loops or not loops["rows"]:
-            return []
-        lines = loop_heading(loops, "scans")
-        for row in loops["rows"]:
-            size = {"scan": f"{row['length']} steps", "cond": f"{row['length']} branches"}.get(row["primitive"], "")
-            lines.append(f"  {row['primitive']:<6}{size:>12}  body {row['body'][:8]}  {row['treatment']}  "
-                         f"(met {row['separate']}x in the separate form, {row['joint']}x in the joint)")
-        for treatment, words in ((COSTLIEST_BRANCH, "upper bounds: conds costed at their costliest branch "
-                                                    "(matmul FLOPs: the branch with the most)"),
-                                 (ONE_ITERATION, "lower bounds: while loops costed for one iteration")):
-            if any(row["treatment"] == treatment for row in loops["rows"]):
-                lines.append(f"  the FLOPs and matmul FLOPs above are {words}")
-        return lines
-
-    def closing_lines(self) -> list[str]:
-        """The traces, the re-traced forward pass, and what ``jax.checkpoint`` recomputes."""
-        eqs, traces = self["jaxpr_equations"], self["traces"]
-        lines = [
-            "",
-            f"JAX {self['version']}: {traces['separate']} jax.grad traces, "
-            f"{'one per group of parameters' if self.get('groups') else 'one per parameter'} "
-            f"({eqs['separate']} primitive equations in all), vs one joint trace ({eqs['joint']} equations)",
-        ]
-        forward = self["retraced_forward"]
-        lines.append(
-            f"re-traced forward pass (every separate trace repeats it): {forward['nodes']} duplicated nodes, "
-            f"{si(forward['flops'], 'FLOP')} ({si(forward['matmul_flops'], 'FLOP')} in matmuls)"
-        )
-        remat = self["intentional_recomputation"]
-        if remat["joint"]["nodes"] or remat["separate"]["nodes"]:
-            lines.append(
-                "intentional recomputation (jax.checkpoint), kept apart from the duplicated work: "
-                f"joint {remat['joint']['nodes']} nodes {si(remat['joint']['flops'], 'FLOP')}, separate merged "
-                f"{remat['separate_merged']['nodes']} nodes; copies that separate calls rebuilt: "
-                f"{remat['duplicated']['nodes']} nodes {si(remat['duplicated']['flops'], 'FLOP')}"
-            )
-        return lines
-
-
-# --- the command line ------------------------------------------------------------------------------
-
-
-class JaxTarget(NamedTuple):
-    """What a JAX target function returns: ``fn(*args)`` is a scalar; differentiate ``argnums``."""
-
-    fn: Callable[..., Any]
-    args: tuple
-    argnums: int | tuple[int, ...]
-    name: str  # the target as the command line names it: path/to/file.py:function
-
-
-def recognise(result: Any, name: str) -> JaxTarget | None:
-    """``result`` as a target when it is ``(fn, args, argnums)`` with ``fn`` callable; None otherwise.
-
-    Checks ``args`` is a tuple or list and ``argnums`` an int or a non-empty tuple of ints.
-    """
-    if not isinstance(result, (tuple, list)) or len(result) != 3 or not callable(result[0]):
-        return None
-    fn, arguments, argnums = result
-    if not isinstance(arguments, (tuple, list)):
-        raise TargetError(f"{name} returned (fn, args, argnums), but args is {a_type(arguments)}, not a tuple or list")
-    if isinstance(argnums, (tuple, list)):
-        if not argnums or not all(isinstance(a, int) and not isinstance(a, bool) for a in argnums):
-            raise TargetError(f"{name}: argnums must be an int or a non-empty tuple of ints, got {argnums!r}")
-        argnums = tuple(argnums)
-    elif not isinstance(argnums, int) or isinstance(argnums, bool):
-        raise TargetError(f"{name}: argnums must be an int or a non-empty tuple of ints, got {a_type(argnums)}")
-    return JaxTarget(fn, tuple(arguments), argnums, name)
-
-
-def audit_target(target: JaxTarget, options: AuditOptions, own: Mapping[str, Any]) -> Report:
-    """:func:`audit` of the target with the command line's options (``group`` is JAX's own)."""
-    return audit_forms(JaxForms(target.fn, target.args, target.argnums, group=own.get("group")), options)
-
-
-CLI = CliFrontend(
-    name="JAX",
-    returns="(fn, args, argnums) for a JAX function",
-    options=frozenset({"xla", "measure", "repeats", "commutative", "semantic", "loop_budget", "group"}),
-    recognise=recognise,
-    audit=audit_target,
-    example="examples/jax_seed_mlp.py:target",
-    module="jax",
-    extra="jax",
-)

@@ -26,7 +26,7 @@ runs them one eager JAX call at a time.
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -35,6 +35,7 @@ from graphaudit.analysis.cost import combined_bound, node_bound, node_flops, nod
 from graphaudit.frontends import require
 from graphaudit.frontends.common import ADDRESS, TEXT_RULES, Opaque, canonical_text, hashable_param, imported_node
 from graphaudit.frontends.jax.loops import BodyCost, LoopRecord, import_loop
+from graphaudit.frontends.jax.sources import EquationSources
 from graphaudit.frontends.jax.ops import (
     ATTR_REMAT, GRAPHAUDIT_ATTRS, INLINED, LOOP_OUTPUT, LOOPS, PRIMITIVES, TABLE, bind, op_name)
 from graphaudit.core.graph import GradCall, Node, building, constant, placeholder, topological_order
@@ -87,17 +88,20 @@ def aval_shape(aval: Any, where: str) -> tuple[int, ...]:
 _BODY_COSTS: dict[str, BodyCost] = {}  # a loop body's digest -> what one run of it costs, imported whole
 
 
-class _Importer:
+class Importer:
     """Walks a jaxpr (and the sub-jaxprs it inlines) and builds the nodes of one trace.
 
     ``unroll`` says whether scans are unrolled (:mod:`.loops`); ``loops`` collects a
     :class:`~.loops.LoopRecord` per loop equation met.
     """
 
-    def __init__(self, call: GradCall | None, unroll: bool, loops: list[LoopRecord]):
+    def __init__(self, call: GradCall | None, unroll: bool, loops: list[LoopRecord],
+                 sources: EquationSources | None = None, call_of: Callable[[str], GradCall | None] | None = None):
         self.call = call
+        self.call_of = call_of
         self.unroll = unroll
         self.loops = loops
+        self.sources = sources
         self.jax_core = require("jax.extend.core", "jax")
 
     def typed(self, aval: Any) -> tuple[tuple[int, ...], np.dtype]:
@@ -109,7 +113,7 @@ class _Importer:
         if digest not in _BODY_COSTS:
             inputs = [placeholder(f"in{i}", *self.typed(var.aval)) for i, var in enumerate(closed.jaxpr.invars)]
             with building():
-                outputs = _Importer(None, unroll=False, loops=[]).run(closed.jaxpr, closed.consts, inputs, False, False)
+                outputs = Importer(None, unroll=False, loops=[]).run(closed.jaxpr, closed.consts, inputs, False, False)
             body = [n for n in topological_order([o for o in outputs if o is not None]) if not n.is_leaf]
             _BODY_COSTS[digest] = BodyCost(sum(map(node_flops, body)), sum(map(node_matmul_flops, body)),
                                            combined_bound(map(node_bound, body)))
@@ -131,7 +135,11 @@ class _Importer:
             env[var] = node
         for eqn in jaxpr.eqns:
             stack = str(eqn.source_info.name_stack)
-            eqn_backward = stack.startswith("transpose(") if backward is None else backward
+            if backward is None and self.call_of is not None:  # each top-level equation names its call
+                self.call = self.call_of(stack)
+                eqn_backward = self.call is not None
+            else:
+                eqn_backward = stack.startswith("transpose(") if backward is None else backward
             eqn_remat = remat or REMAT_STACK in stack
             inputs_of = [self.atom(env, v) for v in eqn.invars]
             name = eqn.primitive.name
@@ -162,12 +170,17 @@ class _Importer:
         if remat:
             attrs.append((ATTR_REMAT, True))
         call = self.call if backward else None
+        origin = self.sources.enter(eqn, inputs, backward) if self.sources is not None else None
+        made = []
         for position, var in enumerate(eqn.outvars):
             if isinstance(var, self.jax_core.DropVar):
                 continue
             env[var] = imported_node(op, inputs, attrs, aval_shape(var.aval, f"output of {primitive.name}"),
-                                     aval_dtype(var.aval), call=call,
+                                     aval_dtype(var.aval), call=call, origin=origin,
                                      output=position if primitive.multiple_results else None)
+            made.append(env[var])
+        if self.sources is not None:
+            self.sources.made(made)
 
 
 def from_jaxpr(
@@ -177,6 +190,8 @@ def from_jaxpr(
     call: GradCall | None = None,
     unroll: bool = True,
     loops: list[LoopRecord] | None = None,
+    sources: EquationSources | None = None,
+    call_of: Callable[[str], GradCall | None] | None = None,
 ) -> list[Node]:
     """The nodes of a (closed) jaxpr's outputs.
 
@@ -186,7 +201,11 @@ def from_jaxpr(
     tagged with ``call`` (a new ``GradCall`` if none is given), forward ones are not.
     ``unroll=False`` imports scans whole instead of step by step (:mod:`.loops`, whose
     :func:`~.loops.unrolled_size` says how big unrolling would make the graph); a
-    :class:`~.loops.LoopRecord` per loop met is appended to ``loops`` when given.
+    :class:`~.loops.LoopRecord` per loop met is appended to ``loops`` when given. ``sources``
+    (one :class:`~.sources.EquationSources` for all the traces of an audit) collects each
+    node's line and gives backward nodes their forward node as ``origin``. ``call_of`` maps a
+    top-level equation's name stack to the grad call that made it (None: forward), instead of
+    ``transpose(...)`` meaning ``call`` (:func:`~.function.audit_function`'s user calls).
     """
     jax_core = require("jax.extend.core", "jax")
     if isinstance(closed_jaxpr, jax_core.ClosedJaxpr):
@@ -208,7 +227,9 @@ def from_jaxpr(
     if call is None:
         call = GradCall(["<jaxpr>"])
     with building():  # constants and literals are leaves, never backward nodes; equations say their call
-        importer = _Importer(call, unroll, loops if loops is not None else [])
+        if sources is not None:
+            sources.new_trace(jaxpr)
+        importer = Importer(call, unroll, loops if loops is not None else [], sources, call_of)
         return importer.run(jaxpr, consts, inputs, backward=None, remat=False)
 
 

@@ -15,7 +15,8 @@ whole, costed as its costliest branch (its matmul FLOPs as the branch with the m
 upper bound. A ``while`` is always whole: its trip count is not known before it runs, so
 one iteration (body and predicate) is costed, a lower bound. A loop whole says which bound
 its figures are (``Op.bound``, from its attrs: a scan over a body holding such a cond is an
-upper bound too). Each loop met leaves a :class:`LoopRecord` saying which way it was treated.
+upper bound too). Each loop met leaves a :class:`~graphaudit.frontends.common.loops.LoopRecord`
+saying which way it was treated.
 """
 
 from __future__ import annotations
@@ -28,29 +29,14 @@ import numpy as np
 from graphaudit.analysis.cost import LOWER, UPPER, combined_bound
 from graphaudit.core.evaluate import evaluate
 from graphaudit.frontends import require
-from graphaudit.frontends.common import (
-    ATTR_OUTPUT, DEFAULT_LOOP_BUDGET, UNROLLED, WHOLE, Opaque, hashable_param, imported_node,
-)
+from graphaudit.frontends.common import ATTR_OUTPUT, DEFAULT_LOOP_BUDGET, Opaque, hashable_param, imported_node
+from graphaudit.frontends.common.loops import LoopRecord, Treatment
 from graphaudit.frontends.jax.ops import (
     ATTR_LOOP_BOUND, ATTR_LOOP_FLOPS, ATTR_LOOP_MATMUL_FLOPS, ATTR_REMAT, INLINED, LOOP_OUTPUT, TABLE, op_name)
 from graphaudit.core.graph import Node, topological_order
 
 DEFAULT_BUDGET = DEFAULT_LOOP_BUDGET
 UNIT_DTYPE = np.dtype(object)  # a whole loop's node holds the tuple of its results
-
-TAKEN_BRANCH = "taken branch (index known at trace time)"
-COSTLIEST_BRANCH = "costliest branch: an upper bound"
-ONE_ITERATION = "one iteration (trip count unknown): a lower bound"
-
-
-class LoopRecord(NamedTuple):
-    """One loop equation as imported: ``treatment`` is one of this module's treatment texts."""
-
-    primitive: str
-    length: int | None  # a scan's steps; a cond's branches; None for a while
-    treatment: str
-    body: str  # digest of the body's (or branches') jaxpr text: equal loops, equal digests
-
 
 class BodyCost(NamedTuple):
     """What one run of a loop's body costs, or a loop whole: FLOPs, those of its products, and
@@ -92,10 +78,10 @@ def import_loop(importer: Any, eqn: Any, inputs: list[Node], backward: bool, rem
     name = eqn.primitive.name
     if name == "scan":
         length = eqn.params["length"]
-        record = LoopRecord("scan", length, UNROLLED if importer.unroll and length else WHOLE,
+        record = LoopRecord("scan", length, Treatment.UNROLLED if importer.unroll and length else Treatment.WHOLE,
                             _digest(eqn.params["jaxpr"]))
         importer.loops.append(record)
-        if record.treatment == UNROLLED:
+        if record.treatment == Treatment.UNROLLED:
             return _unrolled_scan(importer, eqn, inputs, backward, remat)
         body = importer.body_cost(eqn.params["jaxpr"])
         return _whole(importer, eqn, inputs, backward, remat,
@@ -105,16 +91,16 @@ def import_loop(importer: Any, eqn: Any, inputs: list[Node], backward: bool, rem
         index = _known_value(inputs[0])
         digest = _digest(branches)
         if index is not None:
-            importer.loops.append(LoopRecord("cond", len(branches), TAKEN_BRANCH, digest))
+            importer.loops.append(LoopRecord("cond", len(branches), Treatment.TAKEN_BRANCH, digest))
             taken = branches[int(np.clip(index, 0, len(branches) - 1))]
             return importer.run(taken.jaxpr, taken.consts, inputs[1:], backward, remat)
-        importer.loops.append(LoopRecord("cond", len(branches), COSTLIEST_BRANCH, digest))
+        importer.loops.append(LoopRecord("cond", len(branches), Treatment.COSTLIEST_BRANCH, digest))
         costs = [importer.body_cost(branch) for branch in branches]
         return _whole(importer, eqn, inputs, backward, remat,
                       BodyCost(max(c.flops for c in costs), max(c.matmul_flops for c in costs),
                                combined_bound([UPPER, *(c.bound for c in costs)])))
     body, predicate = (importer.body_cost(eqn.params[key]) for key in ("body_jaxpr", "cond_jaxpr"))
-    importer.loops.append(LoopRecord("while", None, ONE_ITERATION,
+    importer.loops.append(LoopRecord("while", None, Treatment.ONE_ITERATION,
                                      _digest((eqn.params["cond_jaxpr"], eqn.params["body_jaxpr"]))))
     return _whole(importer, eqn, inputs, backward, remat,
                   BodyCost(body.flops + predicate.flops, body.matmul_flops + predicate.matmul_flops,

@@ -22,7 +22,7 @@ import numpy as np
 
 from graphaudit.core.describe import shape_text
 from graphaudit.frontends.common import ATTR_OUTPUT, ImportedOp, Opaque, OpTable
-from graphaudit.frontends.jax.forms import SAME_AS, SWAPPED
+from graphaudit.frontends.jax.equivalents import SAME_AS, SWAPPED
 from graphaudit.core.graph import Node
 from graphaudit.core.ops import elementwise_cost, no_flops, reduction_cost
 
@@ -204,12 +204,18 @@ TABLE = OpTable(
 )
 
 
+EFFECTS = "[effects]"  # the name of a primitive's equations that have side effects where it has none of its own
+
+
 def op_name(primitive: Any, effectful: bool) -> str:
     """``jax.<primitive>``, registered with its table row the first time it is seen (stateful
-    draws and equations with side effects as impure: see :meth:`OpTable.op_name`)."""
+    draws as impure: see :meth:`OpTable.op_name`). An equation with side effects whose primitive
+    has none of its own is ``jax.<primitive>[effects]``, impure: its purity is part of its name, so
+    that one process can import a primitive pure in one program and effectful in the next."""
     key = primitive.name
-    pure = key not in STATEFUL and not effectful
+    stateful = key in STATEFUL
+    variant = key + EFFECTS if effectful and not stateful else key
     doc = f"JAX primitive {key!r}" + ("" if TABLE.row(key).cost is not None else " (no cost rule)")
-    name = TABLE.op_name(key, pure=pure, doc=doc)
+    name = TABLE.op_name(variant, pure=not (stateful or effectful), row=TABLE.row(key), doc=doc)
     PRIMITIVES.setdefault(name, primitive)
     return name

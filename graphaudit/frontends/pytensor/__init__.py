@@ -19,17 +19,11 @@ compile check, the report section and the command-line target). PyMC models go t
 PyTensor is imported lazily: importing this package does not need it.
 """
 
-from graphaudit.frontends.pytensor.audit import (
-    CLI,
-    PyTensorSection,
-    audit,
-    build_both,
-    default_compile,
-    matmul_count,
-    merge_optimizer,
-    mode_name,
-)
+from graphaudit.frontends.pytensor.audit import audit, build_both
+from graphaudit.frontends.pytensor.compile_check import default_compile, matmul_count, merge_optimizer, mode_name
 from graphaudit.frontends.pytensor.importer import Imported, from_pytensor
+from graphaudit.frontends.pytensor.section import PyTensorSection
+from graphaudit.frontends.pytensor.target import CLI
 
 __all__ = ["CLI", "Imported", "PyTensorSection", "audit", "build_both", "default_compile", "from_pytensor",
            "matmul_count", "merge_optimizer", "mode_name"]

@@ -11,125 +11,25 @@ rewrites, on both forms (node and dot counts beside graphaudit's).
 from __future__ import annotations
 
 import itertools
-import sys
-import time
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from graphaudit.analysis.advice import AdviceWords
 from graphaudit import progress
 from graphaudit.analysis.timing import Run, spread, time_in_turn
-from graphaudit.analysis.cost import is_matmul
 from graphaudit.core.describe import forward_names
-from graphaudit.frontends.common import (
-    UNROLLED, AuditOptions, BuiltForms, CliFrontend, FrameworkSection, TargetError, a_type, audit_forms,
-    loop_heading, target_wrt,
-)
-from graphaudit.frontends.pytensor.importer import _as_list, _dtype, _Importer
-from graphaudit.frontends.pytensor.ops import FAMILIES, PREFIX, _pytensor
-from graphaudit.frontends.pytensor.scan import DEFAULT_BUDGET, WHILE, Loop
+from graphaudit.frontends.common import AuditOptions, BuiltForms, audit_forms
+from graphaudit.frontends.pytensor.importer import Importer, as_variables, variable_dtype
+from graphaudit.frontends.pytensor.compile_check import compile_check
+from graphaudit.frontends.pytensor.ops import PREFIX, pytensor_module
+from graphaudit.frontends.common.loops import LoopRecord, Treatment, loop_rows, unrolls
+from graphaudit.frontends.pytensor.scan import DEFAULT_BUDGET
+from graphaudit.frontends.pytensor.sources import grad_origins, variable_sources
 from graphaudit.core.graph import GradCall, Node, topological_order
 from graphaudit.analysis.report import Report
+from graphaudit.frontends.pytensor.section import PyTensorSection
+
 
 REPEATS = 20  # builds of each form, by default
-
-
-# --- counting and PyTensor's own rewrites ------------------------------------------------------------
-
-
-def _traversal():
-    """``pytensor.graph.traversal`` (PyTensor 3), or ``pytensor.graph.basic`` where older releases keep the walks."""
-    _pytensor()
-    try:
-        from pytensor.graph import traversal
-    except ImportError:
-        from pytensor.graph import basic as traversal
-    return traversal
-
-
-def _roots(outputs) -> list:
-    pt = _pytensor()
-    return [v for v in _traversal().graph_inputs(outputs) if not isinstance(v, pt.graph.basic.Constant)]
-
-
-def _applies(outputs) -> list:
-    return list(_traversal().applys_between(_roots(outputs), outputs))
-
-
-MATMUL_CLASSES = frozenset(name for name, row in FAMILIES.rows.items() if row.kind == "matmul")
-
-
-def matmul_count(applies) -> int:
-    """How many of these PyTensor Apply nodes are matrix products (Dot, Dot22, Gemm, ..., Blockwise{Dot})."""
-    return sum(_is_matmul_op(a.op) for a in applies)
-
-
-def _is_matmul_op(op) -> bool:
-    from pytensor.tensor.blockwise import Blockwise
-
-    if isinstance(op, Blockwise):
-        return _is_matmul_op(op.core_op)
-    return type(op).__name__ in MATMUL_CLASSES
-
-
-def merge_optimizer(outputs) -> dict[str, Any]:
-    """Run PyTensor's ``MergeOptimizer`` alone on a clone of the graph of ``outputs``.
-
-    Returns ``nodes`` and ``dots`` (Apply nodes after merging), ``seconds``, and ``merged``:
-    the pairs ``(removed, kept)`` of Apply nodes *of the original graph* that it merged.
-    """
-    pt = _pytensor()
-    from pytensor.graph.basic import clone_get_equiv
-    from pytensor.graph.features import Feature
-    from pytensor.graph.fg import FunctionGraph
-    from pytensor.graph.rewriting.basic import MergeOptimizer
-
-    outputs = list(outputs)
-    inputs = _roots(outputs)
-    equiv = clone_get_equiv(inputs, outputs)
-    original = {clone: orig for orig, clone in equiv.items() if isinstance(orig, pt.graph.basic.Apply)}
-
-    class Replacements(Feature):
-        def __init__(self):
-            self.pairs = []
-
-        def on_change_input(self, fgraph, node, i, var, new_var, reason=None):
-            if var.owner is not None and new_var.owner is not None:
-                self.pairs.append((var.owner, new_var.owner))
-
-    graph = FunctionGraph([equiv[v] for v in inputs], [equiv[v] for v in outputs], clone=False)
-    seen = Replacements()
-    graph.attach_feature(seen)
-    start = time.perf_counter()
-    MergeOptimizer().rewrite(graph)
-    seconds = time.perf_counter() - start
-    merged = list(dict.fromkeys(
-        (original[a], original[b]) for a, b in seen.pairs if a in original and b in original and a is not b
-    ))
-    return {"nodes": len(graph.apply_nodes), "dots": matmul_count(graph.apply_nodes), "seconds": seconds,
-            "merged": merged}
-
-
-def default_compile(outputs, mode=None) -> dict[str, Any]:
-    """Compile ``outputs`` with ``pytensor.function`` (default mode unless ``mode``): nodes and dots it keeps."""
-    pt = _pytensor()
-    outputs = list(outputs)
-    inputs = [v for v in _roots(outputs) if not isinstance(v, pt.compile.sharedvalue.SharedVariable)]
-    start = time.perf_counter()
-    function = pt.function(inputs, outputs, mode=mode, on_unused_input="ignore")
-    seconds = time.perf_counter() - start
-    applies = function.maker.fgraph.apply_nodes
-    return {"nodes": len(applies), "dots": matmul_count(applies), "seconds": seconds}
-
-
-def mode_name(mode) -> str:
-    """``"default mode, Numba"``, ``"FAST_COMPILE, VM"``: the mode and its linker, briefly."""
-    pt = _pytensor()
-    resolved = pt.compile.mode.get_mode(mode)
-    linker = type(resolved.linker).__name__.removesuffix("Linker") or "?"
-    return f"{mode if isinstance(mode, str) else 'default mode'}, {linker}"
-
-
 
 
 # --- the audit -------------------------------------------------------------------------------------
@@ -142,12 +42,13 @@ def build_both(cost, wrt: list, repeats: int) -> tuple[list, list, dict[str, Any
     :func:`~graphaudit.analysis.timing.spread` per form). A plain loop, like the seed's: the
     garbage collector runs when it runs, and its pauses are part of the cost of building.
     """
-    pt = _pytensor()
+    pt = pytensor_module()
     names = [p.name or f"wrt[{i}]" for i, p in enumerate(wrt)]
     made, calls = itertools.count(1), (repeats + 1) * (len(wrt) + 1)  # each form built once more, to warm up
 
     def grad(wrt_now: list, name: str) -> list:
-        grads = pt.grad(cost, wrt_now)
+        with grad_origins():
+            grads = pt.grad(cost, wrt_now)
         progress.step("pytensor.grad calls", next(made), calls, name)
         return grads
 
@@ -199,10 +100,10 @@ class PyTensorForms:
     (:func:`graphaudit.frontends.common.audit_forms`'s front-end)."""
 
     def __init__(self, cost, wrt, shapes: Mapping | None, mode):
-        (cost,), _ = _as_list(cost, "audit: cost")
-        if getattr(cost.type, "ndim", None) != 0 or _dtype(cost).kind != "f":
+        (cost,), _ = as_variables(cost, "audit: cost")
+        if getattr(cost.type, "ndim", None) != 0 or variable_dtype(cost).kind != "f":
             raise ValueError(f"audit: cost must be a floating-point scalar, got {cost.type} ({cost})")
-        targets, _ = _as_list(wrt, "audit: wrt")
+        targets, _ = as_variables(wrt, "audit: wrt")
         if not targets:
             raise ValueError("audit: wrt is empty; pass at least one variable")
         self.cost, self.targets, self.shapes, self.mode = cost, targets, shapes, mode
@@ -211,38 +112,39 @@ class PyTensorForms:
         cost, targets = self.cost, self.targets
         self.separate_vars, self.joint_vars, self.build_seconds = build_both(cost, targets, options.repeats)
         parameters = [t for t in targets if t.owner is None]
-        forms = _import_forms(_Importer(self.shapes, parameters), cost, targets, self.separate_vars, self.joint_vars)
-        if any(forms.loops.values()) and forms.unrolled_nodes <= options.loop_budget:  # one decision for both forms
-            forms = _import_forms(_Importer(self.shapes, parameters, unroll=True), cost, targets,
+        forms = _import_forms(Importer(self.shapes, parameters), cost, targets, self.separate_vars, self.joint_vars)
+        if any(forms.loops.values()) and unrolls(forms.unrolled_nodes, options.loop_budget):  # one decision for both forms
+            forms = _import_forms(Importer(self.shapes, parameters, unroll=True), cost, targets,
                                   self.separate_vars, self.joint_vars)
         self.forms, self.loop_budget = forms, options.loop_budget
         medians = (self.build_seconds["separate"]["median"], self.build_seconds["joint"]["median"])
-        return BuiltForms(forms.wrt, forms.joint, forms.separate, _forward_names(forms.cost), build_seconds=medians)
+        return BuiltForms(forms.wrt, forms.joint, forms.separate, _forward_names(forms.cost),
+                          variable_sources(forms.importer.nodes), build_seconds=medians)
 
     def section(self, built: BuiltForms, report: Report) -> PyTensorSection:
-        section = PyTensorSection(name="PyTensor", version=_pytensor().__version__, build_seconds=self.build_seconds)
+        section = PyTensorSection(name="PyTensor", version=pytensor_module().__version__, build_seconds=self.build_seconds)
         if self.forms.importer.loops:
             section["loops"] = _loop_rows(self.forms, self.loop_budget)
         return section
 
     def compile_check(self, built: BuiltForms, report: Report) -> dict[str, Any]:
-        return _compile_check(report, self.forms.importer, self.separate_vars, self.joint_vars, self.mode)
+        return compile_check(report, self.forms.importer, self.separate_vars, self.joint_vars, self.mode)
 
 
 class _Forms(NamedTuple):
     """Both forms imported over one importer: the cost's and wrt's nodes, the gradients, the Scans met
     (by where: ``forward``, ``separate``, ``joint``) and the op nodes all of it makes with every Scan unrolled."""
 
-    importer: _Importer
+    importer: Importer
     cost: Node
     wrt: list[str]
     separate: list[Node]
     joint: list[Node]
-    loops: dict[str, list[Loop]]
+    loops: dict[str, list[LoopRecord]]
     unrolled_nodes: int
 
 
-def _import_forms(importer: _Importer, cost, targets, separate_vars, joint_vars) -> _Forms:
+def _import_forms(importer: Importer, cost, targets, separate_vars, joint_vars) -> _Forms:
     (cost_node,) = importer.import_outputs([cost])
     wrt_names = []
     for position, (target, node) in enumerate(zip(targets, importer.import_outputs(targets)), start=1):
@@ -260,153 +162,12 @@ def _import_forms(importer: _Importer, cost, targets, separate_vars, joint_vars)
 
 
 def _loop_rows(forms: _Forms, budget: int) -> dict[str, Any]:
-    """How each distinct Scan was treated, and how often each form holds it (the forward Scans: both);
-    the JAX front-end's shape (:func:`graphaudit.frontends.jax.audit`)."""
-    counts: dict[Loop, dict[str, int]] = {}
-    for where, records in forms.loops.items():
-        for record in records:
-            seen = counts.setdefault(record, {"separate": 0, "joint": 0})
-            for form in (("separate", "joint") if where == "forward" else (where,)):
-                seen[form] += 1
-    rows = [{"primitive": "Scan", **record._asdict(), **seen} for record, seen in counts.items()]
-    rows.sort(key=lambda row: (row["body"], row["treatment"], row["length"]))
-    unrolled = any(row["treatment"] == UNROLLED for row in rows)
-    return {"unrolled": unrolled, "unrolled_nodes": forms.unrolled_nodes, "budget": budget, "rows": rows}
+    """How each distinct Scan was treated, and how often each form holds it (the forward Scans: both)."""
+    unrolled = any(record.treatment == Treatment.UNROLLED for met in forms.loops.values() for record in met)
+    return loop_rows(forms.loops, unrolled, forms.unrolled_nodes, budget)
 
 
 def _forward_names(cost_node: Node) -> dict[Node, str]:
     """Forward nodes named like ``Elemwise{sigmoid}_2`` (the op without ``pytensor.``), by op and position."""
     names = forward_names(topological_order([cost_node]))
     return {node: name.removeprefix(PREFIX) for node, name in names.items()}
-
-
-def _compile_check(report: Report, importer: _Importer, separate_vars, joint_vars, mode) -> dict[str, Any]:
-    def ga_counts(form):
-        order = [n for n in topological_order(report.forms[form].outputs) if not n.is_leaf]
-        return {"nodes": len(order), "dots": sum(is_matmul(n) for n in order),
-                "seconds": report.forms[form].build_seconds if form.endswith("_merged") else None}
-
-    rows = []
-    as_built = {}
-    for form, variables in (("separate", separate_vars), ("joint", joint_vars)):
-        applies = _applies(variables)
-        as_built[form] = {"nodes": len(applies), "dots": matmul_count(applies), "seconds": None}
-    rows.append({"graph": "as built (PyTensor Apply nodes)", **as_built})
-    rows.append({"graph": "graphaudit merge", "separate": ga_counts("separate_merged"),
-                 "joint": ga_counts("joint_merged")})
-    pt_merge = {form: merge_optimizer(v) for form, v in (("separate", separate_vars), ("joint", joint_vars))}
-    rows.append({"graph": "PyTensor MergeOptimizer",
-                 **{form: {k: r[k] for k in ("nodes", "dots", "seconds")} for form, r in pt_merge.items()}})
-    compiled = {form: default_compile(v, mode) for form, v in (("separate", separate_vars), ("joint", joint_vars))}
-    rows.append({"graph": f"PyTensor compile ({mode_name(mode)})", **compiled})
-
-    # An unrolled Scan's bookkeeping (its n_steps, the buffer rows it never reads) has no node in
-    # graphaudit's graph: a merge with such an Apply node is not graphaudit's to make.
-    missed = {}
-    for form in ("separate", "joint"):
-        mapping = report.merges[form].mapping
-        missed[form] = 0
-        for x, y in pt_merge[form]["merged"]:
-            pairs = [(mapping.get(importer.nodes.get(a)), mapping.get(importer.nodes.get(b)))
-                     for a, b in zip(x.outputs, y.outputs)]
-            missed[form] += any(a is not b for a, b in pairs if a is not None and b is not None)
-    return {
-        "title": "what PyTensor's compiler gets back",
-        "rows": rows,
-        "merge_optimizer_merges": {form: len(pt_merge[form]["merged"]) for form in ("separate", "joint")},
-        "merges_graphaudit_missed": missed,
-    }
-
-
-class PyTensorSection(FrameworkSection):
-    """PyTensor's part of a report: build times, the compile check, and MergeOptimizer's merges.
-
-    ``compile_check`` adds ``merge_optimizer_merges`` (per form, the Apply nodes PyTensor's
-    ``MergeOptimizer`` merged away) and ``merges_graphaudit_missed`` (how many of those
-    graphaudit's merge did not make; 0 is the cross-check passing). ``loops`` (as the JAX
-    front-end's): ``unrolled`` (whether Scans were), ``unrolled_nodes`` against the ``budget``, and
-    ``rows``, one per distinct Scan: ``length`` (steps), ``treatment``, ``body`` (digest),
-    ``body_nodes``, ``body_flops``, and how often the ``separate`` and ``joint`` forms hold it.
-    """
-
-    def lines(self) -> list[str]:
-        lines = super().lines() + self.loop_lines()
-        if "compile_check" in self:
-            check = self["compile_check"]
-            missed, merges = check["merges_graphaudit_missed"], check["merge_optimizer_merges"]
-            lines.append("  MergeOptimizer's merges that graphaudit's merge does not make: "
-                         + ", ".join(f"{form} {missed[form]} of {merges[form]}" for form in missed))
-        return lines
-
-
-    def advice_words(self) -> AdviceWords:
-        """``pytensor.grad`` over the list; a compiled function's MergeOptimizer recovers the work when the
-        compile check (``compile_check=True``) shows the separate form compiling to the joint's size."""
-        recovered = None
-        for row in self.get("compile_check", {}).get("rows", []):
-            if row["graph"].startswith("PyTensor compile") and row["separate"]["nodes"] <= row["joint"]["nodes"]:
-                recovered = "PyTensor's MergeOptimizer, when the separate grads sit in one `pytensor.function`"
-        return AdviceWords("one `pytensor.grad(cost, wrt=[...])`", recovered_by=recovered)
-
-    def loop_lines(self) -> list[str]:
-        """How Scans were treated, in the JAX front-end's words (:class:`graphaudit.frontends.jax.audit.JaxSection`)."""
-        loops = self.get("loops")
-        if not loops or not loops["rows"]:
-            return []
-        lines = loop_heading(loops, "Scans")
-        for row in loops["rows"]:
-            lines.append(f"  Scan {row['length']:>6} steps  body {row['body'][:8]} ({row['body_nodes']} nodes, "
-                         f"{row['body_flops']} FLOPs, {row['body_matmul_flops']} in matmuls)  {row['treatment']}  "
-                         f"(met {row['separate']}x in the separate form, {row['joint']}x in the joint)")
-        if any(row["treatment"] == WHILE for row in loops["rows"]):
-            lines.append("  the FLOPs and matmul FLOPs above are upper bounds: while loops costed for n_steps "
-                         "iterations")
-        return lines
-
-
-# --- the command line ------------------------------------------------------------------------------
-
-
-class PyTensorTarget(NamedTuple):
-    """What a target function returned: differentiate scalar ``cost`` w.r.t. ``wrt``, inputs of ``shapes``."""
-
-    cost: Any
-    wrt: list
-    shapes: Mapping | None
-    name: str
-
-
-def recognise(result: Any, name: str) -> PyTensorTarget | None:
-    """``result`` as a target when it is a 2- or 3-tuple whose first item is a PyTensor variable; None otherwise.
-
-    PyTensor is not imported to tell: a function that built PyTensor variables has imported it.
-    """
-    pytensor = sys.modules.get("pytensor")
-    if pytensor is None or not isinstance(result, (tuple, list)) or len(result) not in (2, 3):
-        return None
-    variable = pytensor.graph.basic.Variable
-    if not isinstance(result[0], variable):
-        return None
-    cost, wrt, shapes = (*result, None) if len(result) == 2 else result
-    wrt = target_wrt(wrt, variable, "PyTensor variable", name, CLI.returns)
-    if shapes is not None and not isinstance(shapes, Mapping):
-        raise TargetError(f"{name}: shapes is {a_type(shapes)}, not a dict {{variable or name: shape}}")
-    return PyTensorTarget(cost, wrt if isinstance(wrt, list) else [wrt], shapes, name)
-
-
-def audit_target(target: PyTensorTarget, options: AuditOptions, own: Mapping[str, Any]) -> Report:
-    """:func:`audit` of the target with the command line's options."""
-    return audit_forms(PyTensorForms(target.cost, target.wrt, target.shapes, None), options)
-
-
-CLI = CliFrontend(
-    name="PyTensor",
-    returns="(cost, wrt) or (cost, wrt, shapes) for PyTensor variables",
-    options=frozenset({"commutative", "semantic", "repeats", "compile_check", "loop_budget"}),
-    recognise=recognise,
-    audit=audit_target,
-    repeats=REPEATS,
-    example="examples/pytensor_seed.py:target",
-    module="pytensor",
-    extra="pytensor",
-)

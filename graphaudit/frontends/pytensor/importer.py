@@ -24,35 +24,24 @@ import numpy as np
 from graphaudit.errors import ShapeError
 from graphaudit.frontends.common import imported_node
 from graphaudit.frontends.pytensor.indexing import first_index, index_form
-from graphaudit.frontends.pytensor.scan import DEFAULT_BUDGET, Loop, import_scan, is_scan, unrolled_size
-from graphaudit.frontends.pytensor.ops import _pytensor, evaluated_by_pytensor, imported_op, keep_template
-from graphaudit.frontends.pytensor.shapes import _Shapes, _shape_rule, _UnknownValue
+from graphaudit.frontends.common.loops import LoopRecord, unrolls
+from graphaudit.frontends.pytensor.scan import DEFAULT_BUDGET, import_scan, is_scan, unrolled_size
+from graphaudit.frontends.pytensor.ops import imported_op, pytensor_module
+from graphaudit.frontends.pytensor.perform import evaluated_by_pytensor, keep_template
+from graphaudit.frontends.pytensor.sources import origin_of
+from graphaudit.frontends.pytensor.shapes import Shapes, UnknownValue, shape_rule, shape_text, static_shape
 from graphaudit.core.graph import GradCall, Node, building, constant, topological_order
 from graphaudit.core.ops import get_op
 
 VALUE_LIMIT = 64  # integer results up to this many elements are computed while importing (shape arithmetic)
 
 
-def _static_shape(var) -> tuple[int | None, ...] | None:
-    """PyTensor's static shape (``None`` per unknown dimension), or None for non-tensor types."""
-    shape = getattr(var.type, "shape", None)
-    if shape is not None:
-        return tuple(None if d is None else int(d) for d in shape)
-    if hasattr(var.type, "dtype") and type(var.type).__name__ == "ScalarType":
-        return ()
-    return None
-
-
-def _dtype(var) -> np.dtype:
+def variable_dtype(var) -> np.dtype:
     dtype = getattr(var.type, "dtype", None)
     try:
         return np.dtype(dtype) if dtype is not None else np.dtype(object)
     except TypeError:
         return np.dtype(object)
-
-
-def _shape_text(shape) -> str:
-    return "(" + ", ".join("?" if d is None else str(d) for d in shape) + ")"
 
 
 @dataclass
@@ -64,7 +53,7 @@ class Imported:
     (inputs and shared variables) in the order first met. ``no_cost_rule`` counts, by op, the
     nodes whose FLOPs graphaudit cannot count; ``evaluated_by_pytensor`` names the ops that
     :func:`graphaudit.evaluate` runs through PyTensor's own ``perform``; ``loops`` says how
-    each Scan was imported (:class:`~graphaudit.frontends.pytensor.scan.Loop`), ``unrolled_nodes``
+    each Scan was imported (:class:`~graphaudit.frontends.common.loops.LoopRecord`), ``unrolled_nodes``
     about how many nodes the import makes with every Scan unrolled.
     """
 
@@ -73,7 +62,7 @@ class Imported:
     leaves: list[Node]
     no_cost_rule: dict[str, int] = field(default_factory=dict)
     evaluated_by_pytensor: list[str] = field(default_factory=list)
-    loops: list[Loop] = field(default_factory=list)
+    loops: list[LoopRecord] = field(default_factory=list)
     unrolled_nodes: int = 0
 
     def node(self, variable) -> Node:
@@ -102,13 +91,13 @@ class Imported:
         return feed
 
 
-class _Importer:
+class Importer:
     """Turns PyTensor variables into nodes, memoised, so several imports share their common part."""
 
     def __init__(self, shapes: Mapping | None, parameters: Sequence = (), unroll: bool = False):
-        self.pt = _pytensor()
+        self.pt = pytensor_module()
         self.unroll = unroll  # whether Scans are unrolled (:mod:`.scan`), else imported whole
-        self.loops: list[Loop] = []
+        self.loops: list[LoopRecord] = []
         self.nodes: dict[Any, Node] = {}
         self.values: dict[Any, np.ndarray] = {}  # known small integer values (shape arithmetic)
         self.leaves: list[Node] = []
@@ -143,10 +132,10 @@ class _Importer:
                 self._import(variable, call)
         return [self.nodes[v] for v in outputs]
 
-    def child(self, seed: Mapping, values: Mapping) -> _Importer:
+    def child(self, seed: Mapping, values: Mapping) -> Importer:
         """An importer for a Scan's body: its inputs ``seed``\ed with nodes (and known ``values``), its loops
         recorded here."""
-        inner = _Importer(None, (), self.unroll)
+        inner = Importer(None, (), self.unroll)
         inner.nodes.update(seed)
         inner.values.update(values)
         inner.loops = self.loops
@@ -204,9 +193,9 @@ class _Importer:
 
     def _leaf(self, variable) -> None:
         pt = self.pt
-        dtype = _dtype(variable)
+        dtype = variable_dtype(variable)
         if isinstance(variable, pt.graph.basic.Constant):
-            static = _static_shape(variable)
+            static = static_shape(variable)
             if static is None or dtype == np.dtype(object):
                 raise TypeError(f"from_pytensor: constants of type {variable.type} are not supported ({variable!r})")
             data = np.asarray(variable.data, dtype=dtype)
@@ -221,7 +210,7 @@ class _Importer:
         default = f"{'param' if is_parameter else 'input'}{sum(leaf.op == kind for leaf in self.leaves) + 1}"
         name = self._unique(variable.name or default)
         value = variable.get_value(borrow=True) if shared else None
-        static = _static_shape(variable)
+        static = static_shape(variable)
         if static is None:  # an opaque input (a random generator, say): a leaf without shape
             shape = ()
         else:
@@ -247,12 +236,12 @@ class _Importer:
             if len(given) != len(static) or any(s is not None and s != g for s, g in zip(static, given)):
                 raise ShapeError(
                     f"input {name!r}: the shape given, {given}, does not fit its PyTensor type {variable.type} "
-                    f"(static shape {_shape_text(static)})"
+                    f"(static shape {shape_text(static)})"
                 )
             return given
         if any(d is None for d in static):
             raise ShapeError(
-                f"the shape of input {name!r} ({variable.type}, static shape {_shape_text(static)}) is not known: "
+                f"the shape of input {name!r} ({variable.type}, static shape {shape_text(static)}) is not known: "
                 f"give it, e.g. shapes={{{name!r}: (...)}}, or a static shape in PyTensor"
             )
         return static
@@ -279,21 +268,22 @@ class _Importer:
         inputs = tuple(self.nodes[i] for i in variables)
         shapes = self._output_shapes(apply, name, variables, inputs, idx_list)
         several = len(apply.outputs) > 1
+        origin = origin_of(apply, self.nodes) if call is not None else None
         for position, (output, shape) in enumerate(zip(apply.outputs, shapes)):
-            self.nodes[output] = imported_node(name, inputs, attrs, shape, _dtype(output), call=call,
-                                               output=position if several else None)
+            self.nodes[output] = imported_node(name, inputs, attrs, shape, variable_dtype(output), call=call,
+                                               output=position if several else None, origin=origin)
         self._known_values(apply, variables, inputs)
 
     def _output_shapes(self, apply, name: str, variables, inputs: tuple[Node, ...], idx_list):
-        statics = [_static_shape(o) for o in apply.outputs]
-        rule = _shape_rule(apply.op)
+        statics = [static_shape(o) for o in apply.outputs]
+        rule = shape_rule(apply.op)
         inferred = None
         if rule is not None:
-            view = _Shapes(apply, variables, [n.shape for n in inputs], [self.values.get(i) for i in variables],
+            view = Shapes(apply, variables, [n.shape for n in inputs], [self.values.get(i) for i in variables],
                            idx_list)
             try:
                 inferred = rule(view)
-            except _UnknownValue as error:
+            except UnknownValue as error:
                 if not all(s is not None and None not in s for s in statics):
                     raise ShapeError(f"{name} ({self._where(apply)}): {error}") from None
                 inferred = None  # PyTensor knows the shapes (from a value it knows and we do not): use them
@@ -309,7 +299,7 @@ class _Importer:
                 if len(shape) != len(static) or any(s is not None and s != d for s, d in zip(static, shape)):
                     raise ShapeError(
                         f"{name} ({self._where(apply)}): shapes {[n.shape for n in inputs]} give an output of shape "
-                        f"{shape}, but PyTensor's type says {_shape_text(static)}: are the shapes= given right?"
+                        f"{shape}, but PyTensor's type says {shape_text(static)}: are the shapes= given right?"
                     )
                 shapes.append(tuple(shape))
             elif None not in static:
@@ -337,7 +327,7 @@ class _Importer:
         if shape is None or None in shape:
             raise ShapeError(
                 f"{name} ({self._where(apply)}): graphaudit has no shape rule for this op and PyTensor does not know "
-                f"its output shape {_shape_text(_static_shape(apply.outputs[position]))} from inputs of shapes "
+                f"its output shape {shape_text(static_shape(apply.outputs[position]))} from inputs of shapes "
                 f"{[n.shape for n in inputs]}"
             )
         return tuple(int(d) for d in shape)
@@ -373,8 +363,8 @@ class _Importer:
                 self.values[output] = value
 
 
-def _as_list(variables, what: str) -> tuple[list, bool]:
-    pt = _pytensor()
+def as_variables(variables, what: str) -> tuple[list, bool]:
+    pt = pytensor_module()
     single = isinstance(variables, pt.graph.basic.Variable)
     items = [variables] if single else list(variables)
     for position, item in enumerate(items):
@@ -394,13 +384,13 @@ def from_pytensor(outputs, *, shapes: Mapping | None = None, parameters: Sequenc
     (:mod:`.scan`). Returns an :class:`Imported`: ``.outputs`` are the nodes, ``.feed({...})``
     makes an evaluation feed, ``.loops`` says how each Scan was imported.
     """
-    variables, _ = _as_list(outputs, "from_pytensor: outputs")
+    variables, _ = as_variables(outputs, "from_pytensor: outputs")
     if not variables:
         raise ValueError("from_pytensor: outputs is empty")
     for unroll in (False, True):  # Scans whole first; unrolled when that fits the budget
-        importer = _Importer(shapes, parameters, unroll)
+        importer = Importer(shapes, parameters, unroll)
         nodes = importer.import_outputs(variables)
         importer.check_shape_keys()
-        if unroll or not importer.loops or importer.unrolled_size(nodes) > loop_budget:
+        if unroll or not importer.loops or not unrolls(importer.unrolled_size(nodes), loop_budget):
             break
     return importer.result(nodes)

@@ -29,8 +29,9 @@ import numpy as np
 
 from graphaudit.errors import EvaluationError
 from graphaudit.frontends import require
-from graphaudit.frontends.common import ATTR_OUTPUT, UNKNOWN, ImportedOp, OpTable, hashable_param
+from graphaudit.frontends.common import UNKNOWN, ImportedOp, Opaque, OpTable, hashable_param
 from graphaudit.frontends.pytensor.indexing import python_index
+from graphaudit.frontends.pytensor.perform import perform_impl, scan_impl
 from graphaudit.core.graph import Node
 from graphaudit.core.ops import OPS, get_op, no_flops, per_element, reduction_cost
 
@@ -41,7 +42,7 @@ _MATMUL, _SIGMOID = get_op("matmul"), get_op("sigmoid")
 _SOFTMAX, _LOG_SOFTMAX = get_op("softmax"), get_op("log_softmax")
 
 
-def _pytensor():
+def pytensor_module():
     return require("pytensor", "pytensor")
 
 
@@ -74,19 +75,16 @@ def _hashable(value: Any) -> Any:
 
 
 def _is_op(value: Any) -> bool:
-    pt = _pytensor()
+    pt = pytensor_module()
     return isinstance(value, (pt.graph.op.Op, pt.scalar.ScalarOp))
 
 
-_INSTANCES: dict[Any, int] = {}  # ops without __props__ compare by identity: give each a stable number
-
-
 def _props(op) -> tuple[tuple[str, Any], ...]:
+    """An op's parameters as attrs: its ``__props__``; an op without them by a digest of its state, the same
+    whatever was imported before it and in every process (two instances with equal state compute alike)."""
     props = getattr(type(op), "__props__", None)
     if props is None:
-        if op not in _INSTANCES:
-            _INSTANCES[op] = len(_INSTANCES) + 1
-        return (("instance", _INSTANCES[op]),)
+        return (("instance", Opaque(op).digest),)
     return tuple((p, _hashable(getattr(op, p))) for p in props)
 
 
@@ -104,7 +102,7 @@ def _scalar_name(scalar_op) -> tuple[str, tuple[tuple[str, Any], ...]]:
 
 def _op_spec(op) -> tuple[str, tuple[tuple[str, Any], ...]]:
     """The graphaudit op name and attrs of a PyTensor Op (see the module docstring)."""
-    pt = _pytensor()
+    pt = pytensor_module()
     from pytensor.tensor.blockwise import Blockwise
     from pytensor.tensor.elemwise import CAReduce, Elemwise
 
@@ -286,50 +284,6 @@ def _join_impl(node: Node, axis, *parts):
     return np.concatenate(parts, axis=int(axis))
 
 
-# --- PyTensor's own perform, for every op without numpy code here ----------------------------
-
-# op name and attrs -> a bare Apply of that op (same op and types, none of the graph: nothing kept alive)
-_TEMPLATES: dict[tuple[str, tuple], Any] = {}
-
-
-def _perform(node: Node, arrays: tuple) -> list:
-    """Every result of ``node``'s PyTensor op on ``arrays``, as its ``perform`` computes them."""
-    template = _TEMPLATES.get((node.op, tuple(item for item in node.attrs if item[0] != ATTR_OUTPUT)))
-    if template is None:
-        raise EvaluationError(f"evaluate: PyTensor op {node.op!r} (node {node.label}) was not imported in this process")
-    op = template.op
-    inputs = list(arrays)
-    for position in {i for destroyed in getattr(op, "destroy_map", {}).values() for i in destroyed}:
-        inputs[position] = np.array(inputs[position], copy=True)  # perform would overwrite it in place
-    storage = [[None] for _ in template.outputs]
-    op.perform(template, inputs, storage)
-    return [cell[0] for cell in storage]
-
-
-def _perform_impl(node: Node, *arrays):
-    return _perform(node, arrays)[node.attr(ATTR_OUTPUT, 0)]
-
-
-def _scan_impl(node: Node, *arrays):
-    """A Scan kept as a unit: all its results as one value (a 0-d object array), which its
-    ``scan_output`` nodes pick from (:mod:`.scan`)."""
-    whole = np.empty((), dtype=object)
-    whole[()] = tuple(_perform(node, arrays))
-    return whole
-
-
-def evaluated_by_pytensor(name: str) -> bool:
-    """Whether graphaudit runs the registered op ``name`` through PyTensor's own ``perform``."""
-    return OPS[name].impl in (_perform_impl, _scan_impl)
-
-
-def keep_template(name: str, attrs: tuple, apply) -> None:
-    """Keep what :func:`_perform_impl` needs to run ``apply``'s op again, once per name and attrs."""
-    if (name, attrs) not in _TEMPLATES:
-        _TEMPLATES[(name, attrs)] = type(apply)(apply.op, [i.type() for i in apply.inputs],
-                                                [o.type() for o in apply.outputs])
-
-
 # --- the table -------------------------------------------------------------------------------
 
 
@@ -346,7 +300,7 @@ def _ger(node: Node, a, alpha, x, y):
 
 
 # Op class name -> how it counts and runs (no impl: PyTensor's perform)
-FAMILIES = OpTable(PREFIX, {
+TABLE = OpTable(PREFIX, {
     "Dot": ImportedOp("matmul", _MATMUL.cost, _dot),
     "Dot22": ImportedOp("matmul", _MATMUL.cost, _dot),
     "Dot22Scalar": ImportedOp("matmul", _dot22scalar_cost, lambda n, a, b, s: s * np.dot(a, b)),
@@ -383,8 +337,8 @@ FAMILIES = OpTable(PREFIX, {
     "AllocEmpty": ImportedOp("source", no_flops, lambda n, *shape: np.zeros(n.shape, n.dtype)),
     "ARange": ImportedOp("source", no_flops, _arange_impl),
     # a Scan kept as a unit: one node costing its body x steps, its results picked by nodes that write them
-    "Scan": ImportedOp("loop", _scan_cost, _scan_impl, view=True, matmul_cost=_scan_matmul_cost, bound=_scan_bound),
-}, fallback_impl=_perform_impl)
+    "Scan": ImportedOp("loop", _scan_cost, scan_impl, view=True, matmul_cost=_scan_matmul_cost, bound=_scan_bound),
+}, fallback_impl=perform_impl)
 
 
 def _row(op, name: str) -> ImportedOp:
@@ -393,7 +347,7 @@ def _row(op, name: str) -> ImportedOp:
     from pytensor.tensor.blockwise import Blockwise
     from pytensor.tensor.elemwise import CAReduce, Elemwise
 
-    if isinstance(op, (Elemwise, _pytensor().scalar.ScalarOp)):
+    if isinstance(op, (Elemwise, pytensor_module().scalar.ScalarOp)):
         scalar = _scalar_of(name)
         kind = "data" if SCALAR_OPS.get(scalar, (None, 1))[1] == 0 else "elementwise"
         return ImportedOp(kind, _elemwise_cost, _elemwise_impl if scalar in SCALAR_OPS else None)
@@ -405,8 +359,8 @@ def _row(op, name: str) -> ImportedOp:
             return ImportedOp("matmul", _MATMUL.cost, _MATMUL.impl)
         return UNKNOWN
     if isinstance(op, CheckAndRaise):  # Assert, and PyMC's CheckParameterValue: checks, no arithmetic
-        return FAMILIES.row("Assert")
-    return FAMILIES.row(type(op).__name__)
+        return TABLE.row("Assert")
+    return TABLE.row(type(op).__name__)
 
 
 def imported_op(op) -> tuple[str, tuple[tuple[str, Any], ...]]:
@@ -420,5 +374,5 @@ def imported_op(op) -> tuple[str, tuple[tuple[str, Any], ...]]:
         row = _row(op, name)._replace(view=bool(getattr(op, "view_map", None)))  # PyTensor says which ops view
         pure = "RandomVariable" not in {c.__name__ for c in type(op).__mro__}
         doc = f"PyTensor's {type(op).__name__}" + ("" if row.impl else " (evaluated by its own perform)")
-        FAMILIES.op_name(name.removeprefix(PREFIX), pure=pure, row=row, doc=doc)
+        TABLE.op_name(name.removeprefix(PREFIX), pure=pure, row=row, doc=doc)
     return name, attrs

@@ -22,7 +22,8 @@ treats its loops (:mod:`graphaudit.frontends.jax.loops`):
   shortened are always whole; a while loop's figures are an upper bound (``n_steps`` is its
   most), which its node says through the attr ``bound`` (``Op.bound``).
 
-Each Scan met is recorded as a :class:`Loop`, so a report says how it was treated.
+Each Scan met is recorded as a :class:`~graphaudit.frontends.common.loops.LoopRecord`, so a report says how
+it was treated.
 """
 
 from __future__ import annotations
@@ -32,46 +33,32 @@ from typing import NamedTuple
 
 import numpy as np
 
-from graphaudit.analysis.cost import UPPER, combined_bound, node_bound, node_flops, node_matmul_flops
+from graphaudit.analysis.cost import combined_bound, node_bound, node_flops, node_matmul_flops
 from graphaudit.errors import ShapeError
 from graphaudit.frontends.common import (
-    ATTR_OUTPUT, DEFAULT_LOOP_BUDGET, UNROLLED, WHOLE, ImportedOp, imported_node)
-from graphaudit.frontends.pytensor.ops import FAMILIES, keep_template
+    ATTR_OUTPUT, DEFAULT_LOOP_BUDGET, ImportedOp, imported_node)
+from graphaudit.frontends.common.loops import LoopRecord, Treatment
+from graphaudit.frontends.pytensor.ops import TABLE
+from graphaudit.frontends.pytensor.perform import keep_template
 from graphaudit.core.graph import GradCall, Node, constant, topological_order
 from graphaudit.analysis.merge import digests
 from graphaudit.core.ops import no_flops
 
 DEFAULT_BUDGET = DEFAULT_LOOP_BUDGET
 
-WHILE = "whole, body x n_steps: an upper bound (a while loop)"
-TRUNCATED = "whole, body x trip count (a truncated gradient is not unrolled)"
-SHORTENED = "whole, body x trip count (buffers shortened by a rewrite are not unrolled)"
 
-STACK = FAMILIES.op_name("scan_stack", row=ImportedOp("data", no_flops, lambda node, *rows: np.stack(rows)),
+STACK = TABLE.op_name("scan_stack", row=ImportedOp("data", no_flops, lambda node, *rows: np.stack(rows)),
                          doc="rows of an unrolled Scan's output, stacked")
-SCAN_OUTPUT = FAMILIES.op_name(
+SCAN_OUTPUT = TABLE.op_name(
     "scan_output", row=ImportedOp("data", no_flops, lambda node, unit: unit[()][node.attr(ATTR_OUTPUT)]),
     doc="one result of a Scan kept as a unit")
-SUBTENSOR = FAMILIES.op_name("Subtensor", row=FAMILIES.row("Subtensor")._replace(view=True),  # a row is a view
+SUBTENSOR = TABLE.op_name("Subtensor", row=TABLE.row("Subtensor")._replace(view=True),  # a row is a view
                              doc="PyTensor's Subtensor")
 
 
-class Loop(NamedTuple):
-    """One Scan as imported: its trip count (``length``), ``treatment`` (one of this module's
-    treatment texts), its ``body`` digest (equal loops, equal digests) and the body's op nodes,
-    FLOPs and matmul FLOPs per step."""
-
-    length: int
-    treatment: str
-    body: str
-    body_nodes: int
-    body_flops: int
-    body_matmul_flops: int
-
-
-def unrolled_size(nodes: int, loops: list[Loop]) -> int:
+def unrolled_size(nodes: int, loops: list[LoopRecord]) -> int:
     """About how many op nodes an import of ``nodes`` op nodes makes with its ``loops`` kept whole unrolled."""
-    return nodes + sum(loop.length * loop.body_nodes for loop in loops if loop.treatment != UNROLLED)
+    return nodes + sum(loop.length * loop.body_nodes for loop in loops if loop.treatment != Treatment.UNROLLED)
 
 
 def is_scan(op) -> bool:
@@ -86,12 +73,13 @@ def import_scan(importer, apply, call: GradCall | None, name: str, attrs: tuple)
                          f"it is computed from (shapes=)")
     body, digest, cost = loop.body()
     treatment = loop.treatment()
-    importer.loops.append(Loop(loop.steps, treatment, digest, cost.nodes, cost.flops, cost.matmul_flops))
-    if treatment == UNROLLED:
+    importer.loops.append(LoopRecord("Scan", loop.steps, treatment, digest, cost.nodes, cost.flops,
+                                     cost.matmul_flops))
+    if treatment == Treatment.UNROLLED:
         outputs = loop.unrolled()
     else:
         op = apply.op
-        bound = combined_bound([UPPER if treatment == WHILE else None, cost.bound])
+        bound = combined_bound([treatment.bound, cost.bound])
         attrs = (*(a for a in attrs if a[0] != "instance"),  # Scan has no __props__: it compares by its body
                  ("body", digest), ("body_flops", cost.flops), ("body_matmul_flops", cost.matmul_flops),
                  ("body_nodes", cost.nodes), ("info", str(op.info)), ("name", op.name), ("steps", loop.steps),
@@ -180,20 +168,20 @@ class _Scan:
                          combined_bound(map(node_bound, inner)))
         return outputs, digest, cost
 
-    def treatment(self) -> str:
+    def treatment(self) -> Treatment:
         """How this Scan is imported: unrolled when the importer unrolls and nothing stops it."""
         op, steps = self.op, self.steps
         if op.info.as_while:
-            return WHILE
+            return Treatment.N_STEPS
         if op.truncate_gradient != -1:
-            return TRUNCATED
+            return Treatment.TRUNCATED
         rows = [(r.source, r.offset) for r in self.reads if r.kind == "row"]
         rows += [(self.buffers[i], offset) for kind, i, offset in self._writes() if kind == "row"]
         sizes = [self.importer.values.get(size) for size in op.outer_nitsot(self.apply.inputs)]
         if not all(0 <= offset and steps - 1 + offset < source.shape[0] for source, offset in rows) or \
                 not all(size is not None and int(size) == steps for size in sizes):
-            return SHORTENED
-        return UNROLLED if self.importer.unroll and steps > 0 else WHOLE
+            return Treatment.SHORTENED
+        return Treatment.UNROLLED if self.importer.unroll and steps > 0 else Treatment.WHOLE
 
     def output_shapes(self, body: list[Node]) -> list[tuple[int, ...]]:
         """Buffers and untraced states keep their outer shapes; a nit-sot output is ``(size, *row)``."""

@@ -16,14 +16,29 @@ import numpy as np
 
 from graphaudit.errors import ShapeError
 from graphaudit.frontends.pytensor.indexing import NEWAXIS
-from graphaudit.frontends.pytensor.ops import _pytensor
+from graphaudit.frontends.pytensor.ops import pytensor_module
 
 
-class _UnknownValue(ShapeError):
+def static_shape(var) -> tuple[int | None, ...] | None:
+    """PyTensor's static shape (``None`` per unknown dimension), or None for non-tensor types."""
+    shape = getattr(var.type, "shape", None)
+    if shape is not None:
+        return tuple(None if d is None else int(d) for d in shape)
+    if hasattr(var.type, "dtype") and type(var.type).__name__ == "ScalarType":
+        return ()
+    return None
+
+
+def shape_text(shape) -> str:
+    """``(3, ?)``: a static shape with its unknown dimensions as ``?``."""
+    return "(" + ", ".join("?" if d is None else str(d) for d in shape) + ")"
+
+
+class UnknownValue(ShapeError):
     """A shape rule needs a value (a slice bound, a reshape target) that is only known at run time."""
 
 
-class _Shapes:
+class Shapes:
     """What a shape rule sees: the PyTensor Apply, the variables its node reads (``inputs``), their
     shapes and known small values, and an indexing op's index list (:mod:`.indexing`)."""
 
@@ -38,7 +53,7 @@ class _Shapes:
     def value(self, position: int, what: str) -> np.ndarray:
         value = self.values[position]
         if value is None:
-            raise _UnknownValue(
+            raise UnknownValue(
                 f"{type(self.op).__name__}: its output shape depends on the value of input {position} ({what}), "
                 f"which is only known at run time; give PyTensor a static shape for it "
                 f"(or shapes= for the inputs it is computed from)"
@@ -46,14 +61,14 @@ class _Shapes:
         return value
 
 
-def _broadcast_rule(s: _Shapes):
+def _broadcast_rule(s: Shapes):
     try:
         return [tuple(np.broadcast_shapes(*s.shapes))] * len(s.apply.outputs)
     except ValueError:
         raise ShapeError(f"{s.op}: input shapes {' and '.join(map(str, s.shapes))} do not broadcast") from None
 
 
-def _dot_rule(s: _Shapes):
+def _dot_rule(s: Shapes):
     """numpy's dot for operands of one or two dimensions: ``a[:-1] + b[1:]``."""
     a, b = s.shapes[0], s.shapes[1]
     name = type(s.op).__name__
@@ -64,14 +79,14 @@ def _dot_rule(s: _Shapes):
     return [a[:-1] + b[1:]]
 
 
-def _batched_dot_rule(s: _Shapes):
+def _batched_dot_rule(s: Shapes):
     a, b = s.shapes
     if len(a) != 3 or len(b) != 3 or a[0] != b[0] or a[2] != b[1]:
         raise ShapeError(f"BatchedDot: shapes {a} and {b} do not fit (B,m,k) @ (B,k,n)")
     return [(a[0], a[1], b[2])]
 
 
-def _first_input_rule(s: _Shapes):
+def _first_input_rule(s: Shapes):
     return [s.shapes[0]]
 
 
@@ -84,7 +99,7 @@ def _parse_signature(signature: str):
     return groups(ins), groups(outs)
 
 
-def _blockwise_rule(s: _Shapes):
+def _blockwise_rule(s: Shapes):
     """Core dims bound from the inputs' trailing dimensions; batch dims broadcast."""
     core_in, core_out = _parse_signature(s.op.signature)
     bound: dict[str, int] = {}
@@ -108,7 +123,7 @@ def _blockwise_rule(s: _Shapes):
     return shapes
 
 
-def _dimshuffle_rule(s: _Shapes):
+def _dimshuffle_rule(s: Shapes):
     (shape,) = s.shapes
     order = s.op.new_order
     kept = [i for i in order if i != "x"]
@@ -118,14 +133,14 @@ def _dimshuffle_rule(s: _Shapes):
     return [tuple(1 if i == "x" else shape[i] for i in order)]
 
 
-def _reduce_rule(s: _Shapes):
+def _reduce_rule(s: Shapes):
     (shape,) = s.shapes
     axis = s.op.axis
     axes = set(range(len(shape))) if axis is None else {a % len(shape) for a in axis}
     return [tuple(d for i, d in enumerate(shape) if i not in axes)]
 
 
-def _reshape_rule(s: _Shapes):
+def _reshape_rule(s: Shapes):
     target = [int(v) for v in np.ravel(s.value(1, "the target shape"))]
     size = math.prod(s.shapes[0])
     if target.count(-1) == 1:
@@ -138,7 +153,7 @@ def _reshape_rule(s: _Shapes):
     return [tuple(target)]
 
 
-def _index_entries(s: _Shapes, idx_list, first_index: int):
+def _index_entries(s: Shapes, idx_list, first_index: int):
     """The index of a ``*Subtensor`` op as entries ``("slice", (start, stop, step))``, ``("scalar", value)``,
     ``("array", shape)``, ``("newaxis", None)``."""
     entries = []
@@ -196,19 +211,19 @@ def _indexed_shape(name: str, shape, entries):
     return tuple(out)
 
 
-def _subtensor_rule(s: _Shapes):
+def _subtensor_rule(s: Shapes):
     entries = _index_entries(s, s.idx_list, 1)
     return [_indexed_shape(type(s.op).__name__, s.shapes[0], entries)]
 
 
-def _arange_rule(s: _Shapes):
+def _arange_rule(s: Shapes):
     start, stop, step = (s.value(i, what).item() for i, what in enumerate(("start", "stop", "step")))
     if step == 0:
         raise ShapeError("ARange: step is 0")
     return [(max(0, math.ceil((stop - start) / step)),)]
 
 
-def _alloc_rule(s: _Shapes):
+def _alloc_rule(s: Shapes):
     dims = tuple(int(s.value(i, "a dimension of the allocated shape")) for i in range(1, len(s.shapes)))
     try:
         np.broadcast_shapes(s.shapes[0], dims)
@@ -217,11 +232,11 @@ def _alloc_rule(s: _Shapes):
     return [dims]
 
 
-def _alloc_empty_rule(s: _Shapes):
+def _alloc_empty_rule(s: Shapes):
     return [tuple(int(s.value(i, "a dimension of the allocated shape")) for i in range(len(s.shapes)))]
 
 
-def _join_rule(s: _Shapes):
+def _join_rule(s: Shapes):
     axis = int(s.value(0, "the axis"))
     parts = s.shapes[1:]
     first = parts[0]
@@ -232,15 +247,15 @@ def _join_rule(s: _Shapes):
     return [first[:axis] + (sum(p[axis] for p in parts),) + first[axis + 1:]]
 
 
-def _makevector_rule(s: _Shapes):
+def _makevector_rule(s: Shapes):
     return [(len(s.shapes),)]
 
 
-def _scalar_rule(s: _Shapes):
+def _scalar_rule(s: Shapes):
     return [()] * len(s.apply.outputs)
 
 
-SHAPE_RULES: dict[str, Callable[[_Shapes], list | None]] = {
+SHAPE_RULES: dict[str, Callable[[Shapes], list | None]] = {
     "Dot": _dot_rule, "Dot22": _dot_rule, "Dot22Scalar": _dot_rule, "BatchedDot": _batched_dot_rule,
     "Gemm": _first_input_rule, "Gemv": _first_input_rule, "CGemv": _first_input_rule, "Ger": _first_input_rule,
     "CGer": _first_input_rule, "Softmax": _first_input_rule, "LogSoftmax": _first_input_rule,
@@ -255,7 +270,7 @@ SHAPE_RULES: dict[str, Callable[[_Shapes], list | None]] = {
 }
 
 
-def _shape_rule(op) -> Callable | None:
+def shape_rule(op) -> Callable | None:
     from pytensor.tensor.blockwise import Blockwise
     from pytensor.tensor.elemwise import CAReduce, Elemwise
 
@@ -265,7 +280,7 @@ def _shape_rule(op) -> Callable | None:
         return _reduce_rule
     if isinstance(op, Blockwise):
         return _blockwise_rule
-    if isinstance(op, _pytensor().scalar.ScalarOp):
+    if isinstance(op, pytensor_module().scalar.ScalarOp):
         return _scalar_rule
     return SHAPE_RULES.get(type(op).__name__)
 

@@ -7,15 +7,18 @@
 - :mod:`.aten`: an aten call's arguments as a node's inputs and attrs, and back (:func:`run_aten`);
 - :mod:`.ops`: the table of aten ops (kind, FLOP rule, views);
 - :mod:`.importer`: the FX graph to nodes (:func:`from_fx`);
-- :mod:`.audit`: :func:`audit`, :func:`audit_function` (any function of the model, merged), the
-  report's :class:`TorchSection`, the command line's :data:`CLI`;
+- :mod:`.audit`: :func:`audit` (through the shared driver) and :func:`audit_function` (any function of
+  the model, merged); :mod:`.section`: the report's :class:`TorchSection`; :mod:`.target`: the command
+  line's :data:`CLI`;
 - :mod:`.compile_check`: what PyTorch's FX CSE and inductor keep of the separate grads.
 
 PyTorch itself is imported on first use, never by importing this package.
 """
 
-from graphaudit.frontends.torch.audit import CLI, TorchSection, audit, audit_function
+from graphaudit.frontends.torch.audit import audit, audit_function
 from graphaudit.frontends.torch.capture import named_leaves
 from graphaudit.frontends.torch.importer import from_fx
+from graphaudit.frontends.torch.section import TorchSection
+from graphaudit.frontends.torch.target import CLI
 
 __all__ = ["CLI", "TorchSection", "audit", "audit_function", "from_fx", "named_leaves"]

@@ -10,26 +10,22 @@ figures go in a :class:`TorchSection`.
 
 from __future__ import annotations
 
-import sys
 import time
-from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from collections.abc import Callable
+from typing import Any
 
 from graphaudit.analysis.audit import audit_graph
 from graphaudit.analysis.timing import Run
-from graphaudit.core.describe import seconds_text
 from graphaudit.frontends import require
-from graphaudit.frontends.common import (
-    AuditOptions, BuiltForms, CliFrontend, FrameworkSection, TargetError, a_type, attach_section, audit_forms,
-)
+from graphaudit.frontends.common import AuditOptions, BuiltForms, attach_section, audit_forms
 import graphaudit.frontends.torch.capture as capturing
 from graphaudit.frontends.torch.aten import numpy_dtype, op_key
 from graphaudit.frontends.torch.importer import from_fx
 from graphaudit.frontends.torch.ops import TABLE
 from graphaudit.frontends.torch.version import supported_torch
 from graphaudit.core.graph import GradCall, parameter, placeholder
-from graphaudit.analysis.advice import AdviceWords
 from graphaudit.analysis.report import Report
+from graphaudit.frontends.torch.section import TorchSection
 
 
 def audit(
@@ -91,9 +87,12 @@ class TorchForms:
         return BuiltForms(wrt, outputs[-len(wrt):], separate, names, sources)
 
     def section(self, built: BuiltForms, report: Report) -> TorchSection:
-        return TorchSection(name="PyTorch", version=supported_torch().__version__, parameters=len(built.wrt),
-                            fx_nodes=self.fx_nodes, trace_seconds=self.trace_seconds,
-                            import_seconds=self.import_seconds)
+        section = TorchSection(name="PyTorch", version=supported_torch().__version__, parameters=len(built.wrt),
+                               fx_nodes=self.fx_nodes, trace_seconds=self.trace_seconds,
+                               import_seconds=self.import_seconds)
+        if self.named.no_gradient:
+            section["no_gradient"] = list(self.named.no_gradient)
+        return section
 
     def compile_check(self, built: BuiltForms, report: Report) -> dict[str, Any]:
         checker = require("graphaudit.frontends.torch.compile_check", "torch")
@@ -197,108 +196,3 @@ def _check_real(named: capturing.Named, option: str) -> None:
             if tensor.is_meta or isinstance(tensor, fake_tensor.FakeTensor):
                 where = "meta" if tensor.is_meta else "fake"
                 raise ValueError(f"audit: {option} runs the program on real tensors, but {name} is a {where} tensor")
-
-
-# --- the report's PyTorch section ------------------------------------------------------------------
-
-
-MANY_PARAMETERS = 20  # from here on, the report suggests counting: most of the trace is the separate calls
-
-
-class TorchSection(FrameworkSection):
-    """PyTorch's figures in a report (``report.framework``; ``to_dict()["framework"]``).
-
-    ``name``, ``version`` and ``parameters``; ``fx_nodes`` (per form, the traced FX graph's
-    aten calls as ``nodes`` and its products as ``matmuls``; both forms count the one
-    forward); ``trace_seconds`` (``make_fx`` of the whole program) and ``import_seconds``;
-    ``compile_check`` (only with ``compile_check=True``: the rows of :mod:`.compile_check`
-    and its ``verdict``). The eager run times (``measure=True``) are the report's ``measured``.
-    """
-
-    def lines(self) -> list[str]:
-        lines = super().lines()
-        check = self.get("compile_check")
-        if check is not None and check.get("verdict"):
-            lines.append(check["verdict"])
-        return lines
-
-    def advice_words(self) -> AdviceWords:
-        """Eager PyTorch runs every call's backward as asked, and torch.compile keeps the duplicates
-        (or refuses double backward): nothing recovers the work but the joint call."""
-        return AdviceWords("one `torch.autograd.grad(loss, list(model.parameters()))`")
-
-    def closing_lines(self) -> list[str]:
-        """The trace: what was traced, what it held, and how long it took."""
-        fx = self["fx_nodes"]
-        took = f"{seconds_text(self['trace_seconds'])}; imported in {seconds_text(self['import_seconds'])}"
-        if "original" in fx:  # audit_function: the user's function as it is
-            lines = ["", f"PyTorch {self['version']}: one make_fx trace of the function ({took}); "
-                         f"FX aten calls {fx['original']['nodes']}, products {fx['original']['matmuls']}"]
-        elif "separate" not in fx:  # counted: the separate calls were never traced
-            lines = ["", f"PyTorch {self['version']}: one make_fx trace of the forward and the joint call ({took}); "
-                         f"the {self['parameters']} autograd.grad calls counted from it, not traced; FX aten calls "
-                         f"joint {fx['joint']['nodes']}, products {fx['joint']['matmuls']}"]
-        else:
-            lines = [
-                "",
-                f"PyTorch {self['version']}: one make_fx trace of the forward, {self['parameters']} autograd.grad "
-                f"calls and one joint call ({took}); FX aten calls separate {fx['separate']['nodes']} vs joint "
-                f"{fx['joint']['nodes']}, products {fx['separate']['matmuls']} vs {fx['joint']['matmuls']}",
-            ]
-            if self["parameters"] >= MANY_PARAMETERS:
-                lines.append(f"(with {self['parameters']} parameters, audit(..., materialize=False), CLI --count, "
-                             "counts the separate calls from the joint call's trace: the same figures, one trace)")
-        return lines
-
-
-# --- the command line ----------------------------------------------------------------------------
-
-
-class TorchTarget(NamedTuple):
-    """What a PyTorch target function returns: ``loss_fn(params, *inputs)`` is a scalar."""
-
-    loss_fn: Callable[..., Any]
-    params: Any
-    inputs: tuple
-    name: str
-
-
-def recognise(result: Any, name: str) -> TorchTarget | None:
-    """``result`` as a target when it is ``(loss_fn, params, *inputs)`` with ``params`` an ``nn.Module``
-    or a dict of torch tensors; None otherwise. Imports nothing: no torch object exists unless
-    torch is imported already."""
-    torch = sys.modules.get("torch")
-    if torch is None or not isinstance(result, (tuple, list)) or len(result) < 2:
-        return None
-    loss_fn, params, *inputs = result
-    if isinstance(loss_fn, torch.nn.Module) and callable(params) and not isinstance(params, torch.nn.Module):
-        raise TargetError(f"{name} returned ({type(loss_fn).__name__} model, loss_fn, ...): its first item is a model "
-                          f"where the loss function belongs; return {CLI.returns}")
-    is_module = isinstance(params, torch.nn.Module)
-    is_dict = isinstance(params, Mapping) and any(isinstance(v, torch.Tensor) for v in params.values())
-    if not (is_module or is_dict):
-        return None
-    if not callable(loss_fn):
-        raise TargetError(f"{name} must return {CLI.returns}: loss_fn is {a_type(loss_fn)}, not a function")
-    if is_dict:
-        bad = [key for key, value in params.items() if not isinstance(value, torch.Tensor)]
-        if bad:
-            raise TargetError(f"{name}: params[{bad[0]!r}] is {a_type(params[bad[0]])}, not a torch tensor")
-    return TorchTarget(loss_fn, params, tuple(inputs), name)
-
-
-def audit_target(target: TorchTarget, options: AuditOptions, own: Mapping[str, Any]) -> Report:
-    """:func:`audit` of a command-line target."""
-    return audit_forms(TorchForms(target.loss_fn, target.params, target.inputs), options)
-
-
-CLI = CliFrontend(
-    name="PyTorch",
-    returns="(loss_fn, params, *inputs) for PyTorch",
-    options=frozenset({"measure", "repeats", "commutative", "semantic", "compile_check", "count"}),
-    recognise=recognise,
-    audit=audit_target,
-    example="examples/torch_seed_mlp.py:target",
-    module="torch",
-    extra="torch",
-)

@@ -63,6 +63,7 @@ class Named(NamedTuple):
     fixed: dict[str, Any]  # read, not differentiated: buffers and frozen parameters
     inputs: dict[str, Any]  # the tensors among the inputs, named by argument and position
     is_module: bool
+    no_gradient: tuple[str, ...] = ()  # parameters the loss does not reach: read as fixed, listed in the report
 
 
 class Capture(NamedTuple):
@@ -175,8 +176,9 @@ def run_loss(loss_fn: Callable, params: Any, named: Named, values: Sequence[list
     flat, spec = pytree.tree_flatten(tuple(inputs))
     replaced = iter(input_values)
     args = pytree.tree_unflatten([next(replaced) if isinstance(x, torch.Tensor) else x for x in flat], spec)
-    if not named.is_module:
-        return loss_fn(dict(zip(named.params, param_values)), *args)
+    if not named.is_module:  # the user's dict, in its order, parameters with no gradient included
+        given = {**dict(zip(named.params, param_values)), **dict(zip(named.fixed, fixed_values))}
+        return loss_fn({name: given[name] for name in [*named.params, *named.fixed] if name in given}, *args)
 
     class Loss(torch.nn.Module):  # the model as a submodule, so that functional_call swaps its tensors
         def __init__(self):
@@ -239,8 +241,30 @@ def grad(loss: Any, wrt: list, names: list[str], retain_graph: bool) -> list:
 def capture(loss_fn: Callable, params: Any, inputs: tuple, separate_calls: bool = True) -> Capture:
     """Trace ``loss_fn(params, *inputs)`` and both forms of its gradients on fake tensors (the joint
     form only, without ``separate_calls``)."""
-    named = named_tensors(loss_fn, params, inputs)
+    named = without_gradient(loss_fn, params, named_tensors(loss_fn, params, inputs), inputs)
     return _trace(_program(loss_fn, params, named, inputs, separate_calls), named)
+
+
+def without_gradient(loss_fn: Callable, params: Any, named: Named, inputs: tuple) -> Named:
+    """``named`` with the parameters the loss does not reach (a PINN residual's last bias) moved to the
+    fixed tensors and listed in ``no_gradient``: found by one forward and joint grad on fake tensors."""
+    torch = require("torch", "torch")
+    fake_mode = require("torch._subclasses.fake_tensor", "torch").FakeTensorMode()
+    with fake_mode:
+        values = [[fake_like(t) for t in group.values()] for group in (named.params, named.fixed, named.inputs)]
+        for p in values[0]:
+            p.requires_grad_(True)
+        loss = run_loss(loss_fn, params, named, values, inputs)
+        check_loss(loss)
+        grads = torch.autograd.grad(loss, values[0], allow_unused=True)
+    unused = [name for name, g in zip(named.params, grads) if g is None]
+    if not unused:
+        return named
+    if len(unused) == len(named.params):
+        raise ValueError("audit: the loss does not depend on any parameter")
+    params_left = {name: p for name, p in named.params.items() if name not in unused}
+    fixed = {**named.fixed, **{name: named.params[name] for name in unused}}
+    return named._replace(params=params_left, fixed=fixed, no_gradient=tuple(unused))
 
 
 def capture_function(fn: Callable, params: Any, inputs: tuple) -> Capture:

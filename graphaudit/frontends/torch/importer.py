@@ -54,7 +54,7 @@ class _Pending:
         self.op, self.inputs, self.attrs, self.call, self.origin, self.name = op, inputs, attrs, call, origin, name
 
 
-class _Importer:
+class Importer:
     """Walks one FX graph in order and builds its nodes."""
 
     def __init__(self, graph_module: Any, leaves: Sequence[Node], calls: Sequence[GradCall]):
@@ -187,7 +187,7 @@ def from_fx(graph_module: Any, leaves: Sequence[Node],
         if val is not None and (tuple(val.shape) != leaf.shape or aten.numpy_dtype(val.dtype) != leaf.dtype):
             raise ValueError(f"from_fx: leaf {leaf.label} is {leaf.dtype}{list(leaf.shape)}, but placeholder "
                              f"{fx_node.name} is {val.dtype}{list(val.shape)}")
-    importer = _Importer(graph_module, leaves, calls)
+    importer = Importer(graph_module, leaves, calls)
     with building():
         outputs = importer.run()
     return outputs, importer.names, importer.sources

@@ -40,7 +40,7 @@ from collections.abc import Callable
 from graphaudit.frontends.common import ATTR_OUTPUT, ImportedOp, OpTable
 from graphaudit.core.describe import shape_text
 from graphaudit.frontends.torch.aten import ATTR_TENSORS, run_aten
-from graphaudit.frontends.torch.forms import SAME_AS
+from graphaudit.frontends.torch.equivalents import SAME_AS
 from graphaudit.core.graph import Node
 from graphaudit.core.ops import elementwise_cost, no_flops, per_element, reduction_cost
 

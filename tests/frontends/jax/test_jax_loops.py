@@ -19,7 +19,7 @@ import graphaudit as ga  # noqa: E402
 from graphaudit.analysis.cost import node_bound, node_flops, node_matmul_flops  # noqa: E402
 from graphaudit.core.describe import operand_text, si  # noqa: E402
 from graphaudit.frontends import jax as gj  # noqa: E402
-from graphaudit.frontends.jax.loops import COSTLIEST_BRANCH, ONE_ITERATION, TAKEN_BRANCH, UNROLLED, WHOLE  # noqa: E402
+from graphaudit.frontends.common.loops import Treatment  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "examples"))
 import jax_lstm  # noqa: E402
@@ -77,7 +77,7 @@ def test_lstm_matmul_flops_are_the_hand_counts(lstm):
     assert report.forms["separate"].cost.matmul_flops == forward + joint_backward + duplicated
     assert report.forms["separate_merged"].cost.matmul_flops == forward + joint_backward
     assert report.merged_equals_joint is True
-    assert treatments(report) == {UNROLLED}
+    assert treatments(report) == {Treatment.UNROLLED}
 
 
 @pytest.mark.slow
@@ -105,7 +105,7 @@ def test_lstm_report_says_how_each_loop_was_treated(lstm):
 def test_lstm_whole_when_over_the_budget_costs_body_times_steps():
     fn, args, argnums = jax_lstm.build(3, 2, 3, 2, 2)
     report = gj.audit(fn, *args, argnums=argnums, loop_budget=0, xla=True)
-    assert treatments(report) == {WHOLE} and report.framework["loops"]["unrolled"] is False
+    assert treatments(report) == {Treatment.WHOLE} and report.framework["loops"]["unrolled"] is False
     scans = [n for n in ga.topological_order(report.forms["joint"].outputs) if n.op == "jax.scan"]
     for scan in scans:
         body = gj.from_jaxpr(scan.attr("jaxpr").value, unroll=False)
@@ -143,7 +143,7 @@ def test_a_scan_kept_whole_counts_its_products_as_body_times_steps():
     args = rnn_args()
     whole = gj.audit(rnn_loss, *args, argnums=(0, 1), loop_budget=1)
     unrolled = gj.audit(rnn_loss, *args, argnums=(0, 1))
-    assert treatments(whole) == {WHOLE} and treatments(unrolled) == {UNROLLED}
+    assert treatments(whole) == {Treatment.WHOLE} and treatments(unrolled) == {Treatment.UNROLLED}
     recurrent, read_in = 2 * B * H * H, 2 * B * D * H  # h @ w, x @ u (and their transposes: dw, dh; du)
     forward = T * (recurrent + read_in)
     # whole, the backward body runs dw, du and dh every step; unrolled, the first step's dh feeds nothing
@@ -218,7 +218,7 @@ def test_fori_loop_with_a_cond_on_the_counter_takes_the_known_branch():
     assert matmul_flops(report.forms["joint"].outputs, backward=False) == forward
     assert matmul_flops(report.forms["joint"].outputs, backward=True) == joint_backward
     assert report.duplicated["matmul_flops"] == forward  # v's call needs no loop: only the forward is re-traced
-    assert treatments(report) == {UNROLLED, TAKEN_BRANCH}
+    assert treatments(report) == {Treatment.UNROLLED, Treatment.TAKEN_BRANCH}
     assert report.merged_equals_joint is True
     assert_grads(report, loss, args, argnums=(0, 1))
 
@@ -245,7 +245,7 @@ def test_cond_on_data_is_costed_at_its_costliest_branch_an_upper_bound():
     assert node_matmul_flops(conds[True]) == 3 * p
     joint = report.forms["joint"].cost
     assert joint.matmul_flops == 2 * p + 3 * p and dict(joint.bounds) == {"upper": 2}
-    assert treatments(report) == {COSTLIEST_BRANCH}
+    assert treatments(report) == {Treatment.COSTLIEST_BRANCH}
     text = report.to_text()
     joint_row = next(line for line in text.splitlines() if line.startswith("joint "))
     assert f"<={si(joint.flops, 'FLOP')}" in joint_row and f"<={si(joint.matmul_flops, 'FLOP')}" in joint_row
@@ -269,7 +269,7 @@ def test_while_is_costed_for_one_iteration_a_lower_bound():
     (loop,) = [n for n in ga.topological_order(report.forms["joint"].outputs) if n.op == "jax.while"]
     assert node_flops(loop) == 1 + 1  # the body's multiply and the predicate's comparison, once
     assert node_matmul_flops(loop) == 0 and node_bound(loop) == "lower"
-    assert treatments(report) == {ONE_ITERATION}
+    assert treatments(report) == {Treatment.ONE_ITERATION}
     assert dict(report.forms["joint"].cost.bounds) == {"lower": 1}  # the while, forward only
     text = report.to_text()
     assert "lower bounds: while loops costed for one iteration" in text and "FLOPs marked >= are a lower bound" in text

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import graphaudit as ga
+from graphaudit.frontends.common.loops import Treatment
 
 pytensor = pytest.importorskip("pytensor")
 pt = pytest.importorskip("pytensor.tensor")
@@ -129,7 +130,7 @@ def test_a_while_scan_kept_whole_is_an_upper_bound():
                        n_steps=STEPS, return_updates=False)
     imported = gp.from_pytensor(pt.sum(ys[-1]))
     (scan,) = [n for n in ga.topological_order(imported.outputs) if n.op == "pytensor.Scan"]
-    assert imported.loops[0].treatment == gp.scan.WHILE
+    assert imported.loops[0].treatment == Treatment.N_STEPS
     # at most n_steps products, and the sum and comparison of the predicate
     assert (ga.analysis.cost.node_matmul_flops(scan), ga.analysis.cost.node_bound(scan)) == (STEPS * 2 * WIDTH * WIDTH, "upper")
     assert ga.analysis.cost.node_flops(scan) == STEPS * (2 * WIDTH * WIDTH + WIDTH + 1)

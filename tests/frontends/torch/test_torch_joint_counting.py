@@ -81,7 +81,7 @@ def test_the_command_lines_count_flag_reaches_the_torch_audit():
 
 
 def test_the_report_suggests_counting_when_there_are_many_parameters():
-    from graphaudit.frontends.torch.audit import MANY_PARAMETERS
+    from graphaudit.frontends.torch.section import MANY_PARAMETERS
 
     def loss_fn(model, x):
         return model(x).square().sum()
