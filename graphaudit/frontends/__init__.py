@@ -14,7 +14,7 @@ import importlib
 import importlib.metadata
 from types import ModuleType
 
-from graphaudit.errors import MissingExtraError
+from graphaudit.errors import GraphauditError, MissingExtraError
 
 # The front-ends the command line asks, in order, whether they recognise a target: each
 # module has a ``CLI`` (:class:`graphaudit.frontends.common.CliFrontend`). graphaudit's own
@@ -30,6 +30,10 @@ CLI_FRONTENDS = (
 
 class MissingFrameworkError(MissingExtraError):
     """The framework a front-end needs is not installed (the message names the extra that installs it)."""
+
+
+class FrontendEntryPointError(GraphauditError):
+    """A front-end's entry point that does not load, or whose module's ``CLI`` is not a CliFrontend."""
 
 
 def require(module: str, extra: str) -> ModuleType:
@@ -52,6 +56,23 @@ def cli_frontends() -> list:
     group (by name; each names a module with a ``CLI``), and graphaudit's own graphs last. No framework
     is imported by this."""
     *frameworks, own = CLI_FRONTENDS
-    declared = sorted(importlib.metadata.entry_points(group=ENTRY_POINTS), key=lambda point: point.name)
-    return [importlib.import_module(name).CLI for name in frameworks] + [point.load().CLI for point in declared] + \
+    declared = sorted(importlib.metadata.entry_points(group=ENTRY_POINTS), key=lambda point: (point.name, point.value))
+    return [importlib.import_module(name).CLI for name in frameworks] + [_declared(point) for point in declared] + \
         [importlib.import_module(own).CLI]
+
+
+def _declared(point: importlib.metadata.EntryPoint):
+    """The ``CLI`` of the module an entry point names, checked to be a CliFrontend; else one line naming it."""
+    from graphaudit.frontends.common import CliFrontend, a_type
+
+    source = f" of {point.dist.name} {point.dist.version}" if point.dist is not None else ""
+    where = f"the front-end entry point {point.name} = {point.value} ({ENTRY_POINTS}{source})"
+    try:
+        module = point.load()
+    except Exception as exc:
+        raise FrontendEntryPointError(f"{where} does not load: {type(exc).__name__}: {exc}") from exc
+    frontend = getattr(module, "CLI", None)
+    if not isinstance(frontend, CliFrontend):
+        raise FrontendEntryPointError(f"{where}: its CLI is {a_type(frontend)}, not a graphaudit.frontends.common."
+                                      "CliFrontend")
+    return frontend

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -45,3 +46,16 @@ def example_targets():
     from graphaudit.frontends import cli_frontends
 
     return {frontend.name: frontend for frontend in cli_frontends()}
+
+
+def install_frontends(site: Path, distribution: str, entries: Mapping[str, str]) -> Path:
+    """``site`` holding a distribution's metadata as pip installs it, declaring ``entries`` (entry point name:
+    the module with a ``CLI``) in the group graphaudit.frontends; with ``site`` on sys.path, graphaudit finds them."""
+    from graphaudit.frontends import ENTRY_POINTS
+
+    info = site / f"{distribution}-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {distribution}\nVersion: 0.1\n")
+    lines = [f"[{ENTRY_POINTS}]", *(f"{name} = {value}" for name, value in entries.items())]
+    (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
+    return site

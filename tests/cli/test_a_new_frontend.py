@@ -1,8 +1,8 @@
 """A new front-end edits no file of graphaudit/cli/: its declaration (``CliFrontend``) is all the command line reads.
 
-A toy front-end, declared here and added to ``CLI_FRONTENDS``, appears in both helps with what
-its targets return and the options it honours, audits its targets with those options, and
-has the others refused in one line.
+A toy front-end, declared here and installed under the entry point group ``graphaudit.frontends``
+(graphaudit unchanged), appears in both helps with what its targets return and the options it honours,
+audits its targets with those options, and has the others refused in one line.
 """
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ import types
 import pytest
 
 import graphaudit as ga
-import graphaudit.frontends
-from cli.helpers import assert_one_line_error, example_targets, run
+from cli.helpers import assert_one_line_error, example_targets, install_frontends, run
 from graphaudit.frontends.common import AuditOptions, CliFrontend
 
 TOY_TARGET = """
@@ -37,7 +36,7 @@ def toy_graph():
 
 @pytest.fixture
 def toy(monkeypatch, tmp_path):
-    """The toy front-end, asked first; the options each of its runs received."""
+    """The toy front-end, installed (asked after graphaudit's frameworks); the options each of its runs received."""
     received = []
 
     def recognise(result, target):
@@ -52,21 +51,21 @@ def toy(monkeypatch, tmp_path):
     module.CLI = CliFrontend(name="Toy", returns="a dict {'toy': (cost, wrt)}", options=frozenset({"commutative", "group"}),
                              recognise=recognise, audit=audit_toy, example="toy.py:target")
     monkeypatch.setitem(sys.modules, "toy_frontend", module)
-    monkeypatch.setattr(graphaudit.frontends, "CLI_FRONTENDS", ("toy_frontend", *graphaudit.frontends.CLI_FRONTENDS))
+    monkeypatch.syspath_prepend(str(install_frontends(tmp_path / "site", "toy_frontend", {"toy": "toy_frontend"})))
     (tmp_path / "toy.py").write_text(TOY_TARGET)
     return tmp_path / "toy.py", received
 
 
 def test_the_helps_show_the_new_front_end(toy, capsys):
     owners = [name for name, frontend in example_targets().items() if "group" in frontend.options]
-    assert owners == ["Toy", "JAX"]
+    assert owners == ["JAX", "Toy"]
     code, out, err = run(["--help"], capsys)
     assert code == 0 and "Toy               graphaudit audit toy.py:target" in out
     code, out, err = run(["audit", "--help"], capsys)
     text = " ".join(out.split())  # argparse wraps the options' help
     assert code == 0
     assert "Toy: a dict {'toy': (cost, wrt)} options: --commutative, --group" in text
-    assert "--group {module} Toy and JAX targets: one separate grad call per module" in text
+    assert "--group {module} JAX and Toy targets: one separate grad call per module" in text
 
 
 def test_the_new_front_end_audits_its_target_with_the_options_given(toy, capsys):

@@ -48,7 +48,7 @@ def feed_of(report, model, *inputs, loss_fn):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model", sorted(SMALL))
+@pytest.mark.parametrize("model", sorted(set(SMALL) - {"seed_mlp"}))  # seed_mlp: tests/frontends/test_conformance.py
 def test_imported_forms_evaluate_to_eager_gradients(model):
     loss_fn, net, *inputs = SMALL[model]()
     report = audit(loss_fn, *inputs, params=net)

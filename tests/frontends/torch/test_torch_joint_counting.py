@@ -68,12 +68,6 @@ def test_a_counted_audit_traces_the_joint_call_only_and_gives_the_built_figures(
     assert "counted from it, not traced" in counted.to_text()
 
 
-def test_what_only_the_built_form_has_is_refused_in_one_line():
-    loss_fn, model, *inputs = BUILDS["seed_mlp"]()
-    with pytest.raises(ValueError, match=r"^audit: measure=True needs the separate form built; drop materialize=False$"):
-        audit(loss_fn, *inputs, params=model, materialize=False, measure=True)
-
-
 def test_the_command_lines_count_flag_reaches_the_torch_audit():
     from graphaudit.frontends.torch import CLI
 

@@ -12,7 +12,6 @@ import json
 import numpy as np
 import pytest
 
-import graphaudit as ga
 from cli.helpers import assert_one_line_error, run
 from conftest import central_difference
 from frontends.toy import toy_frontend
@@ -43,18 +42,13 @@ def test_the_toy_frameworks_own_gradients_are_right():
 
 
 def test_audit_counts_the_duplicated_backward_against_a_hand_count():
-    loss, params, inputs, arrays = mlp()
+    loss, params, inputs, _ = mlp()
     report = toy_frontend.audit(loss, params, inputs)
     # grad w.r.t. w1 rebuilds what grad w.r.t. w2 built first: the seed's fill (no FLOPs), 1 - y2*y2
     # (2 FLOPs an element of y2) and its product with the cotangent (1 an element)
     assert report.duplicated["nodes"] == 3 and report.duplicated["flops"] == 3 * N * D2
     assert report.merged_equals_joint is True and report.framework["name"] == "Toy"
-    feed = {leaf: arrays[leaf.name] for leaf in ga.core.graph.topological_order(report.forms["joint"].outputs)
-            if leaf.is_leaf and leaf.name in arrays}
-    own = [g.value for g in toy.grad(loss, params)]
-    for form in ("separate", "joint", "separate_merged"):
-        for value, expected in zip(ga.evaluate(report.forms[form].outputs, feed), own):
-            np.testing.assert_allclose(value, expected, rtol=1e-12)
+    # its forms evaluate to the toy's own gradients: tests/frontends/test_conformance.py
     counted = toy_frontend.audit(loss, params, inputs, materialize=False)
     assert counted.duplicated == report.duplicated
 
