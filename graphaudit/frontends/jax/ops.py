@@ -74,9 +74,12 @@ def dot_general_text(node: Node) -> str:
     return text + (f", batch {dims(lhs_batch, rhs_batch)}" if lhs_batch else "")
 
 
+EFFECTS = "[effects]"  # the name of a primitive's equations that have side effects where it has none of its own
+
+
 def loop_text(node: Node) -> str:
-    """What a loop kept whole runs: ``scan 12 steps``, ``cond 2 branches``, ``while``."""
-    op = node.op.removeprefix(TABLE.prefix)
+    """What a loop kept whole runs: ``scan 12 steps``, ``cond 2 branches``, ``while`` (with side effects too)."""
+    op = node.op.removeprefix(TABLE.prefix).removesuffix(EFFECTS)
     if op == "scan":
         return f"scan {node.attr('length')} steps"
     if op == "cond":
@@ -202,9 +205,6 @@ TABLE = OpTable(
     {key: row._replace(same_as=SAME_AS.get(key), swapped=SWAPPED.get(key)) for key, row in ROWS.items()},
     fallback_impl=_bind_impl,
 )
-
-
-EFFECTS = "[effects]"  # the name of a primitive's equations that have side effects where it has none of its own
 
 
 def op_name(primitive: Any, effectful: bool) -> str:

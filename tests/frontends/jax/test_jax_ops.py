@@ -7,8 +7,15 @@ the key), stateful and effectful primitives never do.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
+from conftest import ROOT
 
 jax = pytest.importorskip("jax")
 jnp = pytest.importorskip("jax.numpy")
@@ -18,7 +25,9 @@ from graphaudit.analysis.cost import node_flops  # noqa: E402
 from graphaudit.core.describe import operand_text  # noqa: E402
 from graphaudit.frontends import jax as gj  # noqa: E402
 from graphaudit.frontends.jax.ops import PRIMITIVES  # noqa: E402
-from jax_functions import sorted_loss  # noqa: E402
+from jax_functions import cond_program, sorted_loss  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
 
 
 def test_cost_rules_of_imported_primitives():
@@ -178,6 +187,8 @@ def test_purity_is_part_of_the_name_so_the_order_of_audits_does_not_matter(unsee
     (effectful,) = gj.from_jaxpr(cond_jaxpr(with_effect=True))  # one result of the cond kept whole
     (plain,) = gj.from_jaxpr(cond_jaxpr(with_effect=False))
     assert effectful.inputs[0].op == "jax.cond[effects]" and plain.inputs[0].op == "jax.cond"
+    for unit in (effectful.inputs[0], plain.inputs[0]):  # what reports say a cond kept whole runs
+        assert ga.OPS[unit.op].operand_text(unit) == "cond 2 branches"
     assert ga.OPS["jax.cond[effects]"].pure is False and ga.OPS["jax.cond"].pure is True
     (plain_while,) = gj.from_jaxpr(while_jaxpr(with_effect=False))
     (effectful_while,) = gj.from_jaxpr(while_jaxpr(with_effect=True))  # pure first, then effectful: no refusal
@@ -198,3 +209,26 @@ def test_one_process_audits_a_pure_then_an_effectful_then_the_pure_program_alike
     again = gj.audit(loss(False), w, x, argnums=0, loop_budget=0).to_dict(timings=False)
     assert "jax.cond[effects]" in {n.op for n in ga.core.graph.topological_order(effectful.forms["joint"].outputs)}
     assert first == again
+
+
+@pytest.mark.subprocess
+def test_pure_then_effectful_then_pure_again_report_as_in_fresh_processes():
+    """One process audits a program whose cond is pure, then one where the same cond has a side effect,
+    then the first again: each report is the one a fresh process gives."""
+    script = (f"import json, sys; sys.path.insert(0, {str(HERE)!r})\n"
+              "from graphaudit.frontends import jax as gj\nfrom jax_functions import cond_program\n"
+              "fn, args = cond_program(with_effect=sys.argv[1] == 'effectful')\n"
+              "print(json.dumps(gj.audit(fn, *args, argnums=(0, 1)).to_dict(timings=False)))")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    fresh = {}
+    for kind in ("pure", "effectful"):
+        result = subprocess.run([sys.executable, "-c", script, kind], capture_output=True, text=True, env=env,
+                                timeout=120)
+        assert result.returncode == 0, result.stderr
+        fresh[kind] = json.loads(result.stdout.splitlines()[-1])
+    for kind in ("pure", "effectful", "pure"):
+        fn, args = cond_program(with_effect=kind == "effectful")
+        assert json.loads(json.dumps(gj.audit(fn, *args, argnums=(0, 1)).to_dict(timings=False))) == fresh[kind]
+    # what tells them apart: the two grad calls' copies of the cond merge (one copy is duplicated) only when pure
+    assert fresh["pure"]["duplicated"]["by_op"]["jax.cond"]["nodes"] == 2 - 1  # grad calls for w1 and w2
+    assert not any(op.startswith("jax.cond") for op in fresh["effectful"]["duplicated"]["by_op"])
