@@ -24,7 +24,7 @@ import functools
 import sys
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 from graphaudit.analysis.audit import audit_graph
 from graphaudit.analysis.merge import merge
@@ -35,7 +35,7 @@ from graphaudit.frontends import require
 from graphaudit.frontends.common import attach_section
 import graphaudit.frontends.torch.capture as capturing
 from graphaudit.frontends.torch.aten import op_key
-from graphaudit.frontends.torch.importer import from_fx
+from graphaudit.frontends.torch.importer import Importer, import_fx
 from graphaudit.frontends.torch.ops import TABLE
 from graphaudit.frontends.torch.section import TorchSection
 from graphaudit.frontends.torch.version import supported_torch
@@ -102,6 +102,48 @@ def _wrapped(torch: Any, calls: _Calls) -> Iterator[None]:
         torch.autograd.grad = original
 
 
+class TracedCalls(NamedTuple):
+    """A program of the user's grad calls, traced and imported (:func:`trace_calls`)."""
+
+    captured: capturing.Capture
+    importer: Importer  # which node each FX node became; its sources
+    outputs: list  # the nodes of the program's own results (not what the calls differentiated)
+    calls: list[UserCall]
+    trace_seconds: float
+    import_seconds: float
+
+
+def trace_calls(run: Callable[[tuple], Any], named: capturing.Named, module: Any = None) -> TracedCalls:
+    """``run((params, fixed, inputs))`` (the user's function on those tensors) traced on fakes, each
+    ``torch.autograd.grad`` call it makes a :class:`UserCall`, and imported; ``module``'s submodule paths
+    name its forward nodes."""
+    torch = supported_torch()
+    pytree = require("torch.utils._pytree", "torch")
+    calls = _Calls()
+    returned = [0]  # how many of the program's outputs are run's (the rest: what the calls differentiated)
+
+    def program(param_values: list, fixed_values: list, input_values: list):
+        calls.reset()
+        with capturing.module_paths(module) if module is not None else contextlib.nullcontext(), \
+                _wrapped(torch, calls):
+            result = run((param_values, fixed_values, input_values))
+        leaves = [leaf for leaf in pytree.tree_leaves(result) if isinstance(leaf, torch.Tensor)]
+        returned[0] = len(leaves)
+        return leaves + [t for outputs in calls.outputs for t in outputs]
+
+    start = time.perf_counter()
+    captured = capturing.trace_program(program, named)
+    trace_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    importer = import_fx(captured.graph, capturing.graph_leaves(named), calls.calls)
+    import_seconds = time.perf_counter() - start
+    outputs, differentiated = importer.outputs[:returned[0]], importer.outputs[returned[0]:]
+    if not outputs:
+        raise ValueError("audit_function: fn returned no tensors")
+    _note_what_each_call_differentiates(calls, differentiated)
+    return TracedCalls(captured, importer, outputs, calls.calls, trace_seconds, import_seconds)
+
+
 def audit_function(fn: Callable, *example_inputs: Any, params: Any, commutative: bool = False) -> Report:
     """What merging equal subexpressions removes from ``fn(params, *example_inputs)`` as PyTorch runs it,
     each ``torch.autograd.grad`` call of ``fn`` a grad call of the report (see the module docstring).
@@ -116,38 +158,22 @@ def audit_function(fn: Callable, *example_inputs: Any, params: Any, commutative:
     torch = supported_torch()
     if not callable(fn):
         raise TypeError(f"audit_function: fn must be a function, got {type(fn).__name__}")
-    pytree = require("torch.utils._pytree", "torch")
     named = capturing.named_tensors(fn, params, example_inputs)
-    calls = _Calls()
-    returned = [0]  # how many of the program's outputs are fn's (the rest: what the calls differentiated)
-
-    def program(param_values: list, fixed_values: list, input_values: list):
-        calls.reset()
-        with capturing.module_paths(params) if named.is_module else contextlib.nullcontext(), _wrapped(torch, calls):
-            result = capturing.run_loss(fn, params, named, (param_values, fixed_values, input_values), example_inputs)
-        leaves = [leaf for leaf in pytree.tree_leaves(result) if isinstance(leaf, torch.Tensor)]
-        returned[0] = len(leaves)
-        return leaves + [t for outputs in calls.outputs for t in outputs]
-
-    start = time.perf_counter()
-    captured = capturing.trace_program(program, named)
-    trace_seconds = time.perf_counter() - start
-    start = time.perf_counter()
-    imported, _, sources = from_fx(captured.graph, capturing.graph_leaves(named), calls.calls)
-    import_seconds = time.perf_counter() - start
-    outputs, differentiated = imported[:returned[0]], imported[returned[0]:]
-    if not outputs:
-        raise ValueError("audit_function: fn returned no tensors")
-    _note_what_each_call_differentiates(calls, differentiated)
-    report = audit_graph(outputs, commutative=commutative, sources=sources)
-    fx_calls = [n for n in captured.traced.graph.nodes if n.op == "call_function"]
+    traced = trace_calls(lambda values: capturing.run_loss(fn, params, named, values, example_inputs), named,
+                         module=params if named.is_module else None)
+    report = audit_graph(traced.outputs, commutative=commutative, sources=traced.importer.sources)
+    fx_calls = [n for n in traced.captured.traced.graph.nodes if n.op == "call_function"]
     products = sum(1 for n in fx_calls if hasattr(n.target, "_schema") and TABLE.row(op_key(n.target)[0]).kind == "matmul")
     section = TorchFunctionSection(name="PyTorch", version=torch.__version__, parameters=len(named.params),
                            fx_nodes={"original": {"nodes": len(fx_calls), "matmuls": products}},
-                           trace_seconds=trace_seconds, import_seconds=import_seconds,
-                           user_calls=[{"kind": c.kind, "where": c.where,
-                                        "source": c.source.to_dict() if c.source else None} for c in calls.calls])
+                           trace_seconds=traced.trace_seconds, import_seconds=traced.import_seconds,
+                           user_calls=user_calls(traced.calls))
     return attach_section(report, section)
+
+
+def user_calls(calls: list[UserCall]) -> list[dict]:
+    """The calls as a section lists them: ``kind``, ``where``, ``source``."""
+    return [{"kind": c.kind, "where": c.where, "source": c.source.to_dict() if c.source else None} for c in calls]
 
 
 class TorchFunctionSection(TorchSection):

@@ -67,6 +67,7 @@ class Importer:
         self.counts: dict[tuple[str, str], int] = {}
         self.names: dict[Node, str] = {}
         self.sources: dict[Node, Source] = {}  # forward nodes: the user's line, from the FX node's stack_trace
+        self.outputs: list[Node] = []
 
     def run(self) -> list[Node]:
         outputs: list[Node] = []
@@ -179,6 +180,13 @@ def from_fx(graph_module: Any, leaves: Sequence[Node],
     ``graph_module`` holds no writes (:func:`.capture.functional`); ``leaves`` gives one node
     per placeholder, in order; ``calls[i]`` is the provenance of what grad call ``i`` built.
     """
+    importer = import_fx(graph_module, leaves, calls)
+    return importer.outputs, importer.names, importer.sources
+
+
+def import_fx(graph_module: Any, leaves: Sequence[Node], calls: Sequence[GradCall]) -> Importer:
+    """:func:`from_fx`'s walk, kept: its ``env`` says which node each FX node became (what
+    :mod:`.remedy` needs to write the merged graph back as FX)."""
     placeholders = [n for n in graph_module.graph.nodes if n.op == "placeholder"]
     if len(placeholders) != len(leaves):
         raise ValueError(f"from_fx: {len(leaves)} leaves for a graph with {len(placeholders)} placeholders")
@@ -189,6 +197,6 @@ def from_fx(graph_module: Any, leaves: Sequence[Node],
                              f"{fx_node.name} is {val.dtype}{list(val.shape)}")
     importer = Importer(graph_module, leaves, calls)
     with building():
-        outputs = importer.run()
-    return outputs, importer.names, importer.sources
+        importer.outputs = importer.run()
+    return importer
 
