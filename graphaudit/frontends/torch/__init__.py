@@ -12,7 +12,9 @@
   named by their lines); :mod:`.section`: the report's :class:`TorchSection`; :mod:`.target`: the command
   line's :data:`CLI`;
 - :mod:`.orders`: :func:`derivative_orders`, nested ``autograd.grad`` by order (a PINN's u_x, u_xx, ...);
-- :mod:`.compile_check`: what PyTorch's FX CSE and inductor keep of the separate grads.
+- :mod:`.compile_check`: what PyTorch's FX CSE and inductor keep of the separate grads;
+- :mod:`.remedy`: :func:`deduplicate`, the user's function with the merged graph run instead
+  (eagerly or compiled by inductor).
 
 PyTorch itself is imported on first use, never by importing this package.
 """
@@ -22,7 +24,8 @@ from graphaudit.frontends.torch.function import audit_function
 from graphaudit.frontends.torch.capture import named_leaves
 from graphaudit.frontends.torch.importer import from_fx
 from graphaudit.frontends.torch.orders import derivative_orders
+from graphaudit.frontends.torch.remedy import Deduplicated, deduplicate
 from graphaudit.frontends.torch.section import TorchSection
 from graphaudit.frontends.torch.target import CLI
 
-__all__ = ["CLI", "TorchSection", "audit", "audit_function", "derivative_orders", "from_fx", "named_leaves"]
+__all__ = ["CLI", "Deduplicated", "TorchSection", "audit", "audit_function", "deduplicate", "derivative_orders", "from_fx", "named_leaves"]

@@ -22,7 +22,6 @@ from graphaudit.frontends.torch.aten import op_key
 from graphaudit.frontends.torch.importer import from_fx
 from graphaudit.frontends.torch.ops import TABLE
 from graphaudit.frontends.torch.version import supported_torch
-from graphaudit.frontends.torch.function import audit_function  # noqa: F401  (its home before function.py)
 from graphaudit.core.graph import GradCall
 from graphaudit.analysis.report import Report
 from graphaudit.frontends.torch.section import TorchSection
