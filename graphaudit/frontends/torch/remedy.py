@@ -175,6 +175,7 @@ def merged_graph_module(traced: Any, report: Report, returned: int) -> Any:
     output = next(n for n in fx.graph.nodes if n.op == "output")
     output.args = (tuple(require("torch.utils._pytree", "torch").tree_leaves(output.args)[:returned]),)
     fx.graph.set_codegen(torch.fx.graph.CodeGen())  # flat tensors in, a tuple out: no pytree specs left
+    _without_hidden_writes(fx.graph)
     for fx_node in reversed(list(fx.graph.nodes)):
         if fx_node.op == "call_function" and not fx_node.users and _removable(fx_node):
             fx.graph.erase_node(fx_node)
@@ -219,13 +220,34 @@ def _check(fn: Callable, deduplicated: Deduplicated, example_args: tuple) -> Non
                                "please report this with fn") from None
 
 
+def _written(fx_node: Any) -> list[Any]:
+    """The FX nodes an aten call writes to: its schema's ``Tensor(a!)`` arguments, and the running
+    statistics of ``native_batch_norm`` in training, which it updates though its schema does not say so."""
+    torch = require("torch", "torch")
+    target = fx_node.target
+    if not isinstance(target, torch._ops.OpOverload):
+        return []
+    values = dict(aten.schema_values(target, fx_node.args, fx_node.kwargs))
+    names = aten.mutated_arguments(target)
+    if target is torch.ops.aten.native_batch_norm.default and values["training"]:
+        names += ["running_mean", "running_var"]
+    return [values[name] for name in names if values.get(name) is not None]
+
+
+def _without_hidden_writes(graph: Any) -> None:
+    """``native_batch_norm`` in training without its running statistics: the same results (training
+    normalises by the batch's), and no write into the tensors the caller passed."""
+    torch = require("torch", "torch")
+    for fx_node in graph.nodes:
+        if fx_node.target is torch.ops.aten.native_batch_norm.default and _written(fx_node):
+            fx_node.args = (*fx_node.args[:3], None, None, *fx_node.args[5:])
+
+
 def _warn_about_writes(traced: Any, placeholder_names: list[str]) -> None:
     """A warning naming the arguments ``fn`` writes to: the merged graph does not write them."""
-    torch = require("torch", "torch")
     placeholders = [n for n in traced.graph.nodes if n.op == "placeholder"]
-    written = sorted({placeholder_names[placeholders.index(n.args[0])] for n in traced.graph.nodes
-                      if isinstance(n.target, torch._ops.OpOverload) and n.target._schema.is_mutable
-                      and n.args and getattr(n.args[0], "op", None) == "placeholder"})
+    written = sorted({placeholder_names[placeholders.index(value)] for n in traced.graph.nodes
+                      for value in _written(n) if getattr(value, "op", None) == "placeholder"})
     if written:
         warnings.warn(f"deduplicate: fn writes to {', '.join(written)}; the merged graph computes fn's results "
                       "without making those writes", stacklevel=3)

@@ -164,3 +164,30 @@ def test_the_example_prints_each_steps_calls_before_and_after(capsys):
         calls = deduplicate(step, *args).report.framework["fx_nodes"]
         assert line.startswith(f"{name}: {calls['original']['nodes']} aten calls -> {calls['deduplicated']['nodes']}, "
                                f"matmuls {calls['original']['matmuls']} -> {calls['deduplicated']['matmuls']}")
+
+
+def test_writes_and_views_batch_norm_in_place_relu_channels_last():
+    """A timm-style conv block: BatchNorm in training (it writes its running statistics; its schema
+    hides two of the writes), in-place ReLUs, a channels_last input restrided by the pool, flatten."""
+    nn = torch.nn
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(inplace=True),
+                          nn.Conv2d(4, 4, 3, padding=1), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1),
+                          nn.Flatten(), nn.Linear(4, 3)).double()
+    params = remedy.parameters(model)
+    buffers = {name: b.clone() for name, b in model.named_buffers()}
+    x = torch.randn(2, 3, 6, 6, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    y = torch.tensor([0, 2])
+
+    def step(params, buffers, x, y):
+        loss = nn.functional.cross_entropy(torch.func.functional_call(model, {**params, **buffers}, (x,)), y)
+        return [torch.autograd.grad(loss, p, retain_graph=True)[0] for p in params.values()]
+
+    with pytest.warns(UserWarning, match=r"fn writes to buffers\['1.num_batches_tracked'\], "
+                                         r"buffers\['1.running_mean'\], buffers\['1.running_var'\]"):
+        fast = deduplicate(step, params, buffers, x, y)
+    kept = {name: b.clone() for name, b in buffers.items()}
+    got = fast(params, buffers, x, y)
+    assert all(torch.equal(buffers[name], kept[name]) for name in buffers)  # the merged graph writes nothing
+    assert_same_results(got, step(params, {name: b.clone() for name, b in buffers.items()}, x, y))
+    assert executed_matmuls(fast, params, buffers, x, y) == fast.matmuls < executed_matmuls(step, params, kept, x, y)
