@@ -1,4 +1,4 @@
-"""Two of the user's grad calls on the same output: one call over both inputs does their shared backward once.
+"""Two of the user's grad calls on the same output: one call over both inputs does their shared work once.
 
 A front-end that sees the user's own grad calls (``audit_function``: an interatomic
 potential's forces and stress, a PINN's u_x and u_t) gives each call a ``differentiates``
@@ -30,10 +30,14 @@ def joint_call_advice(report: Any) -> list[dict]:
     groups = {key: calls for key, calls in groups.items() if len(calls) > 1}
     if not groups:
         return []
+    # A front-end whose calls trace their own forward pass (JAX) lists those nodes in each call's ``traced``:
+    # a joint call traces them once too.
+    traced_by = {id(node): call for calls in groups.values() for call in calls for node in getattr(call, "traced", ())}
     builders: dict[int, set] = {}  # class (canonical position) -> the group's calls that built a copy of it
     for position, node in enumerate(result.source):
-        if not result.leaf[position] and getattr(node.call, "differentiates", None) in groups:
-            builders.setdefault(int(result.canonical[position]), set()).add(node.call)
+        builder = node.call if getattr(node.call, "differentiates", None) in groups else traced_by.get(id(node))
+        if not result.leaf[position] and builder is not None:
+            builders.setdefault(int(result.canonical[position]), set()).add(builder)
     entries = []
     for calls in sorted(groups.values(), key=lambda calls: min(c.index for c in calls)):
         calls.sort(key=lambda c: c.index)
@@ -50,7 +54,7 @@ def joint_call_advice(report: Any) -> list[dict]:
         kind = getattr(calls[0], "kind", "grad")
         which = "both calls" if len(calls) == 2 else f"all {len(calls)} calls"
         entries.append({
-            "what": f"{len(calls)} grad calls differentiate the same output ({lines}): their backward passes "
+            "what": f"{len(calls)} grad calls differentiate the same output ({lines}): they "
                     f"repeat {nodes} nodes and {si(flops, 'FLOP')}",
             "rewrite": f"one `{kind}` over the inputs of {which} ({lines}) instead of one call each",
             "saves_flops": flops,

@@ -46,13 +46,20 @@ TRANSFORMS = ("grad", "value_and_grad", "jacrev")  # jax.X(fun, ...) returns a f
 
 
 class UserCall(GradCall):
-    """One grad call the user's code made: ``kind`` (``jax.grad``) ``where`` (``file:line``, ``#k`` for its k-th pass)."""
+    """One grad call the user's code made: ``kind`` (``jax.grad``) ``where`` (``file:line``, ``#k`` for its k-th pass).
 
-    __slots__ = ("kind", "where", "source")
+    ``differentiates`` is equal for two calls of one function on the very same arguments (the
+    same Python function object, the same traced values): they differentiate one output, and
+    one call over both calls' inputs (``argnums=(0, 1)``) does their shared work once
+    (:mod:`graphaudit.analysis.call_advice`)."""
+
+    __slots__ = ("kind", "where", "source", "differentiates", "traced")
 
     def __init__(self, kind: str, where: str, source: Source | None):
         super().__init__([where])
         self.kind, self.where, self.source = kind, where, source
+        self.differentiates: tuple[int, ...] = ()
+        self.traced: list = []  # the forward nodes traced inside this call (what a joint call traces once)
 
     @property
     def label(self) -> str:
@@ -65,15 +72,28 @@ class _Calls:
     def __init__(self) -> None:
         self.calls: list[UserCall] = []
         self._passes: dict[str, int] = {}
+        self._outputs: dict[tuple[int, ...], int] = {}  # (function, argument leaves) by identity -> its number
+        self._kept: list[Any] = []  # what those identities are of, alive until the trace ends
 
-    def new(self, kind: str, frame: Any) -> int:
-        """A new call made from ``frame`` (or, from inside JAX, from the user's line around it); its number."""
+    def new(self, kind: str, frame: Any, fun: Any, arguments: Any) -> int:
+        """A new call of ``fun`` on ``arguments`` made from ``frame`` (or, from inside JAX, from the user's
+        line around it); its number."""
         source = user_frame(frame)
         line = source.location if source is not None else "<unknown>"
         self._passes[line] = self._passes.get(line, 0) + 1
         passes = self._passes[line]
-        self.calls.append(UserCall(kind, line if passes == 1 else f"{line}#{passes}", source))
+        call = UserCall(kind, line if passes == 1 else f"{line}#{passes}", source)
+        leaves = require("jax", "jax").tree_util.tree_leaves(arguments)
+        self._kept.append((fun, leaves))
+        identity = (id(fun), *map(id, leaves))
+        call.differentiates = (self._outputs.setdefault(identity, len(self._outputs) + 1),)
+        self.calls.append(call)
         return len(self.calls) - 1
+
+    def traced_in(self, name_stack: str) -> UserCall | None:
+        """The outermost call whose scope an equation was traced in (forward or backward)."""
+        found = _SCOPES.search(name_stack)
+        return self.calls[int(found.group(1))] if found else None
 
     def call_of(self, name_stack: str) -> GradCall | None:
         """The call whose backward pass made an equation with ``name_stack``: the outermost scope followed
@@ -97,7 +117,7 @@ def _wrapped(jax: Any, calls: _Calls) -> Iterator[None]:
 
             @functools.wraps(transformed)
             def called(*call_args: Any, **call_kwargs: Any) -> Any:
-                number = calls.new(f"jax.{name}", sys._getframe(1))
+                number = calls.new(f"jax.{name}", sys._getframe(1), fun, call_args)
                 with jax.named_scope(f"{SCOPE}{number}"):
                     return transformed(*call_args, **call_kwargs)
 
@@ -106,7 +126,7 @@ def _wrapped(jax: Any, calls: _Calls) -> Iterator[None]:
         return wrapper
 
     def vjp(fun: Callable, *primals: Any, **kwargs: Any) -> Any:
-        number = calls.new("jax.vjp", sys._getframe(1))
+        number = calls.new("jax.vjp", sys._getframe(1), fun, primals)
         with jax.named_scope(f"{SCOPE}{number}"):
             out, pullback, *aux = originals["vjp"](fun, *primals, **kwargs)
 
@@ -172,7 +192,7 @@ def audit_function(fn: Callable, *args: Any, commutative: bool = False) -> Repor
     trace_seconds = time.perf_counter() - start
     start = time.perf_counter()
     sources = EquationSources()
-    outputs = from_jaxpr(traced, call_of=calls.call_of, sources=sources)
+    outputs = from_jaxpr(traced, call_of=calls.call_of, traced_in=calls.traced_in, sources=sources)
     import_seconds = time.perf_counter() - start
     outputs = [node for node in outputs if not node.is_leaf or node.op != "constant"]
     if not outputs:

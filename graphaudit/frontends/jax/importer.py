@@ -96,9 +96,12 @@ class Importer:
     """
 
     def __init__(self, call: GradCall | None, unroll: bool, loops: list[LoopRecord],
-                 sources: EquationSources | None = None, call_of: Callable[[str], GradCall | None] | None = None):
+                 sources: EquationSources | None = None, call_of: Callable[[str], GradCall | None] | None = None,
+                 traced_in: Callable[[str], Any] | None = None):
         self.call = call
         self.call_of = call_of
+        self.traced_in = traced_in
+        self.scope: Any = None  # the call whose scope the current top-level equation is in: its forward nodes
         self.unroll = unroll
         self.loops = loops
         self.sources = sources
@@ -137,6 +140,7 @@ class Importer:
             stack = str(eqn.source_info.name_stack)
             if backward is None and self.call_of is not None:  # each top-level equation names its call
                 self.call = self.call_of(stack)
+                self.scope = self.traced_in(stack) if self.traced_in is not None else None
                 eqn_backward = self.call is not None
             else:
                 eqn_backward = stack.startswith("transpose(") if backward is None else backward
@@ -181,6 +185,8 @@ class Importer:
             made.append(env[var])
         if self.sources is not None:
             self.sources.made(made)
+        if not backward and self.scope is not None:
+            self.scope.traced.extend(made)
 
 
 def from_jaxpr(
@@ -192,6 +198,7 @@ def from_jaxpr(
     loops: list[LoopRecord] | None = None,
     sources: EquationSources | None = None,
     call_of: Callable[[str], GradCall | None] | None = None,
+    traced_in: Callable[[str], Any] | None = None,
 ) -> list[Node]:
     """The nodes of a (closed) jaxpr's outputs.
 
@@ -205,7 +212,9 @@ def from_jaxpr(
     (one :class:`~.sources.EquationSources` for all the traces of an audit) collects each
     node's line and gives backward nodes their forward node as ``origin``. ``call_of`` maps a
     top-level equation's name stack to the grad call that made it (None: forward), instead of
-    ``transpose(...)`` meaning ``call`` (:func:`~.function.audit_function`'s user calls).
+    ``transpose(...)`` meaning ``call`` (:func:`~.function.audit_function`'s user calls);
+    ``traced_in`` maps it to the call whose scope it was traced in, whose ``traced`` list then gets
+    the forward nodes it makes (JAX traces a grad call's forward pass inside the call).
     """
     jax_core = require("jax.extend.core", "jax")
     if isinstance(closed_jaxpr, jax_core.ClosedJaxpr):
@@ -229,7 +238,7 @@ def from_jaxpr(
     with building():  # constants and literals are leaves, never backward nodes; equations say their call
         if sources is not None:
             sources.new_trace(jaxpr)
-        importer = Importer(call, unroll, loops if loops is not None else [], sources, call_of)
+        importer = Importer(call, unroll, loops if loops is not None else [], sources, call_of, traced_in)
         return importer.run(jaxpr, consts, inputs, backward=None, remat=False)
 
 

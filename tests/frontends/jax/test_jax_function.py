@@ -118,6 +118,23 @@ def test_forces_and_stress_two_calls_named_by_their_lines(user, x64):
         np.testing.assert_allclose(a, np.asarray(b), rtol=1e-12, atol=1e-12)
 
 
+def test_two_calls_on_one_energy_get_the_joint_call_advice_with_both_lines(user, x64):
+    x, w = arrays()
+    data = gj.audit_function(user.forces_and_stress, x, w).to_dict()
+    joint = [entry for entry in data["advice"] if "differentiate the same output" in entry["what"]]
+    assert len(joint) == 1
+    (entry,) = joint
+    assert "user_fs.py:11, user_fs.py:12" in entry["what"] and "one `jax.grad`" in entry["rewrite"]
+    assert [(w["file"], w["line"]) for w in entry["where"]] == [("user_fs.py", 11), ("user_fs.py", 12)]
+    # the two calls repeat exactly what the report counts as duplicated, and one call does it once
+    # (forces_and_stress also negates dE/dx, N K FLOPs, which one_call does not)
+    one = gj.audit_function(user.one_call, x, w).forms["original"].cost.flops
+    assert entry["saves_flops"] == data["duplicated"]["flops"] == data["forms"]["original"]["flops"] - (one + N * K)
+    # calls on other arguments (a loop over scales) differentiate other outputs: no such advice
+    looped = gj.audit_function(user.in_a_loop, x, w).to_dict()["advice"]
+    assert not [entry for entry in looped if "differentiate the same output" in entry["what"]]
+
+
 def test_one_joint_call_repeats_nothing(user, x64):
     report = gj.audit_function(user.one_call, *arrays())
     assert calls_in(report) == [("jax.grad", "user_fs.py:17")]
