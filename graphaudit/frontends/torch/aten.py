@@ -79,6 +79,20 @@ def mutated_arguments(target: Any) -> list[str]:
     return [a.name for a in target._schema.arguments if a.alias_info is not None and a.alias_info.is_write]
 
 
+def written_values(target: Any, args: tuple, kwargs: dict) -> list[Any]:
+    """What a call writes to: its schema's ``Tensor(a!)`` arguments, and the running statistics of
+    ``native_batch_norm`` in training, which it updates though its schema does not say so."""
+    torch = require("torch", "torch")
+    names = mutated_arguments(target)
+    hidden = target is torch.ops.aten.native_batch_norm.default
+    if not names and not hidden:
+        return []
+    values = dict(schema_values(target, args, kwargs))
+    if hidden and values["training"]:
+        names += ["running_mean", "running_var"]
+    return [values[name] for name in names if values.get(name) is not None]
+
+
 def is_random(target: Any) -> bool:
     """Whether the op draws random numbers (dropout, ``bernoulli_``): never merged."""
     torch = require("torch", "torch")

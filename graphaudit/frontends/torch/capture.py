@@ -45,6 +45,7 @@ graphs' leaves carry, to evaluate them.
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
@@ -53,6 +54,7 @@ from graphaudit import progress
 from graphaudit.core.graph import parameter, placeholder
 from graphaudit.frontends import require
 from graphaudit.frontends.torch.aten import numpy_dtype
+from graphaudit.frontends.torch.untouched import untouched
 
 GRAD_CALL = "grad_call"  # the custom meta key naming the grad call that built a node
 MODULE = "module"  # the custom meta key holding a forward node's nn.Module path
@@ -260,7 +262,7 @@ def without_gradient(loss_fn: Callable, params: Any, named: Named, inputs: tuple
     fixed tensors and listed in ``no_gradient``: found by one forward and joint grad on fake tensors."""
     torch = require("torch", "torch")
     fake_mode = require("torch._subclasses.fake_tensor", "torch").FakeTensorMode(allow_non_fake_inputs=True)
-    with fake_mode:
+    with fake_mode, untouched():
         values = [[fake_like(t) for t in group.values()] for group in (named.params, named.fixed, named.inputs)]
         for p in values[0]:
             p.requires_grad_(True)
@@ -289,8 +291,14 @@ def trace_program(program: Callable, named: Named) -> Capture:
         fakes = [[fake_like(t) for t in group.values()] for group in (named.params, named.fixed, named.inputs)]
     for p in fakes[0]:
         p.requires_grad_(True)
+
+    @functools.wraps(program)  # make_fx names the placeholders after program's arguments
+    def program_untouched(*values):
+        with untouched():
+            return program(*values)
+
     with traceback.preserve_node_meta():
-        traced = proxy_tensor.make_fx(program, tracing_mode="fake", record_stack_traces=True)(*fakes)
+        traced = proxy_tensor.make_fx(program_untouched, tracing_mode="fake", record_stack_traces=True)(*fakes)
     return Capture(functional(traced), named, traced)
 
 
@@ -302,7 +310,9 @@ def functional(traced: Any) -> Any:
     A graph in which no op writes is its own functional form, and is returned as it is (no
     second trace to pay for). A write-back into one of the program's inputs (BatchNorm's
     ``num_batches_tracked``) ends the functionalized program as a ``copy_`` that nothing reads;
-    it is dropped.
+    it is dropped. The tensors the program reads from elsewhere (``get_attr`` constants: a
+    BatchNorm's buffers when the params dict names only parameters) are lifted to inputs for
+    the second trace, so that writes to them go the same way, and are constants again after.
     """
     torch = require("torch", "torch")
     proxy_tensor = require("torch.fx.experimental.proxy_tensor", "torch")
@@ -311,11 +321,34 @@ def functional(traced: Any) -> Any:
                for node in traced.graph.nodes):
         return traced
     fakes = [node.meta["val"] for node in traced.graph.nodes if node.op == "placeholder"]
-    program = torch.func.functionalize(torch.fx.Interpreter(traced).run, remove="mutations")
+    constants = {node.target: getattr(traced, node.target) for node in traced.graph.nodes if node.op == "get_attr"}
+    fake_mode = require("torch._guards", "torch").detect_fake_mode(fakes) or \
+        require("torch._subclasses.fake_tensor", "torch").FakeTensorMode()
+    lifted = [fake_mode.from_tensor(value) for value in constants.values()]
+
+    class ConstantsAsInputs(torch.fx.Interpreter):
+        def get_attr(self, target, args, kwargs):
+            return self.constants[target]
+
+    def program(*values):
+        interpreter = ConstantsAsInputs(traced)
+        interpreter.constants = dict(zip(constants, values[len(fakes):]))
+        return interpreter.run(*values[:len(fakes)])
+
     with traceback.preserve_node_meta(), traceback._preserve_node_seq_nr():
-        graph_module = proxy_tensor.make_fx(program, tracing_mode="fake")(*fakes)
-    for node in list(graph_module.graph.nodes):
+        graph_module = proxy_tensor.make_fx(torch.func.functionalize(program, remove="mutations"),
+                                            tracing_mode="fake")(*fakes, *lifted)
+    graph = graph_module.graph
+    for node in list(graph.nodes):
         if node.target is torch.ops.aten.copy_.default and node.args[0].op == "placeholder":
-            graph_module.graph.erase_node(node)
+            graph.erase_node(node)
+    placeholders = [node for node in graph.nodes if node.op == "placeholder"]
+    for node, (name, value) in zip(placeholders[len(fakes):], constants.items()):
+        graph_module.register_buffer(f"lifted{name}", value, persistent=False)  # apart from the trace's own
+        with graph.inserting_after(placeholders[-1]):
+            constant = graph.get_attr(f"lifted{name}")
+        constant.meta = dict(node.meta)
+        node.replace_all_uses_with(constant)
+        graph.erase_node(node)
     graph_module.recompile()
     return graph_module

@@ -27,6 +27,7 @@ again for new shapes. Its results are plain tensors, without autograd history: t
 from __future__ import annotations
 
 import inspect
+import operator
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -40,6 +41,7 @@ import graphaudit.frontends.torch.aten as aten
 import graphaudit.frontends.torch.capture as capturing
 from graphaudit.frontends.torch.function import TorchFunctionSection, trace_calls, user_calls
 from graphaudit.frontends.torch.ops import TABLE
+from graphaudit.frontends.torch.untouched import untouched
 from graphaudit.frontends.torch.version import supported_torch
 
 CHECK_SEED = 0  # the seed both fn and the merged graph run under when checked against each other
@@ -176,11 +178,60 @@ def merged_graph_module(traced: Any, report: Report, returned: int) -> Any:
     output.args = (tuple(require("torch.utils._pytree", "torch").tree_leaves(output.args)[:returned]),)
     fx.graph.set_codegen(torch.fx.graph.CodeGen())  # flat tensors in, a tuple out: no pytree specs left
     _without_hidden_writes(fx.graph)
+    _one_call_per_output_mask(fx.graph)
     for fx_node in reversed(list(fx.graph.nodes)):
         if fx_node.op == "call_function" and not fx_node.users and _removable(fx_node):
             fx.graph.erase_node(fx_node)
     fx.graph.lint()
     return torch.fx.GraphModule(fx, fx.graph)
+
+
+def _one_call_per_output_mask(graph: Any) -> None:
+    """Backward calls that differ only in the results they ask for (``convolution_backward`` with
+    ``output_mask`` [True, False, False] in one grad call, [False, True, False] in the next) as one
+    call asking for all of them, as the joint call makes it: the merge has made their inputs the
+    same nodes, and the graph counts each result as its own node either way."""
+    torch = require("torch", "torch")
+    first: dict[tuple, Any] = {}
+    for fx_node in list(graph.nodes):
+        target = fx_node.target
+        if not isinstance(target, torch._ops.OpOverload) or aten.OUTPUT_MASK not in fx_node.kwargs and \
+                not any(a.name == aten.OUTPUT_MASK for a in target._schema.arguments[:len(fx_node.args)]):
+            continue
+        position = [a.name for a in target._schema.arguments].index(aten.OUTPUT_MASK)
+        args, kwargs = list(fx_node.args), dict(fx_node.kwargs)
+        mask = args[position] if position < len(args) else kwargs.pop(aten.OUTPUT_MASK)
+        if position < len(args):
+            args[position] = None
+        key = (target, _hashable(args), _hashable(sorted(kwargs.items())))
+        if key not in first:
+            first[key] = fx_node
+            continue
+        kept = first[key]
+        kept_mask = _mask_of(kept, position)
+        union = [a or b for a, b in zip(kept_mask, mask)]
+        if position < len(kept.args):
+            kept.args = (*kept.args[:position], union, *kept.args[position + 1:])
+        else:
+            kept.kwargs = {**kept.kwargs, aten.OUTPUT_MASK: union}
+        results = {user.args[1]: user for user in kept.users if user.target is operator.getitem}
+        for user in list(fx_node.users):
+            index = user.args[1]
+            if index not in results:
+                with graph.inserting_after(kept):
+                    results[index] = graph.call_function(operator.getitem, (kept, index))
+                results[index].meta = dict(user.meta)
+            user.replace_all_uses_with(results[index])
+
+
+def _mask_of(fx_node: Any, position: int) -> list[bool]:
+    return list(fx_node.args[position] if position < len(fx_node.args) else fx_node.kwargs[aten.OUTPUT_MASK])
+
+
+def _hashable(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return tuple(_hashable(v) for v in value)
+    return value
 
 
 def _removable(fx_node: Any) -> bool:
@@ -203,7 +254,8 @@ def _check(fn: Callable, deduplicated: Deduplicated, example_args: tuple) -> Non
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(CHECK_SEED)
-        expected = pytree.tree_leaves(fn(*copies()))
+        with untouched():  # fn may write to what it reads from elsewhere (a module's buffers): put back
+            expected = pytree.tree_leaves(fn(*copies()))
         torch.manual_seed(CHECK_SEED)
         got = pytree.tree_leaves(deduplicated(*copies()))
     for k, (want, have) in enumerate(zip(expected, got)):
@@ -221,17 +273,11 @@ def _check(fn: Callable, deduplicated: Deduplicated, example_args: tuple) -> Non
 
 
 def _written(fx_node: Any) -> list[Any]:
-    """The FX nodes an aten call writes to: its schema's ``Tensor(a!)`` arguments, and the running
-    statistics of ``native_batch_norm`` in training, which it updates though its schema does not say so."""
+    """The FX nodes an aten call writes to (:func:`.aten.written_values`)."""
     torch = require("torch", "torch")
-    target = fx_node.target
-    if not isinstance(target, torch._ops.OpOverload):
+    if not isinstance(fx_node.target, torch._ops.OpOverload):
         return []
-    values = dict(aten.schema_values(target, fx_node.args, fx_node.kwargs))
-    names = aten.mutated_arguments(target)
-    if target is torch.ops.aten.native_batch_norm.default and values["training"]:
-        names += ["running_mean", "running_var"]
-    return [values[name] for name in names if values.get(name) is not None]
+    return aten.written_values(fx_node.target, fx_node.args, fx_node.kwargs)
 
 
 def _without_hidden_writes(graph: Any) -> None:
@@ -244,12 +290,16 @@ def _without_hidden_writes(graph: Any) -> None:
 
 
 def _warn_about_writes(traced: Any, placeholder_names: list[str]) -> None:
-    """A warning naming the arguments ``fn`` writes to: the merged graph does not write them."""
+    """A warning naming what ``fn`` writes to (its arguments, tensors it reads from elsewhere): the merged
+    graph does not write them."""
     placeholders = [n for n in traced.graph.nodes if n.op == "placeholder"]
-    written = sorted({placeholder_names[placeholders.index(value)] for n in traced.graph.nodes
-                      for value in _written(n) if getattr(value, "op", None) == "placeholder"})
-    if written:
-        warnings.warn(f"deduplicate: fn writes to {', '.join(written)}; the merged graph computes fn's results "
+    written = [value for n in traced.graph.nodes for value in _written(n)]
+    names = sorted({placeholder_names[placeholders.index(value)] for value in written if value.op == "placeholder"})
+    elsewhere = len({value.target for value in written if value.op == "get_attr"})
+    if elsewhere:
+        names.append(f"{elsewhere} tensor{'s' * (elsewhere > 1)} it reads from elsewhere (a module's buffers)")
+    if names:
+        warnings.warn(f"deduplicate: fn writes to {', '.join(names)}; the merged graph computes fn's results "
                       "without making those writes", stacklevel=3)
 
 

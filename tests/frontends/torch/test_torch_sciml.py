@@ -99,6 +99,28 @@ def test_a_params_dict_naming_some_of_a_modules_tensors_traces_the_rest_as_const
         np.testing.assert_allclose(got, want.numpy(), rtol=1e-10, atol=1e-12)
 
 
+def test_a_params_dict_of_a_training_batch_norm_model_leaves_its_written_buffers_constants():
+    """The BatchNorm's buffers are read from the module (constants of the trace) and written by it:
+    the writes are lifted like an input's, and the gradients are still PyTorch's."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.Tanh(),
+                                torch.nn.Linear(4, 1)).double().train()
+    chosen = {name: p for name, p in model.named_parameters()}
+    x = torch.randn(5, 3, dtype=torch.float64)
+    statistics = {name: b.clone() for name, b in model.named_buffers()}
+
+    def loss(params, x):
+        return (torch.func.functional_call(model, params, (x,)) ** 2).mean()
+
+    report = audit(loss, x, params=chosen)
+    assert report.merged_equals_joint
+    assert all(torch.equal(b, statistics[name]) for name, b in model.named_buffers())  # traced on fakes
+    feed = named_leaves(loss, x, params=chosen)
+    expected = torch.autograd.grad(loss(chosen, x), list(chosen.values()))
+    for got, want in zip(ga.evaluate(report.forms["joint"].outputs, feed), expected, strict=True):
+        np.testing.assert_allclose(got, want.numpy(), rtol=1e-10, atol=1e-12)
+
+
 def test_forces_and_stress_two_calls_repeat_what_one_call_does_once():
     """E = sum over the N^2 ordered pairs of V(|r_i - r_j|^2), V = W2 tanh(W1 s + b1) + b2 of width H.
     Both calls run E's backward down to the squared distances: the products through W2 (1 x H) and
