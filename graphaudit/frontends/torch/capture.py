@@ -52,6 +52,7 @@ from typing import Any, NamedTuple
 
 from graphaudit import progress
 from graphaudit.core.graph import parameter, placeholder
+from graphaudit.core.source import is_library_file
 from graphaudit.frontends import require
 from graphaudit.frontends.torch.aten import numpy_dtype
 from graphaudit.frontends.torch.untouched import untouched
@@ -297,9 +298,30 @@ def trace_program(program: Callable, named: Named) -> Capture:
         with untouched():
             return program(*values)
 
-    with traceback.preserve_node_meta():
+    with traceback.preserve_node_meta(), users_frames_kept():
         traced = proxy_tensor.make_fx(program_untouched, tracing_mode="fake", record_stack_traces=True)(*fakes)
     return Capture(functional(traced), named, traced)
+
+
+@contextlib.contextmanager
+def users_frames_kept():
+    """``make_fx``'s stack traces with the user's frames: it keeps only frames named ``forward``, so
+    the ops a ``loss_fn`` (or any function outside a module's forward) runs had no line of the
+    user's. Within, a node's ``stack_trace`` holds every frame outside the libraries."""
+    tracer = require("torch.fx.experimental.proxy_tensor", "torch").PythonKeyTracer
+    own = tracer.__dict__.get("_filter_traceback_frames")
+
+    def users_frames(self, summary):
+        return type(summary).from_list([frame for frame in summary if not is_library_file(frame.filename)])
+
+    tracer._filter_traceback_frames = users_frames
+    try:
+        yield
+    finally:
+        if own is None:
+            del tracer._filter_traceback_frames
+        else:
+            tracer._filter_traceback_frames = own
 
 
 def functional(traced: Any) -> Any:
