@@ -102,10 +102,11 @@ def deduplicate(fn: Callable, *example_args: Any, compile: bool = False) -> Dedu
     ``create_graph=True`` included), traced on ``example_args`` and merged: a :class:`Deduplicated`
     that runs the merged graph, eagerly or, with ``compile=True``, compiled by inductor.
 
-    Tensors ``fn`` reads from elsewhere (a module it closes over) are constants of the trace,
-    as they are when traced; pass them as arguments (``torch.func.functional_call``) to feed new
-    values. Writes ``fn`` makes to its arguments (a BatchNorm's running statistics) are not
-    made by the merged graph: a warning names them.
+    Tensors ``fn`` reads from elsewhere (a module it closes over) are held by the merged graph
+    as they are, by reference: an in-place update (an optimizer's step) is seen, a tensor
+    replaced by another is not; pass them as arguments (``torch.func.functional_call``) to be
+    sure. Writes ``fn`` makes to its arguments or to those tensors (a BatchNorm's running
+    statistics) are not made by the merged graph: a warning names them.
     """
     torch = supported_torch()
     pytree = require("torch.utils._pytree", "torch")

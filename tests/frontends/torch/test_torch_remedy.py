@@ -191,3 +191,18 @@ def test_writes_and_views_batch_norm_in_place_relu_channels_last():
     assert all(torch.equal(buffers[name], kept[name]) for name in buffers)  # the merged graph writes nothing
     assert_same_results(got, step(params, {name: b.clone() for name, b in buffers.items()}, x, y))
     assert executed_matmuls(fast, params, buffers, x, y) == fast.matmuls < executed_matmuls(step, params, kept, x, y)
+
+
+def test_a_module_fn_closes_over_is_read_by_reference_so_an_in_place_step_is_seen():
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(4, 3).double()
+
+    def input_gradient(x):
+        x = x.detach().requires_grad_(True)
+        return torch.autograd.grad(torch.tanh(layer(x)).sum(), x)[0]
+
+    x = torch.randn(5, 4, dtype=torch.float64)
+    fast = deduplicate(input_gradient, x)
+    with torch.no_grad():
+        layer.weight.mul_(2.0)  # what an optimizer's step does
+    assert_same_results(fast(x), input_gradient(x))
