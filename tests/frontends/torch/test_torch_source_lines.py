@@ -109,3 +109,95 @@ def test_a_loss_fns_own_ops_carry_its_lines_with_a_module_and_with_a_params_dict
     # a layer of torch's own (nn.Linear) is not the user's code: its ops carry the line that called it
     assert with_dict["aten.addmm"] == {line_holding(path, "torch.tanh(self.first(x))"),
                                       line_holding(path, "return self.second(h)")}
+
+
+LOSSES = '''\
+import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.first = nn.Linear(6, 5)
+        self.second = nn.Linear(5, 4)
+
+    def forward(self, x):
+        return self.second(torch.tanh(self.first(x)))
+
+
+def squared_error(prediction, y):
+    return (prediction - y) ** 2
+
+
+def module_loss(model, x, y):
+    return squared_error(model(x), y).mean()
+
+
+def dict_loss(params, x, y):
+    hidden = torch.tanh(x @ params["w1"])
+    return ((hidden @ params["w2"] - y) ** 2).mean()
+'''
+
+
+def line_of(text, fragment):
+    """The 1-based number of the one line of ``text`` that holds ``fragment``."""
+    (line,) = [i for i, code in enumerate(text.splitlines(), 1) if fragment in code]
+    return line
+
+
+def load_losses(tmp_path):
+    path = tmp_path / "user_losses.py"
+    path.write_text(LOSSES)
+    spec = importlib.util.spec_from_file_location("user_losses", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def lines_by_op(report):
+    """``{op: {line, ...}}`` of the report's forward nodes that have a line."""
+    found = {}
+    for node, source in report.sources.items():
+        assert source.file == "user_losses.py"
+        found.setdefault(node.op, set()).add(source.line)
+    return found
+
+
+def test_a_loss_functions_own_ops_and_its_helpers_name_their_lines_beside_the_modules(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    module = load_losses(tmp_path)
+    torch.manual_seed(0)
+    x, y = torch.randn(3, 6), torch.randn(3, 4)
+    report = audit(module.module_loss, x, y, params=module.Net())
+    by_op = lines_by_op(report)
+    mean, layers = line_of(LOSSES, "squared_error(model(x), y).mean()"), line_of(LOSSES, "return self.second(")
+    # the helper's ops its own line (the innermost user frame), the loss function's mean its line,
+    # the module's ops still their forward's line
+    assert by_op["aten.sub"] == by_op["aten.pow"] == {line_of(LOSSES, "(prediction - y) ** 2")}
+    assert by_op["aten.mean"] == {mean}
+    assert by_op["aten.tanh"] == by_op["aten.addmm"] == {layers}
+    # each separate call repeats the mean's backward: its rows name the loss function's line
+    data = report.to_dict()["duplicated"]
+    mean_rows = [row for row in data["by_forward_node"].values() if row["op"] == "aten.mean"]
+    assert mean_rows and all(row["calls"] == 2 * 2 for row in mean_rows)  # two layers, a weight and a bias each
+    assert {row["source"]["line"] for row in mean_rows} == {mean}
+    top_lines = {row["source"]["line"] for row in data["top"] if row["source"] is not None}
+    assert {mean, layers} <= top_lines
+    assert f"user_losses.py:{mean}" in report.to_text()
+
+
+def test_a_params_dicts_loss_names_its_lines(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    module = load_losses(tmp_path)
+    torch.manual_seed(0)
+    params = {"w1": torch.randn(6, 5, requires_grad=True), "w2": torch.randn(5, 4, requires_grad=True)}
+    report = audit(module.dict_loss, torch.randn(3, 6), torch.randn(3, 4), params=params)
+    by_op = lines_by_op(report)
+    hidden, loss = line_of(LOSSES, "hidden = torch.tanh("), line_of(LOSSES, "- y) ** 2).mean()")
+    assert by_op["aten.tanh"] == {hidden}
+    assert by_op["aten.mm"] == {hidden, loss}
+    assert by_op["aten.sub"] == by_op["aten.pow"] == by_op["aten.mean"] == {loss}
+    assert set(report.sources) == set(report.names)  # every forward node has its line
+    rows = report.to_dict()["duplicated"]["by_forward_node"].values()
+    assert {row["source"]["line"] for row in rows if row["op"] == "aten.mean"} == {loss}
