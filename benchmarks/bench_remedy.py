@@ -14,7 +14,8 @@ parameter of a sigmoid MLP 512-256-128-64-10, batch 128), a heat-equation PINN (
 width 64, 2,048 collocation points, u_t and u_xx nested), forces and stress of a pair potential (64 atoms,
 two calls), a WGAN-GP critic step (an MLP 64-128-128-1, batch 64).
 
-    python benchmarks/bench_remedy.py [--repeats 20] [--device cpu]
+    python benchmarks/bench_remedy.py [--repeats 20]
+    python benchmarks/bench_remedy.py --zoo      # the model zoo's separate calls deduplicated, against eager
 
 Targets: ``deduplicate`` below ``eager`` on every step (it runs a subset of the kernels eager runs), and
 ``deduplicate(compile=True)`` below both where eager repeats matmuls.
@@ -99,10 +100,43 @@ def minimum_times(runs: dict, args, repeats: int) -> dict[str, float]:
     return {name: min(seconds) for name, seconds in times.items()}
 
 
+def zoo() -> None:
+    """The model zoo (``zoo_models.py``: transformers from tiny configs, CNNs, recurrent nets; float64):
+    one call per parameter, deduplicated; its aten and matmul calls before and after, the joint call's
+    matmul calls, and the largest difference from eager PyTorch's gradients (one seed for both)."""
+    import warnings
+
+    import zoo_models
+
+    print(f"{'model':<22}{'params':>7}{'aten calls':>16}{'matmul calls':>15}{'joint':>7}{'max |diff|':>12}")
+    for name in zoo_models.MODELS:
+        loss_fn, model, *inputs = zoo_models.build(name)
+        params = {key: p.detach().clone().requires_grad_(True) for key, p in model.named_parameters()}
+        buffers = {key: b.clone() for key, b in model.named_buffers()}
+        separate, joint = remedy.zoo_steps(loss_fn, model)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a BatchNorm in training writes its statistics: said elsewhere
+            fast = deduplicate(separate, params, buffers, *inputs)
+        torch.manual_seed(1)
+        got = fast(params, buffers, *inputs)
+        torch.manual_seed(1)
+        want = separate(params, {key: b.clone() for key, b in buffers.items()}, *inputs)
+        difference = max((float((a - b).abs().max()) for a, b in zip(got, want) if b is not None), default=0.0)
+        calls = fast.report.framework["fx_nodes"]
+        joint_matmuls = remedy.matmul_calls(joint, params, {key: b.clone() for key, b in buffers.items()}, *inputs)
+        print(f"{name:<22}{len(params):>7}{calls['original']['nodes']:>8} -> {calls['deduplicated']['nodes']:<5}"
+              f"{calls['original']['matmuls']:>7} -> {calls['deduplicated']['matmuls']:<5}{joint_matmuls:>7}"
+              f"{difference:>12.1e}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--zoo", action="store_true", help="instead: the model zoo's separate calls, deduplicated")
     args = parser.parse_args()
+    if args.zoo:
+        zoo()
+        return
     torch.manual_seed(0)
     print(f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads, float32, minimum of {args.repeats} "
           "runs in turn\n")

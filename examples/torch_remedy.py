@@ -105,6 +105,51 @@ def wgan_gp_step(model: nn.Module, penalty: float = 10.0):
     return step
 
 
+def zoo_steps(loss_fn, model: nn.Module):
+    """``(separate, joint)`` for any ``loss_fn(model, *inputs)``: its gradients by one call per parameter and by
+    one call, as functions of ``(params, buffers, *inputs)`` (the model's own tensors swapped for those)."""
+
+    class Loss(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def forward(self, *inputs):
+            return loss_fn(self.model, *inputs)
+
+    def loss(params: dict, buffers: dict, inputs: tuple) -> torch.Tensor:
+        state = {f"model.{name}": value for name, value in [*params.items(), *buffers.items()]}
+        return torch.func.functional_call(Loss(), state, inputs)
+
+    def separate(params: dict, buffers: dict, *inputs) -> list:
+        value = loss(params, buffers, inputs)
+        return [torch.autograd.grad(value, p, retain_graph=True, allow_unused=True)[0] for p in params.values()]
+
+    def joint(params: dict, buffers: dict, *inputs) -> list:
+        return list(torch.autograd.grad(loss(params, buffers, inputs), list(params.values()), allow_unused=True))
+
+    return separate, joint
+
+
+def matmul_calls(fn, *args) -> int:
+    """How many matmul and convolution kernels ``fn(*args)`` runs (what graphaudit's op table calls matmul)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from graphaudit.frontends.torch.aten import op_key
+    from graphaudit.frontends.torch.ops import TABLE
+
+    class Count(TorchDispatchMode):
+        count = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.count += TABLE.row(op_key(func)[0]).kind == "matmul"
+            return func(*args, **(kwargs or {}))
+
+    with Count() as counter:
+        fn(*args)
+    return counter.count
+
+
 def steps(scale: int = 1, *, dtype=torch.float64) -> dict[str, tuple]:
     """``{name: (step, args)}`` for the four steps; ``scale`` multiplies widths and batch sizes."""
     generator = torch.Generator().manual_seed(1)

@@ -15,6 +15,8 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "benchmarks"))
+import torch_models  # noqa: E402,F401  (puts examples/ on the path)
+import torch_remedy as remedy  # noqa: E402
 import zoo_models  # noqa: E402
 from test_torch_remedy import assert_same_results, executed_matmuls  # noqa: E402
 
@@ -22,36 +24,15 @@ from graphaudit.frontends.torch import deduplicate  # noqa: E402
 
 
 def steps(name: str):
-    """``(separate, joint, params, buffers, inputs, model)``: the zoo model's loss, its gradients by one call
-    per parameter and by one call, as functions of its parameters, buffers and inputs."""
+    """``(separate, joint, params, buffers, inputs, model)`` of a zoo model (``torch_remedy.zoo_steps``)."""
     loss_fn, model, *inputs = zoo_models.build(name)
-    params = {name: p.detach().clone().requires_grad_(True) for name, p in model.named_parameters()}
-    buffers = {name: b.clone() for name, b in model.named_buffers()}
-
-    class Loss(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.model = model
-
-        def forward(self, *args):
-            return loss_fn(self.model, *args)
-
-    def loss(params, buffers, inputs):
-        state = {f"model.{name}": value for name, value in [*params.items(), *buffers.items()]}
-        return torch.func.functional_call(Loss(), state, tuple(inputs))
-
-    def separate(params, buffers, *inputs):
-        value = loss(params, buffers, inputs)
-        return [torch.autograd.grad(value, p, retain_graph=True, allow_unused=True)[0] for p in params.values()]
-
-    def joint(params, buffers, *inputs):
-        return list(torch.autograd.grad(loss(params, buffers, inputs), list(params.values()), allow_unused=True))
-
-    return separate, joint, params, buffers, inputs, model
+    params = {key: p.detach().clone().requires_grad_(True) for key, p in model.named_parameters()}
+    buffers = {key: b.clone() for key, b in model.named_buffers()}
+    return (*remedy.zoo_steps(loss_fn, model), params, buffers, inputs, model)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["gpt2", "resnet", "lstm", "mobilenet_v3"])
+@pytest.mark.parametrize("name", ["gpt2", "resnet", "gru", "mobilenet_v3"])
 def test_separate_calls_deduplicated_are_the_joint_calls_kernels_with_eagers_gradients(name):
     separate, joint, params, buffers, inputs, model = steps(name)
     with warnings.catch_warnings(record=True) as caught:
