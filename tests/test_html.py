@@ -117,6 +117,60 @@ def test_each_node_carries_the_line_that_built_it(seed_report):
         assert any(code == "h = h @ w + b" for _, _, code in named)
 
 
+MLP = """\
+import graphaudit as ga
+
+
+def build(batch):
+    x = ga.placeholder("x", (batch, 6), "float64")
+    w1 = ga.parameter("w1", (6, 5), "float64")
+    w2 = ga.parameter("w2", (5, 4), "float64")
+    h = ga.sigmoid(x @ w1)  # H
+    return ga.mean(ga.sigmoid(h @ w2)), [w1, w2]  # OUT
+"""
+
+
+def grouped_by_line(view: dict) -> dict[int, str]:
+    """Each node's group label under the source grouping, with its group's parent kind checked."""
+    grouping = view["groupings"]["source"]
+    labels, parents, kinds = (grouping["group"][key] for key in ("label", "parent", "kind"))
+    result = {}
+    for node, group in enumerate(grouping["nodeGroup"]):
+        if view["node"]["kind"][node] != 2:  # operations sit in a line's group, inside their call's
+            assert kinds[group] == 5 and kinds[parents[group]] in (1, 2) and parents[parents[group]] == 0
+        result[node] = labels[group]
+    return result
+
+
+def test_the_page_groups_by_source_line_on_request(tmp_path, monkeypatch):
+    import importlib.util
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "user_mlp.py").write_text(MLP)
+    spec = importlib.util.spec_from_file_location("user_mlp", tmp_path / "user_mlp.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    report = ga.audit(*module.build(3))
+    page = report_page(report, group_by="source")
+    data = payload(page)
+    assert data["groupBy"] == "source" and payload(report_page(report))["groupBy"] == "scope"
+    lines = {marker: f"user_mlp.py:{number}" for number, text in enumerate(MLP.splitlines(), start=1)
+             for marker in ("H", "OUT") if text.endswith(f"# {marker}")}
+    for view in ("separate", "merged"):
+        nodes = view_data(report, view)
+        labels = grouped_by_line(data["views"][view])
+        for position, source in enumerate(nodes.sources):
+            if not nodes.nodes[position].is_leaf:
+                assert labels[position] == (source.location if source is not None else "no source line")
+        operations = {labels[p] for p, node in enumerate(nodes.nodes) if not node.is_leaf}
+        assert operations == set(lines.values())  # every operation comes from one of the two lines
+    source = data["views"]["separate"]["groupings"]["source"]["group"]
+    assert source["code"][source["label"].index(lines["H"])] == "h = ga.sigmoid(x @ w1)  # H"
+    assert page == report_page(report, group_by="source")  # the same bytes again
+    with pytest.raises(ValueError, match="group_by must be one of scope, source"):
+        report_page(report, group_by="file")
+
+
 def test_a_counted_report_has_no_page():
     model = models.deep_chain(depth=3, width=4, batch=2)
     report = ga.audit(model.loss, model.params, materialize=False)
@@ -190,13 +244,27 @@ def test_the_node_panel_shows_its_source_line(browser_page, seed_report):
     assert page.locator("#source").inner_text().splitlines() == [source.location, source.code]
 
 
+@pytest.mark.browser
+def test_group_by_source_line_redraws_the_calls_groups_by_line(browser_page, seed_report):
+    page = browser_page.page
+    page.select_option("#group-by", "source")
+    page.locator("[data-group]", has_text="grad(cost, [w1])").first.dispatch_event("click")
+    labels = set(page.locator("[data-group] text.head").all_text_contents())
+    lines = {s.location for node, s in seed_report.sources.items()}
+    assert labels & lines  # the call's groups are the lines of models.py
+    assert not [label for label in labels if label.startswith("layer ")]  # not the scopes
+    page.select_option("#group-by", "scope")
+    assert "layer 4" in set(page.locator("[data-group] text.head").all_text_contents())
+
+
 def test_the_cli_writes_the_page_and_the_model_explorer_files(tmp_path, capsys):
     from graphaudit.cli import main
 
     page, folder = tmp_path / "chain.html", tmp_path / "me"
     assert main(["audit", "deep_chain", "--depth", "3", "--width", "4", "--html", str(page),
-                 "--model-explorer", str(folder), "--quiet"]) == 0
+                 "--model-explorer", str(folder), "--quiet", "--group-by", "source"]) == 0
     assert payload(page.read_text())["views"]["separate"]["node"]["name"]
+    assert payload(page.read_text())["groupBy"] == "source"
     assert (folder / "graphs.json").is_file() and (folder / "copies.json").is_file()
     assert main(["audit", "deep_chain", "--depth", "3", "--count", "--html", str(page)]) == 2
     assert "--count builds no separate graph" in capsys.readouterr().err

@@ -308,12 +308,13 @@ class Report:
             raise ValueError("this report was counted (materialize=False): there is no separate graph to draw; "
                              "audit with materialize=True for pictures")
 
-    def to_html(self, path: str) -> str:
-        """Write the interactive, self-contained HTML report to ``path`` (see :mod:`graphaudit.views.html`)."""
+    def to_html(self, path: str, group_by: str = "scope") -> str:
+        """Write the interactive, self-contained HTML report to ``path`` (see :mod:`graphaudit.views.html`),
+        its graph first grouped by ``"scope"`` (the model's hierarchy) or ``"source"`` (the user's lines)."""
         from graphaudit.views.html import write_html
 
         self._check_drawable()
-        return write_html(self, path)
+        return write_html(self, path, group_by)
 
     def to_model_explorer(self, folder: str) -> list[str]:
         """Write both views as Model Explorer graphs with overlays into ``folder`` (see :mod:`graphaudit.views.explorer`)."""

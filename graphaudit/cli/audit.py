@@ -48,6 +48,9 @@ def add_parser(subparsers: Subcommands) -> argparse.ArgumentParser:
     outputs.add_argument("--svg", metavar="PATH", help="draw the chosen view to an SVG file (needs Graphviz)")
     outputs.add_argument("--dot", metavar="PATH", help="write the chosen view as Graphviz DOT source")
     outputs.add_argument("--html", metavar="PATH", help="write the interactive HTML report (both views; works offline)")
+    outputs.add_argument("--group-by", choices=("scope", "source"), default="scope",
+                         help="how the HTML report first groups the graph under each grad call: 'scope' (the "
+                         "model's hierarchy) or 'source' (your file:line); the page switches; default: %(default)s")
     outputs.add_argument("--model-explorer", metavar="DIR",
                          help="write both views for Google's Model Explorer: DIR/graphs.json and node-data overlays")
     outputs.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
@@ -94,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, flag):
             written.append(render(report, Path(getattr(args, flag)), args.view))
     if args.html:
-        written.append(report.to_html(args.html))
+        written.append(report.to_html(args.html, group_by=args.group_by))
     if args.model_explorer:
         written.extend(report.to_model_explorer(args.model_explorer))
     if written:

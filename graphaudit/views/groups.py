@@ -14,6 +14,9 @@ a backward node the scope of the forward node whose vjp rule built it, or, for i
 graphs that carry no rule, the earliest scope among its inputs (the layer its adjoint
 flows into). Runs of three or more sibling groups of the same structure become one
 ``block x N`` group, as torchview draws "Transformer Block x 12".
+
+:func:`source_tree` groups the same nodes by the user's line instead (``file:line`` under
+each grad call), for the report that is read next to the code.
 """
 
 from __future__ import annotations
@@ -48,10 +51,11 @@ class Group:
     """A node of the group tree: a label, its child groups and the graph nodes directly in it."""
 
     label: str
-    kind: str  # "root", "call", "forward", "scope", "block"
+    kind: str  # "root", "call", "forward", "scope", "block", "source"
     children: list[Group] = field(default_factory=list)
     members: list[int] = field(default_factory=list)  # positions in the view's node list
     first: int = 0  # the smallest position below it: siblings are ordered by it
+    code: str = ""  # a source group: the line's code
 
     def child(self, label: str, kind: str, index: dict) -> Group:
         key = (id(self), label)
@@ -74,6 +78,26 @@ def group_tree(order: Sequence[Node], top: Callable[[Node], tuple[str, str]]) ->
         group = root.child(*top(node), index)
         for part in scopes[position]:
             group = group.child(part, "scope", index)
+        group.members.append(position)
+    _finish(root, order)
+    return root
+
+
+NO_SOURCE = "no source line"  # the group of nodes whose line graphaudit does not know
+
+
+def source_tree(order: Sequence[Node], top: Callable[[Node], tuple[str, str]],
+                lines: Sequence[tuple[str, str] | None]) -> Group:
+    """The group tree of ``order`` by the user's line instead of by scope: under each first-level group
+    (as :func:`group_tree`'s), one group per ``file:line`` (``lines[i]``: the label and the code of
+    node ``i``'s line, or None), in order of their first node; leaves have no line of their own."""
+    root, index = Group("all", "root"), {}
+    for position, (node, line) in enumerate(zip(order, lines)):
+        group = root.child(*top(node), index)
+        if not node.is_leaf:
+            label, code = line if line is not None else (NO_SOURCE, "")
+            group = group.child(label, "source", index)
+            group.code = code
         group.members.append(position)
     _finish(root, order)
     return root

@@ -22,14 +22,22 @@ from graphaudit.core.describe import seconds_text, si
 from graphaudit.views.groups import Group
 from graphaudit.views.overlay import VIEWS, ViewData, view_data
 
-_KIND = {"root": 0, "forward": 1, "call": 2, "scope": 3, "block": 4}
+_KIND = {"root": 0, "forward": 1, "call": 2, "scope": 3, "block": 4, "source": 5}
 
 
-def report_page(report) -> str:
-    """The whole HTML page of ``report`` (a materialised :class:`~graphaudit.analysis.report.Report`)."""
+GROUP_BY = ("scope", "source")  # the model's hierarchy, or the user's lines
+
+
+def report_page(report, group_by: str = "scope") -> str:
+    """The whole HTML page of ``report`` (a materialised :class:`~graphaudit.analysis.report.Report`), its
+    graph first grouped by ``group_by``: ``"scope"`` (grad call, then the model's hierarchy) or
+    ``"source"`` (grad call, then the user's ``file:line``); the page switches between them."""
+    if group_by not in GROUP_BY:
+        raise ValueError(f"group_by must be one of {', '.join(GROUP_BY)}, got {group_by!r}")
     # retraced: in a grad audit, copies of forward nodes are re-traced forward passes, drawn grey with
     # their multiplicity; in audit_graph's report they are the duplicated work itself
-    payload = {"views": {view: {**_view_payload(view_data(report, view)), "retraced": report.kind == "grad"}
+    payload = {"groupBy": group_by,
+               "views": {view: {**_view_payload(view_data(report, view)), "retraced": report.kind == "grad"}
                          for view in VIEWS}}
     data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).replace("<", "\\u003c")
     title = html.escape(report.headline())
@@ -43,9 +51,9 @@ def report_page(report) -> str:
     )
 
 
-def write_html(report, path: str | Path) -> str:
+def write_html(report, path: str | Path, group_by: str = "scope") -> str:
     """Write :func:`report_page` to ``path``; returns the path."""
-    Path(path).write_text(report_page(report), encoding="utf-8")
+    Path(path).write_text(report_page(report, group_by), encoding="utf-8")
     return str(path)
 
 
@@ -96,6 +104,8 @@ def _graph_panel() -> str:
         '<button data-view="merged">merged</button></span>'
         '<label>colour by <select id="colour"><option value="copies">copies</option>'
         '<option value="wasted">wasted FLOPs</option></select></label>'
+        '<label>group by <select id="group-by"><option value="scope">scope</option>'
+        '<option value="source">source line</option></select></label>'
         '<input id="search" type="search" placeholder="search a node by name (Enter)" autocomplete="off">'
         '<button id="fit">fit</button><span id="caption"></span></div>'
         '<div id="results"></div>'
@@ -109,21 +119,7 @@ def _graph_panel() -> str:
 
 
 def _view_payload(data: ViewData) -> dict:
-    """Columns the page reads: nodes, their inputs (CSR), the group tree in pre-order."""
-    groups: list[Group] = []
-    parents: list[int] = []
-    node_group = [0] * len(data.nodes)
-
-    def visit(group: Group, parent: int) -> None:
-        index = len(groups)
-        groups.append(group)
-        parents.append(parent)
-        for member in group.members:
-            node_group[member] = index
-        for child in group.children:
-            visit(child, index)
-
-    visit(data.tree, -1)
+    """Columns the page reads: nodes, their inputs (CSR), each grouping's tree in pre-order."""
     ops: dict[str, int] = {}
     position = {node.id: p for p, node in enumerate(data.nodes)}
     starts, inputs = [0], []
@@ -149,17 +145,34 @@ def _view_payload(data: ViewData) -> dict:
             "calls": [call_sets[c] for c in data.calls],
             "dup": [int(d) for d in data.duplicate],
             "kind": [2 if n.is_leaf else (0 if n.call is None else 1) for n in data.nodes],
-            "group": node_group,
             "source": source_column,  # a position in "sources", -1: not known
         },
         "inStart": starts,
         "inputs": inputs,
-        "group": {
-            "label": [g.label for g in groups],
-            "kind": [_KIND[g.kind] for g in groups],
-            "parent": parents,
-        },
+        "groupings": {"scope": _grouping(data.tree, len(data.nodes)),
+                      "source": _grouping(data.source_tree, len(data.nodes))},
     }
+
+
+def _grouping(tree: Group, nodes: int) -> dict:
+    """One group tree as columns: each group's label, kind, parent and code (pre-order), each node's group."""
+    groups: list[Group] = []
+    parents: list[int] = []
+    node_group = [0] * nodes
+
+    def visit(group: Group, parent: int) -> None:
+        index = len(groups)
+        groups.append(group)
+        parents.append(parent)
+        for member in group.members:
+            node_group[member] = index
+        for child in group.children:
+            visit(child, index)
+
+    visit(tree, -1)
+    return {"group": {"label": [g.label for g in groups], "kind": [_KIND[g.kind] for g in groups],
+                      "parent": parents, "code": [g.code for g in groups]},
+            "nodeGroup": node_group}
 
 
 def _index(table: dict, values: list) -> dict:

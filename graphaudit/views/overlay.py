@@ -20,7 +20,7 @@ from graphaudit.analysis.cost import node_flops
 from graphaudit.core.describe import adjoint_target, describe, leaf_text, shape_text
 from graphaudit.core.graph import GradCall, Node, topological_order
 from graphaudit.core.source import Source, source_of
-from graphaudit.views.groups import Group, group_tree
+from graphaudit.views.groups import Group, group_tree, source_tree
 
 NAME_LENGTH = 80
 VIEWS = ("separate", "merged")
@@ -42,7 +42,8 @@ class ViewData:
     sources: list[Source | None]  # the user's line behind each node (a backward node: its origin's)
     duplicate: list[bool]  # separate view: equal to an earlier node (what merging removes)
     call_labels: list[str]
-    tree: Group
+    tree: Group  # by the model's hierarchy (grad call, then scope)
+    source_tree: Group  # by the user's line (grad call, then file:line)
 
 
 def view_data(report, view: str) -> ViewData:
@@ -87,6 +88,7 @@ def view_data(report, view: str) -> ViewData:
         top = _merged_top
         title = "merged graph: each node once; copies = how many nodes of the separate form it stands for"
     flops = [node_flops(n) for n in nodes]
+    sources = [source_of(n, report.sources) for n in stands_for]
     return ViewData(
         view=view,
         title=title,
@@ -98,10 +100,11 @@ def view_data(report, view: str) -> ViewData:
         wasted=[f if d else 0 for f, d in zip(flops, duplicate)] if view == "separate"
         else [f * (c - 1) for f, c in zip(flops, copies)],
         calls=[tuple(sorted(s)) for s in call_sets],
-        sources=[source_of(n, report.sources) for n in stands_for],
+        sources=sources,
         duplicate=duplicate,
         call_labels=[call.label for call in calls],
         tree=group_tree(nodes, top),
+        source_tree=source_tree(nodes, top, [None if s is None else (s.location, s.code) for s in sources]),
     )
 
 

@@ -12,8 +12,10 @@
   let view, colourBy = "copies", selected = -1, transform = {x: 20, y: 20, k: 1};
 
   // --- a view: its columns, group tree and per-group totals -------------------------------------
-  function prepare(raw) {
-    const v = raw, n = v.node.name.length, g = v.group.label.length;
+  function prepare(raw, grouping) {  // one view under one grouping (scope or source line)
+    const chosen = raw.groupings[grouping];
+    const v = Object.assign({}, raw, {group: chosen.group, node: Object.assign({}, raw.node, {group: chosen.nodeGroup})});
+    const n = v.node.name.length, g = v.group.label.length;
     v.children = Array.from({length: g}, () => []);
     v.members = Array.from({length: g}, () => []);
     v.depth = new Int32Array(g);
@@ -45,8 +47,13 @@
     v.layouts = new Map();
     return v;
   }
-  const views = {};
-  for (const name of Object.keys(DATA.views)) views[name] = prepare(DATA.views[name]);
+  const views = {};  // views[name][grouping], prepared when first shown
+  function viewOf(name, grouping) {
+    views[name] = views[name] || {};
+    if (!views[name][grouping]) views[name][grouping] = prepare(DATA.views[name], grouping);
+    return views[name][grouping];
+  }
+  let viewName = "separate", groupBy = DATA.groupBy;
 
   // --- colours and words -------------------------------------------------------------------------
   function si(x, unit) {
@@ -208,7 +215,8 @@
   function showGroup(k) {
     details.innerHTML = `<h3>${esc(view.group.label[k])}</h3><dl><dt>nodes</dt><dd>${view.count[k]}</dd>` +
       `<dt>most copies</dt><dd>x${view.maxCopies[k]}</dd><dt>wasted</dt><dd>${si(view.wasted[k], "FLOP")}</dd>` +
-      `<dt>in</dt><dd>${esc(path(view.group.parent[k]) || "top")}</dd></dl>`;
+      `<dt>in</dt><dd>${esc(path(view.group.parent[k]) || "top")}</dd>` +
+      (view.group.code[k] ? `<dt>code</dt><dd><code>${esc(view.group.code[k])}</code></dd>` : "") + `</dl>`;
   }
   function reveal(i) {
     for (let k = view.node.group[i]; k > 0; k = view.group.parent[k]) if (!view.expanded.has(k)) { view.expanded.add(k); invalidate(k); }
@@ -257,10 +265,15 @@
   document.getElementById("colour").addEventListener("change", (e) => { colourBy = e.target.value; render(); });
   for (const b of document.querySelectorAll("[data-view]")) b.addEventListener("click", () => {
     document.querySelectorAll("[data-view]").forEach((o) => o.classList.toggle("on", o === b));
-    view = views[b.dataset.view]; selected = -1; results.innerHTML = ""; render(); fit();
+    viewName = b.dataset.view; view = viewOf(viewName, groupBy); selected = -1; results.innerHTML = ""; render(); fit();
+  });
+  const groupBySelect = document.getElementById("group-by");
+  groupBySelect.value = groupBy;
+  groupBySelect.addEventListener("change", (e) => {
+    groupBy = e.target.value; view = viewOf(viewName, groupBy); selected = -1; results.innerHTML = ""; render(); fit();
   });
 
-  view = views.separate;
+  view = viewOf(viewName, groupBy);
   render(); fit();
   window.graphaudit = {ready: true, readyMs: performance.now(), views};
 })();
