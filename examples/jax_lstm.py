@@ -34,8 +34,9 @@ def init_params(inputs: int = 8, hidden: int = 16, outputs: int = 4, seed: int =
             "wy": dense(hidden, outputs)}
 
 
-def lstm_loss(params: dict, xs, ys):
-    """Mean squared error of the read-out of every hidden state; ``xs`` is (steps, batch, inputs)."""
+def lstm_loss(params: dict, xs, ys, unroll: bool = False):
+    """Mean squared error of the read-out of every hidden state; ``xs`` is (steps, batch, inputs);
+    ``unroll=True`` has JAX unroll the scan (``benchmarks/bench_remedy_jax.py``)."""
     hidden = params["wh"].shape[0]
     zeros = jnp.zeros((xs.shape[1], hidden), xs.dtype)
 
@@ -46,7 +47,7 @@ def lstm_loss(params: dict, xs, ys):
         h = jax.nn.sigmoid(o) * jnp.tanh(c)
         return (h, c), h
 
-    _, hs = jax.lax.scan(step, (zeros, zeros), xs)
+    _, hs = jax.lax.scan(step, (zeros, zeros), xs, unroll=unroll)
     return jnp.mean((hs @ params["wy"] - ys) ** 2)
 
 

@@ -47,10 +47,10 @@ def _registry_kept():
         yield
 
 
-def load(tmp_path):
-    path = tmp_path / "user_net.py"
-    path.write_text(PROGRAM)
-    spec = importlib.util.spec_from_file_location("user_net", path)
+def load(tmp_path, name="user_net", text=PROGRAM):
+    path = tmp_path / f"{name}.py"
+    path.write_text(text)
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module, path
@@ -88,27 +88,22 @@ def forward_lines(report):
     return found
 
 
-def line_holding(path, text):
-    (number,) = [i for i, line in enumerate(path.read_text().splitlines(), start=1) if text in line]
-    return number
-
-
 def test_a_loss_fns_own_ops_carry_its_lines_with_a_module_and_with_a_params_dict(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    module, path = load(tmp_path)
+    module, _ = load(tmp_path)
     torch.manual_seed(0)
     x = torch.randn(3, 6)
     with_module = forward_lines(audit(module.loss_fn, x, params=module.Net()))
-    loss_line = line_holding(path, ".square().mean()")
+    loss_line = line_of(PROGRAM, ".square().mean()")
     assert with_module["aten.pow"] == with_module["aten.mean"] == {loss_line}
-    assert with_module["aten.tanh"] == {line_holding(path, "torch.tanh(self.first(x))")}
+    assert with_module["aten.tanh"] == {line_of(PROGRAM, "torch.tanh(self.first(x))")}
     params = {name: p.detach().clone().requires_grad_(True) for name, p in module.NET.named_parameters()}
     with_dict = forward_lines(audit(module.dict_loss, x, params=params))
-    assert with_dict["aten.pow"] == with_dict["aten.sum"] == with_dict["aten.sub"] == {line_holding(path, ".pow(2)")}
-    assert with_dict["aten.tanh"] == {line_holding(path, "torch.tanh(self.first(x))")}
+    assert with_dict["aten.pow"] == with_dict["aten.sum"] == with_dict["aten.sub"] == {line_of(PROGRAM, ".pow(2)")}
+    assert with_dict["aten.tanh"] == {line_of(PROGRAM, "torch.tanh(self.first(x))")}
     # a layer of torch's own (nn.Linear) is not the user's code: its ops carry the line that called it
-    assert with_dict["aten.addmm"] == {line_holding(path, "torch.tanh(self.first(x))"),
-                                      line_holding(path, "return self.second(h)")}
+    assert with_dict["aten.addmm"] == {line_of(PROGRAM, "torch.tanh(self.first(x))"),
+                                      line_of(PROGRAM, "return self.second(h)")}
 
 
 LOSSES = '''\
@@ -147,12 +142,7 @@ def line_of(text, fragment):
 
 
 def load_losses(tmp_path):
-    path = tmp_path / "user_losses.py"
-    path.write_text(LOSSES)
-    spec = importlib.util.spec_from_file_location("user_losses", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load(tmp_path, "user_losses", LOSSES)[0]
 
 
 def lines_by_op(report):
