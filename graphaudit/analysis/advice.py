@@ -18,11 +18,14 @@ from graphaudit.core.describe import si
 
 class AdviceWords(NamedTuple):
     """The change in the framework's words: ``rewrite`` instead of ``instead_of``; ``recovered_by``
-    says what already removes the repeated work (its compiler, and when), or None."""
+    says what already removes the repeated work (its compiler, and when), or None; ``runs_merged``
+    what runs a program with each repeated subexpression computed once (for any graph, not only
+    separate grad calls)."""
 
     rewrite: str  # "one `torch.autograd.grad(loss, params)`"
     instead_of: str = "one call per parameter"
     recovered_by: str | None = None  # "XLA's CSE, when the separate grads sit in one `jit`"
+    runs_merged: str = "`ga.merge` gives the graph that does"
 
 
 def own_words(wrt: list[str]) -> AdviceWords:
@@ -59,7 +62,9 @@ def advice(report: Any) -> list[dict]:
             rewrite = f"nothing to change where it runs compiled ({words.recovered_by}); uncompiled, {rewrite}"
     else:
         what = f"{duplicated['nodes']} nodes and {flops} of work are computed more than once"
-        rewrite = "compute each repeated subexpression once and reuse it (`ga.merge` gives the graph that does)"
+        runs_merged = (report.framework.advice_words() or PLAIN_WORDS).runs_merged if report.framework is not None \
+            else PLAIN_WORDS.runs_merged
+        rewrite = f"compute each repeated subexpression once and reuse it ({runs_merged})"
     return joint_call_advice(report) + [{"what": what, "rewrite": rewrite, "saves_flops": duplicated["flops"],
                                          "saves_nodes": duplicated["nodes"], "where": where}]
 

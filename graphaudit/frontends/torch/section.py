@@ -33,8 +33,11 @@ class TorchSection(FrameworkSection):
 
     def advice_words(self) -> AdviceWords:
         """Eager PyTorch runs every call's backward as asked, and torch.compile keeps the duplicates
-        (or refuses double backward): nothing recovers the work but the joint call."""
-        return AdviceWords("one `torch.autograd.grad(loss, list(model.parameters()))`")
+        (or refuses double backward): nothing recovers the work but the joint call, or, for any
+        program of grad calls, graphaudit's :func:`~.remedy.deduplicate`."""
+        return AdviceWords("one `torch.autograd.grad(loss, list(model.parameters()))`",
+                           runs_merged="`graphaudit.frontends.torch.deduplicate(fn, *args)` runs the graph that does, "
+                           "eagerly or compiled, double backward included")
 
     def closing_lines(self) -> list[str]:
         """The trace: what was traced, what it held, and how long it took."""

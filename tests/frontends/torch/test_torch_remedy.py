@@ -206,3 +206,10 @@ def test_a_module_fn_closes_over_is_read_by_reference_so_an_in_place_step_is_see
     with torch.no_grad():
         layer.weight.mul_(2.0)  # what an optimizer's step does
     assert_same_results(fast(x), input_gradient(x))
+
+
+def test_the_reports_advice_names_deduplicate_as_what_runs_the_merged_graph():
+    step, args = STEPS["PINN (heat), u_t and u_xx nested"]
+    advice = deduplicate(step, *args).report.to_dict()["advice"]
+    assert "graphaudit.frontends.torch.deduplicate(fn, *args)" in advice[-1]["rewrite"]
+    assert advice[-1]["saves_flops"] == deduplicate(step, *args).report.duplicated["flops"] > 0
