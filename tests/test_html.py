@@ -164,6 +164,11 @@ def test_the_page_groups_by_source_line_on_request(tmp_path, monkeypatch):
                 assert labels[position] == (source.location if source is not None else "no source line")
         operations = {labels[p] for p, node in enumerate(nodes.nodes) if not node.is_leaf}
         assert operations == set(lines.values())  # every operation comes from one of the two lines
+    # the gradient of w_k flows back from the loss through the layers down to k: those lines, no others
+    tree = view_data(report, "separate").source_tree
+    by_call = {top.label: {group.label for group in top.children} for top in tree.children}
+    assert by_call["grad(cost, [w2])"] == {lines["OUT"]}
+    assert by_call["grad(cost, [w1])"] == {lines["OUT"], lines["H"]}
     source = data["views"]["separate"]["groupings"]["source"]["group"]
     assert source["code"][source["label"].index(lines["H"])] == "h = ga.sigmoid(x @ w1)  # H"
     assert page == report_page(report, group_by="source")  # the same bytes again

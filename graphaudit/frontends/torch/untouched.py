@@ -26,7 +26,7 @@ def untouched() -> Any:
     torch = require("torch", "torch")
     python_dispatch = require("torch.utils._python_dispatch", "torch")
     fake_tensor = require("torch._subclasses.fake_tensor", "torch")
-    pytree = require("torch.utils._pytree", "torch")
+    batch_norm = torch.ops.aten.native_batch_norm.default  # writes its running statistics unannounced
 
     class Untouched(python_dispatch.TorchDispatchMode):
         def __init__(self) -> None:
@@ -36,12 +36,13 @@ def untouched() -> Any:
 
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
             kwargs = kwargs or {}
-            for value in aten.written_values(func, args, kwargs):
-                if _real(value) and id(value) not in self.saved and _storage(value) not in self.made:
-                    with python_dispatch._disable_current_modes(), torch.no_grad():
-                        self.saved[id(value)] = (value, value.clone())
+            if func._schema.is_mutable or func is batch_norm:  # it runs for every op traced: cheap first
+                for value in aten.written_values(func, args, kwargs):
+                    if _real(value) and id(value) not in self.saved and _storage(value) not in self.made:
+                        with python_dispatch._disable_current_modes(), torch.no_grad():
+                            self.saved[id(value)] = (value, value.clone())
             result = func(*args, **kwargs)
-            for value in pytree.tree_leaves(result):
+            for value in result if isinstance(result, (tuple, list)) else (result,):
                 if _real(value):
                     self.made.add(_storage(value))
             return result

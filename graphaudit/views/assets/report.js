@@ -78,6 +78,7 @@
   const nodeLabel = (i) => [view.node.name[i], view.ops[view.node.op[i]] + " " + view.node.shape[i] + multiplicity(i)];
   const groupLabel = (k) => [view.group.label[k], view.count[k] + " nodes, " + (view.dups[k] ? view.dups[k] + " duplicated, " : "") +
     "up to x" + view.maxCopies[k] + ", " + si(view.wasted[k], "FLOP") + " wasted"];
+  const headerLabel = (k) => view.group.label[k] + "  (" + view.count[k] + " nodes) [-]";  // an open group's
   const meanCopies = (k) => (view.count[k] ? view.copySum[k] / view.count[k] : 1);
   const width = (lines) => Math.min(MAX_W, 16 + CHAR * Math.max(...lines.map((l) => l.length)));
 
@@ -98,7 +99,9 @@
     g.setGraph({rankdir: "TB", nodesep: 14, ranksep: 26, marginx: PAD, marginy: PAD});
     g.setDefaultEdgeLabel(() => ({}));
     for (const c of view.children[container]) {
-      if (view.expanded.has(c)) { const inner = layout(c); g.setNode("g" + c, {width: inner.width, height: inner.height + HEAD}); }
+      if (view.expanded.has(c)) {  // at least as wide as its header: a long file:line keeps its line number
+        const inner = layout(c); g.setNode("g" + c, {width: Math.max(inner.width, width([headerLabel(c)])), height: inner.height + HEAD});
+      }
       else g.setNode("g" + c, {width: width(groupLabel(c)), height: GROUP_H});
     }
     const crowded = view.members[container].length >= 400;  // then inputs and parameters add only clutter
@@ -163,7 +166,7 @@
         const fill = shade(meanCopies(k), view.wasted[k], view.forward[k] === 1);
         if (view.expanded.has(k)) {
           parts.push(`<rect class="frame" x="${x}" y="${y}" width="${it.width}" height="${it.height}" rx="6"/>`);
-          box(parts, x, y, it.width, HEAD, fill, [view.group.label[k] + "  (" + view.count[k] + " nodes) [-]"], `data-group="${k}" data-open="1"`, 'class="header"');
+          box(parts, x, y, it.width, HEAD, fill, [headerLabel(k)], `data-group="${k}" data-open="1"`, 'class="header"');
           draw(k, x, y + HEAD, parts);
         } else {
           box(parts, x, y, it.width, it.height, fill, groupLabel(k), `data-group="${k}"`, 'class="group" stroke-width="2"');
