@@ -101,6 +101,22 @@ def test_lstm_report_says_how_each_loop_was_treated(lstm):
     assert f"  scan       {STEPS} steps  body {rows[0]['body'][:8]}  unrolled  (met " in text
 
 
+def test_lstm_unrolled_by_jax_is_the_graph_the_importer_unrolls(lstm):
+    """``lax.scan(..., unroll=True)`` (the remedy for JAX, benchmarks/bench_remedy_jax.py) is still a scan in
+    the jaxpr (JAX unrolls it when lowering): the same gradients, and forms that cost what the scan's do."""
+    fn, args, report = lstm
+
+    def unrolled(params, xs, ys):
+        return jax_lstm.lstm_loss(params, xs, ys, unroll=True)
+
+    flat = gj.audit(unrolled, *args)
+    assert treatments(flat) == {Treatment.UNROLLED} and flat.merged_equals_joint
+    assert_grads(flat, fn, args)
+    for form in ("separate", "joint", "separate_merged"):
+        got, want = flat.forms[form].cost, report.forms[form].cost
+        assert (got.flops, got.matmul_flops) == (want.flops, want.matmul_flops), form
+
+
 @pytest.mark.slow
 def test_lstm_whole_when_over_the_budget_costs_body_times_steps():
     fn, args, argnums = jax_lstm.build(3, 2, 3, 2, 2)
