@@ -12,6 +12,7 @@ pieces, by module:
 - :mod:`.loops`: how a loop was treated (:class:`Treatment`), one :class:`LoopRecord` per loop
   met, and the rows and lines of a section's ``loops``.
 - :mod:`.section`: :class:`FrameworkSection`, the framework's figures in a report.
+- :mod:`.calls`: the user's own grad calls, as ``audit_function`` names and lists them.
 - :mod:`.target`: what a front-end declares to the command line (:class:`CliFrontend`).
 """
 

@@ -34,9 +34,9 @@ from typing import Any, TypedDict
 from graphaudit.analysis.audit import audit_graph
 from graphaudit.analysis.report import Report
 from graphaudit.core.graph import GradCall
-from graphaudit.core.source import Source, user_frame
 from graphaudit.frontends import require
 from graphaudit.frontends.common import FrameworkSection, attach_section
+from graphaudit.frontends.common.calls import UserCall, UserCalls, user_calls_data, user_calls_lines
 from graphaudit.frontends.jax.importer import count_equations, from_jaxpr
 from graphaudit.frontends.jax.sources import EquationSources
 
@@ -45,49 +45,24 @@ _SCOPES = re.compile(rf"{SCOPE}(\d+)")
 TRANSFORMS = ("grad", "value_and_grad", "jacrev")  # jax.X(fun, ...) returns a function whose calls are grad calls
 
 
-class UserCall(GradCall):
-    """One grad call the user's code made: ``kind`` (``jax.grad``) ``where`` (``file:line``, ``#k`` for its k-th pass).
+class _Calls(UserCalls):
+    """The user's grad calls met while tracing, in order; call k runs in the name scope ``graphaudit_call<k>``.
 
-    ``differentiates`` is equal for two calls of one function on the very same arguments (the
-    same Python function object, the same traced values): they differentiate one output, and
-    one call over both calls' inputs (``argnums=(0, 1)``) does their shared work once
-    (:mod:`graphaudit.analysis.call_advice`)."""
-
-    __slots__ = ("kind", "where", "source", "differentiates", "traced")
-
-    def __init__(self, kind: str, where: str, source: Source | None):
-        super().__init__([where])
-        self.kind, self.where, self.source = kind, where, source
-        self.differentiates: tuple[int, ...] = ()
-        self.traced: list = []  # the forward nodes traced inside this call (what a joint call traces once)
-
-    @property
-    def label(self) -> str:
-        return f"{self.kind} at {self.where}"
-
-
-class _Calls:
-    """The user's grad calls met while tracing, in order; ``scope(k)`` is call k's name scope."""
+    Two calls of one function on the very same arguments (the same Python function object, the
+    same traced values) differentiate one output: they share a ``differentiates`` key."""
 
     def __init__(self) -> None:
-        self.calls: list[UserCall] = []
-        self._passes: dict[str, int] = {}
+        super().__init__()
         self._outputs: dict[tuple[int, ...], int] = {}  # (function, argument leaves) by identity -> its number
         self._kept: list[Any] = []  # what those identities are of, alive until the trace ends
 
     def new(self, kind: str, frame: Any, fun: Any, arguments: Any) -> int:
-        """A new call of ``fun`` on ``arguments`` made from ``frame`` (or, from inside JAX, from the user's
-        line around it); its number."""
-        source = user_frame(frame)
-        line = source.location if source is not None else "<unknown>"
-        self._passes[line] = self._passes.get(line, 0) + 1
-        passes = self._passes[line]
-        call = UserCall(kind, line if passes == 1 else f"{line}#{passes}", source)
+        """A new call of ``fun`` on ``arguments`` made from ``frame``; its number."""
+        call = self.named(kind, frame)
         leaves = require("jax", "jax").tree_util.tree_leaves(arguments)
         self._kept.append((fun, leaves))
         identity = (id(fun), *map(id, leaves))
         call.differentiates = (self._outputs.setdefault(identity, len(self._outputs) + 1),)
-        self.calls.append(call)
         return len(self.calls) - 1
 
     def traced_in(self, name_stack: str) -> UserCall | None:
@@ -162,13 +137,9 @@ class JaxFunctionSection(FrameworkSection):
     schema = FunctionSectionData
 
     def lines(self) -> list[str]:
-        calls = self["user_calls"]
-        if not calls:
-            return ["", "JAX: fn made no jax.grad / jax.value_and_grad / jax.jacrev / jax.vjp call that graphaudit saw "
-                        "(a name bound before the trace, `from jax import grad`, is not seen): all work counts as forward"]
-        lines = ["", f"the user's grad calls ({len(calls)}), as the rows name them:"]
-        lines += [f"  {c['kind']} at {c['where']}" + (f": {c['source']['code']}" if c["source"] else "") for c in calls]
-        return lines
+        return user_calls_lines(self["user_calls"], "JAX: fn made no jax.grad / jax.value_and_grad / jax.jacrev / "
+                                "jax.vjp call that graphaudit saw (a name bound before the trace, `from jax import "
+                                "grad`, is not seen): all work counts as forward")
 
     def closing_lines(self) -> list[str]:
         return ["", f"JAX {self['version']}: one trace of fn ({self['jaxpr_equations']} primitive equations)"]
@@ -200,8 +171,7 @@ def audit_function(fn: Callable, *args: Any, commutative: bool = False) -> Repor
     report = audit_graph(outputs, commutative=commutative, sources=sources.sources)
     section = JaxFunctionSection(
         name="JAX", version=jax.__version__,
-        user_calls=[{"kind": c.kind, "where": c.where, "source": c.source.to_dict() if c.source else None}
-                    for c in calls.calls],
+        user_calls=user_calls_data(calls.calls),
         jaxpr_equations=count_equations(traced), trace_seconds=trace_seconds, import_seconds=import_seconds)
     return attach_section(report, section)
 

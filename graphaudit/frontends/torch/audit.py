@@ -18,9 +18,7 @@ from graphaudit.analysis.timing import Run
 from graphaudit.frontends import require
 from graphaudit.frontends.common import AuditOptions, BuiltForms, audit_forms
 import graphaudit.frontends.torch.capture as capturing
-from graphaudit.frontends.torch.aten import op_key
-from graphaudit.frontends.torch.importer import from_fx
-from graphaudit.frontends.torch.ops import TABLE
+from graphaudit.frontends.torch.importer import aten_calls, from_fx
 from graphaudit.frontends.torch.version import supported_torch
 from graphaudit.core.graph import GradCall
 from graphaudit.analysis.report import Report
@@ -133,20 +131,13 @@ def _fx_counts(graph_module: Any, parameters: int, traced_separate: bool = True)
     Both forms hold the one forward; the separate form the calls ``0 .. parameters-1``, the
     joint form call ``parameters``. A trace without the separate calls has the joint form only.
     """
-    torch = require("torch", "torch")
-    counts = {form: {"nodes": 0, "matmuls": 0} for form in ("separate", "joint") if traced_separate or form == "joint"}
+    forms: dict[str, list] = {form: [] for form in ("separate", "joint") if traced_separate or form == "joint"}
     for fx_node in graph_module.graph.nodes:
-        if fx_node.op != "call_function" or not isinstance(fx_node.target, torch._ops.OpOverload):
-            continue
-        key = op_key(fx_node.target)[0]
-        if key == "aten.detach":
-            continue
         call = (fx_node.meta.get("custom") or {}).get(capturing.GRAD_CALL)
-        forms = ("separate", "joint") if call is None else ("joint",) if call == parameters else ("separate",)
-        for form in (f for f in forms if f in counts):
-            counts[form]["nodes"] += 1
-            counts[form]["matmuls"] += TABLE.row(key).kind == "matmul"
-    return counts
+        for form in ("separate", "joint") if call is None else ("joint",) if call == parameters else ("separate",):
+            if form in forms:
+                forms[form].append(fx_node)
+    return {form: aten_calls(nodes) for form, nodes in forms.items()}
 
 
 # --- eager run times -----------------------------------------------------------------------------

@@ -29,37 +29,19 @@ from typing import Any, NamedTuple
 from graphaudit.analysis.audit import audit_graph
 from graphaudit.analysis.merge import merge
 from graphaudit.analysis.report import Report
-from graphaudit.core.graph import GradCall
-from graphaudit.core.source import Source, is_library_file, user_frame
+from graphaudit.core.source import is_library_file
 from graphaudit.frontends import require
 from graphaudit.frontends.common import attach_section
+from graphaudit.frontends.common.calls import UserCall, UserCalls, user_calls_data, user_calls_lines
 import graphaudit.frontends.torch.capture as capturing
-from graphaudit.frontends.torch.aten import op_key
-from graphaudit.frontends.torch.importer import Importer, import_fx
-from graphaudit.frontends.torch.ops import TABLE
+from graphaudit.frontends.torch.importer import Importer, aten_calls, import_fx
 from graphaudit.frontends.torch.section import TorchSection
 from graphaudit.frontends.torch.version import supported_torch
 
 KIND = "torch.autograd.grad"
 
 
-class UserCall(GradCall):
-    """One grad call the user's code made, named by ``where`` (``file:line``, ``#k`` for its k-th pass);
-    ``differentiates`` is the same for two calls exactly when they differentiate equal outputs."""
-
-    __slots__ = ("kind", "where", "source", "differentiates")
-
-    def __init__(self, kind: str, where: str, source: Source | None):
-        super().__init__([where])
-        self.kind, self.where, self.source = kind, where, source
-        self.differentiates: tuple[int, ...] = ()
-
-    @property
-    def label(self) -> str:
-        return f"{self.kind} at {self.where}"
-
-
-class _Calls:
+class _Calls(UserCalls):
     """The user's grad calls met while tracing, in order, with the output tensors each differentiated."""
 
     def __init__(self) -> None:
@@ -67,16 +49,12 @@ class _Calls:
 
     def reset(self) -> None:
         """Forget the calls met: ``make_fx`` may run the program more than once, and the last run is the graph."""
-        self.calls: list[UserCall] = []
+        super().__init__()
         self.outputs: list[list[Any]] = []
-        self._passes: dict[str, int] = {}
 
     def new(self, frame: Any, outputs: Any) -> int:
         """A new call made from ``frame`` (its user's line) on ``outputs``; its number."""
-        source = user_frame(frame)
-        line = source.location if source is not None else "<unknown>"
-        passes = self._passes[line] = self._passes.get(line, 0) + 1
-        self.calls.append(UserCall(KIND, line if passes == 1 else f"{line}#{passes}", source))
+        self.named(KIND, frame)
         self.outputs.append(list(outputs) if isinstance(outputs, (list, tuple)) else [outputs])
         return len(self.calls) - 1
 
@@ -162,18 +140,11 @@ def audit_function(fn: Callable, *example_inputs: Any, params: Any, commutative:
     traced = trace_calls(lambda values: capturing.run_loss(fn, params, named, values, example_inputs), named,
                          module=params if named.is_module else None)
     report = audit_graph(traced.outputs, commutative=commutative, sources=traced.importer.sources)
-    fx_calls = [n for n in traced.captured.traced.graph.nodes if n.op == "call_function"]
-    products = sum(1 for n in fx_calls if hasattr(n.target, "_schema") and TABLE.row(op_key(n.target)[0]).kind == "matmul")
     section = TorchFunctionSection(name="PyTorch", version=torch.__version__, parameters=len(named.params),
-                           fx_nodes={"original": {"nodes": len(fx_calls), "matmuls": products}},
+                           fx_nodes={"original": aten_calls(traced.captured.traced.graph.nodes)},
                            trace_seconds=traced.trace_seconds, import_seconds=traced.import_seconds,
-                           user_calls=user_calls(traced.calls))
+                           user_calls=user_calls_data(traced.calls))
     return attach_section(report, section)
-
-
-def user_calls(calls: list[UserCall]) -> list[dict]:
-    """The calls as a section lists them: ``kind``, ``where``, ``source``."""
-    return [{"kind": c.kind, "where": c.where, "source": c.source.to_dict() if c.source else None} for c in calls]
 
 
 class TorchFunctionSection(TorchSection):
@@ -181,13 +152,9 @@ class TorchFunctionSection(TorchSection):
     ``torch.autograd.grad`` calls seen (``kind``, ``where``, ``source``), as the rows name them."""
 
     def lines(self) -> list[str]:
-        calls = self["user_calls"]
-        if not calls:
-            return ["", "PyTorch: fn made no torch.autograd.grad call that graphaudit saw (a name bound before the "
-                        "trace, `from torch.autograd import grad`, is not seen): all work counts as forward"]
-        lines = ["", f"the user's grad calls ({len(calls)}), as the rows name them:"]
-        lines += [f"  {c['kind']} at {c['where']}" + (f": {c['source']['code']}" if c["source"] else "") for c in calls]
-        return lines
+        return user_calls_lines(self["user_calls"], "PyTorch: fn made no torch.autograd.grad call that graphaudit "
+                                "saw (a name bound before the trace, `from torch.autograd import grad`, is not seen): "
+                                "all work counts as forward")
 
 
 def _note_what_each_call_differentiates(calls: _Calls, differentiated: list) -> None:

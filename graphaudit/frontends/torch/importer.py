@@ -200,3 +200,16 @@ def import_fx(graph_module: Any, leaves: Sequence[Node], calls: Sequence[GradCal
         importer.outputs = importer.run()
     return importer
 
+
+def aten_calls(fx_nodes: Any) -> dict[str, int]:
+    """The aten calls among ``fx_nodes`` that PyTorch runs (``getitem`` and ``detach`` left out), and the
+    matmul and convolution calls among them (what the op table calls ``matmul``)."""
+    torch = require("torch", "torch")
+    counts = {"nodes": 0, "matmuls": 0}
+    for fx_node in fx_nodes:
+        if fx_node.op == "call_function" and isinstance(fx_node.target, torch._ops.OpOverload):
+            key = aten.op_key(fx_node.target)[0]
+            if key != "aten.detach":
+                counts["nodes"] += 1
+                counts["matmuls"] += TABLE.row(key).kind == "matmul"
+    return counts

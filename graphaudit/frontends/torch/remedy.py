@@ -39,8 +39,9 @@ from graphaudit.frontends import require
 from graphaudit.frontends.common import attach_section
 import graphaudit.frontends.torch.aten as aten
 import graphaudit.frontends.torch.capture as capturing
-from graphaudit.frontends.torch.function import TorchFunctionSection, trace_calls, user_calls
-from graphaudit.frontends.torch.ops import TABLE
+from graphaudit.frontends.common.calls import user_calls_data
+from graphaudit.frontends.torch.function import TorchFunctionSection, trace_calls
+from graphaudit.frontends.torch.importer import aten_calls
 from graphaudit.frontends.torch.untouched import untouched
 from graphaudit.frontends.torch.version import supported_torch
 
@@ -61,7 +62,7 @@ class Deduplicated:
         self.__wrapped__ = fn
         self.graph_module = graph_module
         self.report = report
-        self.matmuls = _matmuls(graph_module)
+        self.matmuls = aten_calls(graph_module.graph.nodes)["matmuls"]
         self._run = run
         self._arguments = arguments  # fn's flattened arguments as traced: tensors by (shape, dtype, device)
         self._in_spec, self._names = in_spec, names
@@ -92,9 +93,9 @@ class Deduplicated:
 
     def __repr__(self) -> str:
         name = getattr(self.__wrapped__, "__qualname__", "fn")
-        cost = self.report.to_dict()["forms"]
-        return (f"<deduplicated {name}: {cost['original_merged']['nodes']} of {cost['original']['nodes']} nodes, "
-                f"{self.matmuls} matmul calls>")
+        forms = self.report.forms
+        return (f"<deduplicated {name}: {forms['original_merged'].cost.nodes} of {forms['original'].cost.nodes} "
+                f"nodes, {self.matmuls} matmul calls>")
 
 
 def deduplicate(fn: Callable, *example_args: Any, compile: bool = False) -> Deduplicated:
@@ -141,14 +142,13 @@ def deduplicate(fn: Callable, *example_args: Any, compile: bool = False) -> Dedu
     traced = trace_calls(run, named)
     report = audit_graph(traced.outputs, sources=traced.importer.sources)
     _warn_about_writes(traced.captured.traced, [names[i] for i in order])
-    original = {"nodes": _calls(traced.captured.traced), "matmuls": _matmuls(traced.captured.traced)}
+    original = aten_calls(traced.captured.traced.graph.nodes)
     graph_module = merged_graph_module(traced, report, len(traced.outputs))  # rewrites the trace's graph
     section = TorchFunctionSection(name="PyTorch", version=torch.__version__, parameters=len(graded),
                                    fx_nodes={"original": original,
-                                             "deduplicated": {"nodes": _calls(graph_module),
-                                                              "matmuls": _matmuls(graph_module)}},
+                                             "deduplicated": aten_calls(graph_module.graph.nodes)},
                                    trace_seconds=traced.trace_seconds, import_seconds=traced.import_seconds,
-                                   user_calls=user_calls(traced.calls))
+                                   user_calls=user_calls_data(traced.calls))
     report = attach_section(report, section)
     run_merged = torch.compile(graph_module, fullgraph=True) if compile else graph_module
     arguments = [_signature(leaf) if isinstance(leaf, torch.Tensor) else leaf for leaf in flat]
@@ -331,13 +331,3 @@ def _same_constant(given: Any, traced: Any) -> bool:
         return type(given) is type(traced) and bool(given == traced)
     except Exception:  # a value whose == is not a truth value: not the one traced
         return False
-
-
-def _calls(graph_module: Any) -> int:
-    return sum(1 for n in graph_module.graph.nodes if n.op == "call_function" and hasattr(n.target, "_schema"))
-
-
-def _matmuls(graph_module: Any) -> int:
-    """The matmul and convolution calls of an FX graph of aten ops (the kernels a run executes)."""
-    return sum(1 for n in graph_module.graph.nodes if n.op == "call_function" and hasattr(n.target, "_schema")
-               and TABLE.row(aten.op_key(n.target)[0]).kind == "matmul")
